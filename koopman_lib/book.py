@@ -1,0 +1,85 @@
+"""Execute the chapter notebooks with papermill and build the Jupyter Book (warnings are errors)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .results import REPO_ROOT, write_json
+
+BUILD = REPO_ROOT / "_build"
+
+
+def toc_chapters(toc_path: Path) -> list[str]:
+    """Docnames listed in ``_toc.yml`` (root and every ``file:`` entry)."""
+    import yaml
+    toc = yaml.safe_load(toc_path.read_text())
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk({k: v for k, v in toc.items() if k != "root"})
+    return names
+
+
+def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) -> float:
+    """Run ``notebooks/<name>.md`` with papermill into ``out_dir/<name>.ipynb``; returns seconds."""
+    import jupytext
+    import papermill
+    src = REPO_ROOT / "notebooks" / f"{name}.md"
+    nb = jupytext.read(src)
+    out = out_dir / f"{name}.ipynb"
+    os.environ["KOOPMAN_PROGRESS"] = "0"
+    os.environ.setdefault("MPLBACKEND", "agg")
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(nb, str(out), parameters={"profile": profile, "results_dir": str(results_dir)},
+                                   kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False)
+    except Exception as e:
+        failed = BUILD / "failed"
+        failed.mkdir(parents=True, exist_ok=True)
+        if out.exists():
+            shutil.copy(out, failed / out.name)
+        raise RuntimeError(f"notebook {src.name} failed at profile {profile}: {e}\n"
+                           f"the executed notebook is kept in {failed / out.name}") from None
+    return time.perf_counter() - start
+
+
+def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] | None = None,
+          html: bool = True) -> Path:
+    """Stage ``book/`` and the executed notebooks in ``_build/src`` and run ``jupyter-book build``."""
+    results_dir = Path(results_dir or (BUILD / "results" / profile)).resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    src = BUILD / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(REPO_ROOT / "book", src)
+    timings = {}
+    chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
+    from .progress import bar
+    for name in bar(chapters, desc="notebooks", disable=False, leave=True):
+        if not (REPO_ROOT / "notebooks" / f"{name}.md").is_file():
+            continue  # a static page from book/
+        if only and name not in only:
+            continue
+        print(f"[book] executing {name} (profile {profile})", flush=True)
+        timings[name] = execute_notebook(name, profile, results_dir, src)
+        print(f"[book] {name}: {timings[name]:.1f} s", flush=True)
+    write_json(results_dir / "notebook-timings.json", {"profile": profile, "notebook_seconds": timings})
+    if html:
+        cmd = [sys.executable, "-m", "jupyter_book", "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
+               "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]
+        print("[book] " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+        print(f"[book] HTML in {BUILD / 'book' / '_build' / 'html' / 'index.html'}", flush=True)
+    return BUILD / "book" / "_build" / "html"

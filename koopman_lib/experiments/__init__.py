@@ -1,0 +1,74 @@
+"""Experiments: one module per experiment, each with ``Config`` (frozen dataclass),
+``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict``.
+
+``reproduce(name, profile, out_dir)`` runs one and writes ``out_dir/<name>.json`` (+ CSV
+tables) with provenance; ``load_or_run`` is what the notebooks call, so that an
+experiment runs once per profile and every later reader reuses the saved file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from pathlib import Path
+
+from ..config import with_profile
+from ..report import resolve
+from ..results import provenance, read_json, save_results, to_jsonable
+
+#: experiment name (CLI, results file) -> module
+EXPERIMENTS = {
+    "perceptron": "perceptron",
+    "de-solver": "de_solver",
+    "mnist": "mnist",
+    "beyond": "beyond",
+}
+
+
+def module(name: str):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
+
+
+def available() -> list[str]:
+    out = []
+    for name in EXPERIMENTS:
+        try:
+            module(name)
+            out.append(name)
+        except ModuleNotFoundError:
+            pass
+    return out
+
+
+def config_for(name: str, profile: str, **overrides):
+    return with_profile(module(name).PROFILES, profile, **overrides)
+
+
+def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overrides) -> dict:
+    """Run experiment ``name`` at ``profile`` and save ``out_dir/<name>.json`` with provenance."""
+    if seed is not None:
+        overrides["seed"] = seed
+    cfg = config_for(name, profile, **overrides)
+    start = time.perf_counter()
+    results = module(name).run(cfg)
+    results = dict(results)
+    results["wall_seconds"] = time.perf_counter() - start
+    results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
+    save_results(out_dir, name, results)
+    return to_jsonable(results)
+
+
+def load_or_run(name: str, profile: str, results_dir, **overrides) -> dict:
+    """Load ``results_dir/<name>.json`` if it was made with the same profile and config,
+    otherwise run the experiment and save it there."""
+    results_dir = resolve(results_dir)
+    path = results_dir / f"{name}.json"
+    cfg = config_for(name, profile, **overrides)
+    if path.is_file():
+        saved = read_json(path)
+        prov = saved.get("provenance", {})
+        if prov.get("profile") == profile and prov.get("config") == to_jsonable(dataclasses.asdict(cfg)):
+            return saved
+    return reproduce(name, profile, results_dir, **overrides)

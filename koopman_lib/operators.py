@@ -1,0 +1,229 @@
+"""Finite-section (DMD-style) approximations of Koopman operators.
+
+Convention: a block's state at training step t is a column vector ``w(t)`` of
+length ``m``. Snapshots are stored as columns in time order, ``(m, k)`` for one
+block or ``(P, m, k)`` for ``P`` blocks of equal size. The fitted operator
+``U`` (``(m, m)`` or ``(P, m, m)``) advances one step: ``w(t+1) ~= U w(t)``.
+The paper writes the same operator transposed (``w(t2+T) = U^T w(t2)``).
+
+All fits are meant to be run in float64; see :func:`finite_section`.
+"""
+from __future__ import annotations
+
+import torch
+
+METHODS = ("pinv", "lstsq", "cholesky", "svd")
+
+
+class FitError(ValueError):
+    """A finite-section fit that cannot be done as asked (the message says why and what to do)."""
+
+
+def _as_batched(snapshots: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    if not isinstance(snapshots, torch.Tensor):
+        raise TypeError(f"snapshots must be a torch.Tensor, got {type(snapshots).__name__}")
+    if snapshots.ndim == 2:
+        return snapshots.unsqueeze(0), True
+    if snapshots.ndim == 3:
+        return snapshots, False
+    raise FitError(
+        f"snapshots must have shape (m, k) or (P, m, k); got {tuple(snapshots.shape)}. "
+        "Put time along the last axis (columns in time order)."
+    )
+
+
+def check_finite(snapshots: torch.Tensor, what: str = "snapshots") -> None:
+    """Raise :class:`FitError` naming the first blocks that hold NaN or inf."""
+    x, _ = _as_batched(snapshots)
+    bad = ~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
+    if bool(bad.any()):
+        idx = torch.nonzero(bad).flatten()[:10].tolist()
+        raise FitError(
+            f"{what} contain NaN or inf in block(s) {idx} (of {x.shape[0]}). The recorded "
+            "trajectory diverged or was corrupted; record a window before the divergence."
+        )
+
+
+def split_pairs(snapshots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``F = snapshots[..., :-1]`` and ``F' = snapshots[..., 1:]``."""
+    if snapshots.shape[-1] < 2:
+        raise FitError(
+            f"need at least 2 snapshots in time, got {snapshots.shape[-1]}; widen the window t1..t2."
+        )
+    return snapshots[..., :-1], snapshots[..., 1:]
+
+
+def finite_section(
+    snapshots: torch.Tensor,
+    method: str = "pinv",
+    rank: int | None = None,
+    ridge: float = 0.0,
+    rcond: float | None = None,
+) -> torch.Tensor:
+    """Fit ``U ~= F' F^+`` for one block or a batch of blocks.
+
+    Parameters
+    ----------
+    snapshots : tensor ``(m, k)`` or ``(P, m, k)``
+        Columns are the block state at consecutive training steps.
+    method : ``"pinv"`` | ``"lstsq"`` | ``"cholesky"`` | ``"svd"``
+        ``pinv`` is the paper's (MATLAB ``pinv``: singular values below
+        ``max(m, k) * eps * s_max`` dropped). ``lstsq`` uses the SVD-based
+        ``gelsd`` driver (minimum-norm on rank-deficient data). ``cholesky``
+        solves the normal equations ``U (F F^T + ridge I) = F' F^T``; it is the
+        fast path and refuses rank-deficient data with a :class:`FitError`.
+        ``svd`` keeps the leading ``rank`` singular values (all by default) and
+        applies Tikhonov filter factors when ``ridge > 0``.
+    rank : int, optional
+        Truncation rank for ``svd``.
+    ridge : float
+        Tikhonov regularisation for ``cholesky`` and ``svd``.
+    rcond : float, optional
+        Relative singular-value cutoff for ``pinv`` / ``lstsq`` (default as above).
+
+    Returns
+    -------
+    tensor ``(m, m)`` or ``(P, m, m)``, same dtype as ``snapshots``.
+    """
+    if method not in METHODS:
+        raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
+    if ridge < 0:
+        raise FitError(f"ridge must be >= 0, got {ridge}")
+    if ridge > 0 and method in ("pinv", "lstsq"):
+        raise FitError(f"ridge is not used by method {method!r}; use method='cholesky' or 'svd'")
+    if rank is not None and method != "svd":
+        raise FitError("rank truncation needs method='svd'")
+    x, squeeze = _as_batched(snapshots)
+    if not x.is_floating_point():
+        raise FitError(f"snapshots must be floating point, got {x.dtype}; use float64")
+    check_finite(x)
+    F, Fp = split_pairs(x)
+    if method == "pinv":
+        U = Fp @ _pinv(F, rcond)
+    elif method == "lstsq":
+        U = _lstsq(F, Fp, rcond)
+    elif method == "cholesky":
+        U = solve_normal_equations(F @ F.mT, Fp @ F.mT, ridge)
+    else:
+        U = _svd_fit(F, Fp, rank, ridge)
+    return U[0] if squeeze else U
+
+
+def _pinv(F: torch.Tensor, rcond: float | None) -> torch.Tensor:
+    if rcond is None:
+        return torch.linalg.pinv(F)  # rtol = max(m, k) * eps, as MATLAB pinv
+    return torch.linalg.pinv(F, rtol=rcond)
+
+
+def _lstsq(F: torch.Tensor, Fp: torch.Tensor, rcond: float | None) -> torch.Tensor:
+    # U F = F'  <=>  F^T U^T = F'^T
+    if rcond is None:
+        rcond = max(F.shape[-2:]) * torch.finfo(F.dtype).eps
+    sol = torch.linalg.lstsq(F.mT, Fp.mT, rcond=rcond, driver="gelsd").solution
+    return sol.mT
+
+
+def _svd_fit(F, Fp, rank, ridge):
+    Uf, S, Vh = torch.linalg.svd(F, full_matrices=False)
+    if rank is not None:
+        if rank < 1:
+            raise FitError(f"rank must be >= 1, got {rank}")
+        Uf, S, Vh = Uf[..., :rank], S[..., :rank], Vh[..., :rank, :]
+    if ridge > 0:
+        inv = S / (S * S + ridge)
+    else:
+        tol = max(F.shape[-2:]) * torch.finfo(F.dtype).eps * S[..., :1]
+        inv = torch.where(S > tol, 1.0 / S, torch.zeros_like(S))
+    return (Fp @ Vh.mT) @ (inv.unsqueeze(-1) * Uf.mT)
+
+
+def solve_normal_equations(gram: torch.Tensor, cross: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+    """Solve ``U gram = cross`` for ``U`` by Cholesky.
+
+    ``gram = F F^T`` ``(P, m, m)`` and ``cross = F' F^T`` ``(P, m, m)``. Raises
+    :class:`FitError` naming the blocks whose Gram matrix is not positive definite
+    (fewer independent snapshots than the block size, or constant coordinates).
+    """
+    if ridge > 0:
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        gram = gram + ridge * eye
+    L, info = torch.linalg.cholesky_ex(gram)
+    bad = torch.nonzero(info.reshape(-1)).flatten()
+    if bad.numel():
+        raise FitError(
+            f"Cholesky failed for block(s) {bad[:10].tolist()} (of {info.numel()}): the snapshot "
+            "Gram matrix is singular (fewer independent snapshots than the block size, or a "
+            "constant coordinate). Use method='pinv' or 'lstsq' (minimum norm), or ridge > 0."
+        )
+    return torch.cholesky_solve(cross.mT, L).mT
+
+
+class GramAccumulator:
+    """Streaming finite section: accumulate ``F F^T`` and ``F' F^T`` chunk by chunk.
+
+    Memory is ``O(P m^2)`` instead of ``O(P m k)``. Feed consecutive snapshots in
+    time order with :meth:`update` (chunks ``(P, m, c)``); :meth:`operators` solves
+    the normal equations by Cholesky and gives the same ``U`` as
+    ``finite_section(all_snapshots, "cholesky")``.
+    """
+
+    def __init__(self, n_blocks: int, block_size: int, dtype=torch.float64, device=None):
+        shape = (n_blocks, block_size, block_size)
+        self.gram = torch.zeros(shape, dtype=dtype, device=device)
+        self.cross = torch.zeros(shape, dtype=dtype, device=device)
+        self.last: torch.Tensor | None = None
+        self.n_snapshots = 0
+
+    def update(self, chunk: torch.Tensor) -> None:
+        """Add snapshots ``chunk`` ``(P, m, c)``, consecutive in time after those seen so far."""
+        if chunk.shape[:2] != self.gram.shape[:2]:
+            raise FitError(
+                f"chunk shape {tuple(chunk.shape)} does not match accumulator blocks "
+                f"{tuple(self.gram.shape[:2])}"
+            )
+        chunk = chunk.to(self.gram.dtype)
+        check_finite(chunk, "streamed snapshots")
+        full = chunk if self.last is None else torch.cat([self.last, chunk], dim=-1)
+        if full.shape[-1] >= 2:
+            F, Fp = full[..., :-1], full[..., 1:]
+            self.gram.baddbmm_(F, F.mT)
+            self.cross.baddbmm_(Fp, F.mT)
+        self.last = chunk[..., -1:].clone()
+        self.n_snapshots += chunk.shape[-1]
+
+    def operators(self, ridge: float = 0.0) -> torch.Tensor:
+        if self.n_snapshots < 2:
+            raise FitError("the accumulator has seen fewer than 2 snapshots; record a longer window")
+        return solve_normal_equations(self.gram, self.cross, ridge)
+
+
+def eigenvalues(operators: torch.Tensor) -> torch.Tensor:
+    """Complex eigenvalues, ``(..., m)``."""
+    return torch.linalg.eigvals(operators)
+
+
+def spectral_radius(operators: torch.Tensor) -> torch.Tensor:
+    """Largest eigenvalue modulus of each operator, ``(...)``."""
+    return eigenvalues(operators).abs().amax(dim=-1)
+
+
+def clip_spectrum(operators: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
+    """Scale every eigenvalue with ``|lambda| > radius`` back onto the circle of that radius.
+
+    Operators are rebuilt as ``V diag(lambda') V^{-1}`` (real part kept). Blocks whose
+    eigenvector basis is singular are returned unchanged.
+    """
+    lam, V = torch.linalg.eig(operators)
+    mod = lam.abs()
+    scale = torch.where(mod > radius, radius / mod.clamp_min(1e-300), torch.ones_like(mod))
+    lam = lam * scale
+    Vinv, info = torch.linalg.inv_ex(V)
+    rebuilt = (V * lam.unsqueeze(-2)) @ Vinv
+    ok = (info == 0).reshape(info.shape + (1, 1))
+    return torch.where(ok, rebuilt.real.to(operators.dtype), operators)
+
+
+def affine_observables(snapshots: torch.Tensor) -> torch.Tensor:
+    """Append a constant row: ``(..., m, k) -> (..., m+1, k)`` (observable ``[w; 1]``)."""
+    ones = torch.ones_like(snapshots[..., :1, :])
+    return torch.cat([snapshots, ones], dim=-2)

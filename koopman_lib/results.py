@@ -1,0 +1,134 @@
+"""Results files: JSON (+ CSV tables) with provenance, written atomically."""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def git_sha() -> dict:
+    def run(*args):
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+    try:
+        sha = run("rev-parse", "HEAD")
+        dirty = run("status", "--porcelain", "--untracked-files=no")
+        return {"git_sha": sha.stdout.strip() if sha.returncode == 0 else None,
+                "git_dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
+    except (OSError, subprocess.SubprocessError):
+        return {"git_sha": None, "git_dirty": None}
+
+
+def hardware() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": gpu, "platform": platform.platform()}
+
+
+def provenance(profile: str | None = None, config=None, seed: int | None = None) -> dict:
+    """git SHA, versions, seed, profile, config, UTC time, hardware."""
+    import scipy
+    versions = {"python": sys.version.split()[0], "torch": torch.__version__,
+                "numpy": np.__version__, "scipy": scipy.__version__}
+    try:
+        from importlib.metadata import version
+        versions["koopman_lib"] = version("koopman_lib")
+    except Exception:
+        versions["koopman_lib"] = None
+    cfg = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    return {**git_sha(), "versions": versions, "seed": seed, "profile": profile, "config": cfg,
+            "utc_time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "hardware": hardware()}
+
+
+def to_jsonable(obj):
+    """Tensors/arrays to lists, numpy scalars to Python, NaN/inf to None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write via a temporary file in the same folder and ``os.replace``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path, results: dict) -> Path:
+    return atomic_write_text(path, json.dumps(to_jsonable(results), indent=2, allow_nan=False) + "\n")
+
+
+def write_csv(path, rows: list[dict]) -> Path:
+    rows = to_jsonable(rows)
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    return atomic_write_text(path, buf.getvalue())
+
+
+def read_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_results(out_dir, name: str, results: dict) -> Path:
+    """``out_dir/name.json`` plus one ``out_dir/name-<table>.csv`` per list-of-dicts entry."""
+    out_dir = Path(out_dir)
+    for key, value in results.items():
+        if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
+            write_csv(out_dir / f"{name}-{key}.csv", value)
+    return write_json(out_dir / f"{name}.json", results)
