@@ -53,8 +53,11 @@ def jump(operators: torch.Tensor, w0: torch.Tensor, T: int, method: str = "auto"
     if method != "eig":
         raise ValueError(f"unknown jump method {method!r}; use 'auto', 'eig' or 'power'")
     lam, V = torch.linalg.eig(operators)
-    coeffs = torch.linalg.solve(V, w0.to(V.dtype).unsqueeze(-1)) if operators.shape[-1] < 64 else \
-        torch.linalg.lstsq(V, w0.to(V.dtype).unsqueeze(-1)).solution
+    rhs = w0.to(V.dtype).unsqueeze(-1)
+    if operators.shape[-1] < 64:  # batched LU solve fails (MKL) at larger sizes on this CPU build
+        coeffs = torch.linalg.solve_ex(V, rhs)[0]
+    else:
+        coeffs = torch.linalg.lstsq(V, rhs).solution
     wT = (V @ (lam.pow(T).unsqueeze(-1) * coeffs)).squeeze(-1).real.to(w0.dtype)
     cond = torch.linalg.cond(V)
     bad = ~(cond < max_condition) | ~torch.isfinite(wT).all(dim=-1)

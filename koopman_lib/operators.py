@@ -148,12 +148,20 @@ def solve_normal_equations(gram: torch.Tensor, cross: torch.Tensor, ridge: float
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         gram = gram + ridge * eye
     L, info = torch.linalg.cholesky_ex(gram)
-    bad = torch.nonzero(info.reshape(-1)).flatten()
+    # A factorisation can "succeed" on a numerically singular Gram matrix and return garbage.
+    # (min diag L / max diag L)^2 estimates 1 / cond(gram) from below; refuse when it is
+    # below m * eps (the normal equations have then lost every digit).
+    diag = torch.diagonal(L, dim1=-2, dim2=-1).abs()
+    rcond = (diag.amin(-1) / diag.amax(-1).clamp_min(torch.finfo(L.dtype).tiny)) ** 2
+    tol = gram.shape[-1] * torch.finfo(gram.dtype).eps
+    singular = (info != 0) | ~(rcond > tol)
+    bad = torch.nonzero(singular.reshape(-1)).flatten()
     if bad.numel():
         raise FitError(
-            f"Cholesky failed for block(s) {bad[:10].tolist()} (of {info.numel()}): the snapshot "
-            "Gram matrix is singular (fewer independent snapshots than the block size, or a "
-            "constant coordinate). Use method='pinv' or 'lstsq' (minimum norm), or ridge > 0."
+            f"Cholesky failed for block(s) {bad[:10].tolist()} (of {singular.numel()}): the snapshot "
+            "Gram matrix F F^T is singular or numerically singular (fewer independent snapshots than "
+            "the block size, a constant coordinate, or cond(F)^2 beyond float precision). Use "
+            "method='pinv' or 'lstsq' (minimum norm), or ridge > 0."
         )
     return torch.cholesky_solve(cross.mT, L).mT
 

@@ -1,0 +1,53 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from koopman_lib import results
+from koopman_lib.config import with_profile
+from dataclasses import dataclass
+
+
+def test_json_is_strict_and_converts_arrays(tmp_path):
+    res = {"a": torch.tensor([1.0, float("nan")]), "b": np.float32(2.5), "c": [{"x": np.int64(3), "y": math.inf}]}
+    path = results.save_results(tmp_path, "exp", res)
+    loaded = json.loads(path.read_text())
+    assert loaded == {"a": [1.0, None], "b": 2.5, "c": [{"x": 3, "y": None}]}
+    assert (tmp_path / "exp-c.csv").read_text().splitlines() == ["x,y", "3,"]
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+    path = tmp_path / "r.json"
+    results.write_json(path, {"ok": 1})
+
+    class Boom:
+        pass
+    with pytest.raises(TypeError):
+        results.write_json(path, {"bad": Boom()})
+    assert json.loads(path.read_text()) == {"ok": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_provenance_fields():
+    @dataclass(frozen=True)
+    class Cfg:
+        seed: int = 3
+    prov = results.provenance("ci", Cfg(), 3)
+    for key in ("git_sha", "versions", "seed", "profile", "config", "utc_time", "hardware"):
+        assert key in prov
+    assert prov["config"] == {"seed": 3} and prov["versions"]["torch"] == torch.__version__
+
+
+def test_profiles_reject_unknown_names_and_fields():
+    @dataclass(frozen=True)
+    class Cfg:
+        steps: int = 1
+    profiles = {"ci": Cfg(1), "paper": Cfg(100)}
+    assert with_profile(profiles, "paper").steps == 100
+    assert with_profile(profiles, "ci", steps=5).steps == 5
+    with pytest.raises(ValueError, match="unknown profile"):
+        with_profile(profiles, "full")
+    with pytest.raises(ValueError, match="unknown config field"):
+        with_profile(profiles, "ci", stepz=3)
