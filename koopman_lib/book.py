@@ -66,6 +66,9 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     shutil.copytree(REPO_ROOT / "book", src)
     timings = {}
     chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
+    # The root page (the scorecard) summarises the other chapters' results files: execute it
+    # last, so that it reads what they have just written and never starts a run itself.
+    chapters = chapters[1:] + chapters[:1]
     from .progress import bar
     for name in bar(chapters, desc="notebooks", disable=False, leave=True):
         if not (REPO_ROOT / "notebooks" / f"{name}.md").is_file():
@@ -77,7 +80,7 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         print(f"[book] {name}: {timings[name]:.1f} s", flush=True)
     write_json(results_dir / "notebook-timings.json", {"profile": profile, "notebook_seconds": timings})
     if html:
-        cmd = [sys.executable, "-m", "jupyter_book", "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
+        cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
                "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]
         print("[book] " + " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
