@@ -27,8 +27,10 @@ def provenance_line(results: dict | None) -> str:
     hw = p.get("hardware", {})
     wall = results.get("wall_seconds")
     wall_s = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""
+    load = hw.get("load_average_at_start") or hw.get("load_average")
+    load_s = f", load average {load[0]:.1f} on {hw.get('cpu_count')} cores" if load else ""
     return (f"profile `{p.get('profile')}`, commit `{sha}`, {p.get('utc_time')}, "
-            f"{hw.get('cpu')} ({hw.get('torch_threads')} threads){wall_s}")
+            f"{hw.get('cpu')} ({hw.get('torch_threads')} threads){load_s}{wall_s}")
 
 
 def verdict_ratio(paper: float, ours: float | None, tol: float = 0.25, partly_tol: float = 0.75) -> str:

@@ -43,7 +43,15 @@ def hardware() -> dict:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "platform": platform.platform()}
+            "gpu": gpu, "platform": platform.platform(), "load_average": load_average()}
+
+
+def load_average() -> list[float] | None:
+    """1, 5 and 15-minute load averages: timings taken on a busy machine are inflated."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def provenance(profile: str | None = None, config=None, seed: int | None = None) -> dict:
@@ -126,9 +134,13 @@ def read_json(path) -> dict:
 
 
 def save_results(out_dir, name: str, results: dict) -> Path:
-    """``out_dir/name.json`` plus one ``out_dir/name-<table>.csv`` per list-of-dicts entry."""
+    """``out_dir/name.json`` plus one ``out_dir/name-<table>.csv`` per list-of-dicts entry.
+
+    Every file is written atomically, and the JSON text is made before any file is touched,
+    so results that cannot be serialised leave the previous files as they were."""
     out_dir = Path(out_dir)
+    text = json.dumps(to_jsonable(results), indent=2, allow_nan=False) + "\n"
     for key, value in results.items():
         if isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
             write_csv(out_dir / f"{name}-{key}.csv", value)
-    return write_json(out_dir / f"{name}.json", results)
+    return atomic_write_text(out_dir / f"{name}.json", text)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..config import with_profile
 from ..report import resolve
-from ..results import provenance, read_json, save_results, to_jsonable
+from ..results import load_average, provenance, read_json, save_results, to_jsonable
 
 #: experiment name (CLI, results file) -> module
 EXPERIMENTS = {
@@ -51,11 +51,13 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
     if seed is not None:
         overrides["seed"] = seed
     cfg = config_for(name, profile, **overrides)
+    load_at_start = load_average()
     start = time.perf_counter()
     results = module(name).run(cfg)
     results = dict(results)
     results["wall_seconds"] = time.perf_counter() - start
     results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
+    results["provenance"]["hardware"]["load_average_at_start"] = load_at_start
     save_results(out_dir, name, results)
     return to_jsonable(results)
 
