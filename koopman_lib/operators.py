@@ -3,8 +3,9 @@
 Convention: a block's state at training step t is a column vector ``w(t)`` of
 length ``m``. Snapshots are stored as columns in time order, ``(m, k)`` for one
 block or ``(P, m, k)`` for ``P`` blocks of equal size. The fitted operator
-``U`` (``(m, m)`` or ``(P, m, m)``) advances one step: ``w(t+1) ~= U w(t)``.
-The paper writes the same operator transposed (``w(t2+T) = U^T w(t2)``).
+``U`` (``(m, m)`` or ``(P, m, m)``) advances one step: ``w(t+1) ~= U w(t)``, so
+``w(t2 + T) ~= U^T w(t2)`` with ``U^T`` the T-th matrix power. (The paper's formula
+``F^+ = (F^T F)^{-1} F^T`` is the pseudo-inverse written for snapshots stored as rows.)
 
 All fits are meant to be run in float64; see :func:`finite_section`.
 """
@@ -137,24 +138,45 @@ def _svd_fit(F, Fp, rank, ridge):
     return (Fp @ Vh.mT) @ (inv.unsqueeze(-1) * Uf.mT)
 
 
-def solve_normal_equations(gram: torch.Tensor, cross: torch.Tensor, ridge: float = 0.0) -> torch.Tensor:
+def gram_condition(gram: torch.Tensor, L: torch.Tensor, iters: int = 12) -> torch.Tensor:
+    """Estimate ``cond(gram)`` ``(P,)`` from power iteration (largest eigenvalue) and inverse
+    iteration through the Cholesky factor ``L`` (smallest eigenvalue). Both estimates err
+    towards a smaller condition number; a failed factorisation gives ``inf``."""
+    g = torch.Generator(device="cpu").manual_seed(0)
+    start = torch.rand(gram.shape[-1], 1, generator=g, dtype=gram.dtype).to(gram.device) + 0.5
+    v = start.expand(gram.shape[:-1] + (1,)).clone()
+    u = v.clone()
+    for _ in range(iters):
+        v = gram @ v
+        v = v / v.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(gram.dtype).tiny)
+        u = torch.cholesky_solve(u, L)
+        u = u / u.norm(dim=-2, keepdim=True).clamp_min(torch.finfo(gram.dtype).tiny)
+    lam_max = (v.mT @ gram @ v).reshape(gram.shape[:-2])
+    lam_min = (u.mT @ gram @ u).reshape(gram.shape[:-2])
+    cond = lam_max / lam_min.clamp_min(torch.finfo(gram.dtype).tiny)
+    return torch.where(torch.isfinite(cond) & (lam_min > 0), cond, torch.full_like(cond, float("inf")))
+
+
+def solve_normal_equations(gram: torch.Tensor, cross: torch.Tensor, ridge: float = 0.0,
+                           max_rel_error: float = 1e-3) -> torch.Tensor:
     """Solve ``U gram = cross`` for ``U`` by Cholesky.
 
     ``gram = F F^T`` ``(P, m, m)`` and ``cross = F' F^T`` ``(P, m, m)``. Raises
-    :class:`FitError` naming the blocks whose Gram matrix is not positive definite
-    (fewer independent snapshots than the block size, or constant coordinates).
+    :class:`FitError` naming the blocks whose Gram matrix is not positive definite or so
+    ill-conditioned that ``cond(gram) * eps > max_rel_error`` (fewer independent snapshots
+    than the block size, constant coordinates, or ``cond(F)`` above about ``1e6`` in float64).
     """
     if ridge > 0:
         eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
         gram = gram + ridge * eye
     L, info = torch.linalg.cholesky_ex(gram)
-    # A factorisation can "succeed" on a numerically singular Gram matrix and return garbage.
-    # (min diag L / max diag L)^2 estimates 1 / cond(gram) from below; refuse when it is
-    # below m * eps (the normal equations have then lost every digit).
-    diag = torch.diagonal(L, dim1=-2, dim2=-1).abs()
-    rcond = (diag.amin(-1) / diag.amax(-1).clamp_min(torch.finfo(L.dtype).tiny)) ** 2
-    tol = gram.shape[-1] * torch.finfo(gram.dtype).eps
-    singular = (info != 0) | ~(rcond > tol)
+    # A factorisation can "succeed" on a numerically singular Gram matrix and return garbage
+    # (the solution's relative error grows like cond(gram) * eps = cond(F)^2 * eps). Estimate
+    # cond(gram) with a few power / inverse-power iterations (O(m^2) each, batched) and refuse
+    # when cond(gram) * eps > max_rel_error.
+    cond = gram_condition(gram, L)
+    eps = torch.finfo(gram.dtype).eps
+    singular = (info != 0) | ~(cond * eps <= max_rel_error)
     bad = torch.nonzero(singular.reshape(-1)).flatten()
     if bad.numel():
         raise FitError(
