@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-METHODS = ("pinv", "lstsq", "cholesky", "svd")
+METHODS = ("pinv", "lstsq", "cholesky", "svd", "eigh")
 
 
 class FitError(ValueError):
@@ -67,20 +67,25 @@ def finite_section(
     ----------
     snapshots : tensor ``(m, k)`` or ``(P, m, k)``
         Columns are the block state at consecutive training steps.
-    method : ``"pinv"`` | ``"lstsq"`` | ``"cholesky"`` | ``"svd"``
+    method : ``"pinv"`` | ``"lstsq"`` | ``"cholesky"`` | ``"svd"`` | ``"eigh"``
         ``pinv`` is the paper's (MATLAB ``pinv``: singular values below
         ``max(m, k) * eps * s_max`` dropped). ``lstsq`` uses the SVD-based
         ``gelsd`` driver (minimum-norm on rank-deficient data). ``cholesky``
         solves the normal equations ``U (F F^T + ridge I) = F' F^T``; it is the
         fast path and refuses rank-deficient data with a :class:`FitError`.
         ``svd`` keeps the leading ``rank`` singular values (all by default) and
-        applies Tikhonov filter factors when ``ridge > 0``.
+        applies Tikhonov filter factors when ``ridge > 0``. ``eigh`` solves the
+        same normal equations with a pseudo-inverse of ``F F^T`` from its symmetric
+        eigendecomposition (:func:`solve_normal_equations_pinv`): as fast as
+        ``cholesky`` up to an ``O(m^3)`` term, works from streamed Gram matrices and on
+        rank-deficient windows, and equals ``pinv`` with the singular-value cutoff
+        ``rcond`` (default ``sqrt(m * eps)``) up to ``eps * cond(F)^2`` rounding.
     rank : int, optional
         Truncation rank for ``svd``.
     ridge : float
         Tikhonov regularisation for ``cholesky`` and ``svd``.
     rcond : float, optional
-        Relative singular-value cutoff for ``pinv`` / ``lstsq`` (default as above).
+        Relative singular-value cutoff for ``pinv`` / ``lstsq`` / ``eigh`` (defaults as above).
 
     Returns
     -------
@@ -90,13 +95,16 @@ def finite_section(
         raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
     if ridge < 0:
         raise FitError(f"ridge must be >= 0, got {ridge}")
-    if ridge > 0 and method in ("pinv", "lstsq"):
+    if ridge > 0 and method in ("pinv", "lstsq", "eigh"):
         raise FitError(f"ridge is not used by method {method!r}; use method='cholesky' or 'svd'")
     if rank is not None and method != "svd":
         raise FitError("rank truncation needs method='svd'")
     x, squeeze = _as_batched(snapshots)
     if not x.is_floating_point():
         raise FitError(f"snapshots must be floating point, got {x.dtype}; use float64")
+    # one copy into (P, m, k) order if needed: a time-first recording permuted to (P, m, k)
+    # would otherwise be copied again by every product and reduction below (4-5x slower)
+    x = x.contiguous()
     check_finite(x)
     F, Fp = split_pairs(x)
     if method == "pinv":
@@ -105,15 +113,23 @@ def finite_section(
         U = _lstsq(F, Fp, rcond)
     elif method == "cholesky":
         U = solve_normal_equations(F @ F.mT, Fp @ F.mT, ridge)
+    elif method == "eigh":
+        U = solve_normal_equations_pinv(F @ F.mT, Fp @ F.mT, rcond)
     else:
         U = _svd_fit(F, Fp, rank, ridge)
     return U[0] if squeeze else U
 
 
 def _pinv(F: torch.Tensor, rcond: float | None) -> torch.Tensor:
+    # pinv(F) = pinv(F^T)^T with the same singular values and cutoff; for a wide F
+    # (m < k, the usual case) the SVD of the tall F^T is several times faster on MKL.
+    wide = F.shape[-2] < F.shape[-1]
+    A = F.mT if wide else F
     if rcond is None:
-        return torch.linalg.pinv(F)  # rtol = max(m, k) * eps, as MATLAB pinv
-    return torch.linalg.pinv(F, rtol=rcond)
+        P = torch.linalg.pinv(A)  # rtol = max(m, k) * eps, as MATLAB pinv
+    else:
+        P = torch.linalg.pinv(A, rtol=rcond)
+    return P.mT if wide else P
 
 
 def _lstsq(F: torch.Tensor, Fp: torch.Tensor, rcond: float | None) -> torch.Tensor:
@@ -188,6 +204,24 @@ def solve_normal_equations(gram: torch.Tensor, cross: torch.Tensor, ridge: float
     return torch.cholesky_solve(cross.mT, L).mT
 
 
+def solve_normal_equations_pinv(gram: torch.Tensor, cross: torch.Tensor, rcond: float | None = None) -> torch.Tensor:
+    """Minimum-norm ``U = cross gram^+`` from the symmetric eigendecomposition of ``gram``.
+
+    ``gram = F F^T`` and ``cross = F' F^T``, ``(P, m, m)``. Since ``F^+ = F^T (F F^T)^+``,
+    this is ``F' F^+`` with the singular values of ``F`` below ``rcond * s_max`` dropped,
+    i.e. eigenvalues of ``gram`` below ``rcond^2 * lambda_max``. The default
+    ``rcond = sqrt(m * eps)`` (eigenvalue cutoff ``m * eps * lambda_max``, MATLAB's ``pinv``
+    tolerance applied to ``gram``) drops exactly the directions that float64 Gram matrices
+    cannot resolve. Never fails on singular or ill-conditioned Gram matrices.
+    """
+    lam, V = torch.linalg.eigh(gram)
+    m = gram.shape[-1]
+    cut = (rcond * rcond) if rcond is not None else m * torch.finfo(gram.dtype).eps
+    tol = cut * lam[..., -1:].clamp_min(0)
+    inv = torch.where(lam > tol, 1.0 / lam, torch.zeros_like(lam))
+    return ((cross @ V) * inv.unsqueeze(-2)) @ V.mT
+
+
 class GramAccumulator:
     """Streaming finite section: accumulate ``F F^T`` and ``F' F^T`` chunk by chunk.
 
@@ -221,10 +255,19 @@ class GramAccumulator:
         self.last = chunk[..., -1:].clone()
         self.n_snapshots += chunk.shape[-1]
 
-    def operators(self, ridge: float = 0.0) -> torch.Tensor:
+    def operators(self, ridge: float = 0.0, method: str = "cholesky", rcond: float | None = None) -> torch.Tensor:
+        """Operators ``(P, m, m)`` from the accumulated Gram matrices: ``method="cholesky"``
+        (:func:`solve_normal_equations`, refuses singular windows) or ``"eigh"``
+        (:func:`solve_normal_equations_pinv`, minimum norm with cutoff ``rcond``)."""
         if self.n_snapshots < 2:
             raise FitError("the accumulator has seen fewer than 2 snapshots; record a longer window")
-        return solve_normal_equations(self.gram, self.cross, ridge)
+        if method == "cholesky":
+            return solve_normal_equations(self.gram, self.cross, ridge)
+        if method == "eigh":
+            if ridge > 0:
+                raise FitError("ridge is not used by method 'eigh'; use method='cholesky'")
+            return solve_normal_equations_pinv(self.gram, self.cross, rcond)
+        raise FitError(f"a streaming recording is fitted with method 'cholesky' or 'eigh', not {method!r}")
 
 
 def eigenvalues(operators: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # not tqdm.auto: in a Jupyter kernel without ipywidgets it warns on stderr
 
 
 def enabled() -> bool:

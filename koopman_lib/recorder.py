@@ -1,6 +1,9 @@
 """Record a weight trajectory w(t1) .. w(t2) in float64, stored or streamed into Gram matrices."""
 from __future__ import annotations
 
+import math
+import os
+
 import torch
 
 from .operators import GramAccumulator
@@ -17,17 +20,37 @@ class TrajectoryRecorder:
     tensor (``k = t2 - t1 + 1``), for analyses that need the trajectory.
     ``mode="streaming"`` needs a ``partition`` and keeps only the per-block Gram
     matrices (updated every ``chunk`` steps with batched GEMMs); memory ``O(sum P m^2)``.
+
+    Faults: the memory a recording needs is estimated before anything is allocated and
+    refused (``MemoryError``) above ``memory_limit`` bytes (default: the machine's physical
+    memory). A snapshot of the wrong shape or out of order raises before anything is
+    written. A stored recording keeps non-finite snapshots as they are (the fit refuses
+    them, naming the block); a streaming recording refuses them at the step they occur,
+    so its Gram matrices are never left half-updated.
     """
 
     def __init__(self, n_params: int, t1: int, t2: int, batch_shape: tuple[int, ...] = (),
                  mode: str = "stored", partition: Partition | None = None, chunk: int = 64,
-                 dtype=torch.float64):
+                 dtype=torch.float64, memory_limit: int | None = None):
         if not (0 <= t1 < t2):
             raise ValueError(f"need 0 <= t1 < t2, got t1={t1}, t2={t2}")
         if mode not in ("stored", "streaming"):
             raise ValueError(f"mode must be 'stored' or 'streaming', got {mode!r}")
         if mode == "streaming" and partition is None:
             raise ValueError("streaming mode needs the partition whose blocks it accumulates")
+        if mode == "streaming" and partition.n_params != n_params:
+            raise ValueError(f"the partition covers {partition.n_params} parameters but n_params={n_params}; "
+                             "build the partition from the same model")
+        need = self.estimate_bytes(n_params, t2 - t1 + 1, batch_shape, mode, partition, chunk,
+                                   torch.empty((), dtype=dtype).element_size())
+        limit = physical_memory() if memory_limit is None else memory_limit
+        if limit is not None and need > limit:
+            raise MemoryError(
+                f"a {mode} recording of {t2 - t1 + 1} snapshots x {math.prod(batch_shape)} member(s) x "
+                f"{n_params} parameters needs about {need / 2**30:.1f} GiB (limit {limit / 2**30:.1f} GiB); "
+                "record a shorter window, fewer members, use mode='streaming' with a finer partition, "
+                "or raise memory_limit"
+            )
         self.n_params, self.t1, self.t2 = n_params, t1, t2
         self.batch_shape = tuple(batch_shape)
         self.mode, self.partition, self.dtype = mode, partition, dtype
@@ -41,6 +64,17 @@ class TrajectoryRecorder:
             self._fill = 0
             n_batch = int(torch.tensor(self.batch_shape).prod()) if self.batch_shape else 1
             self.accumulators = [GramAccumulator(n_batch * g.shape[0], g.shape[1], dtype) for g in partition.groups]
+
+    @staticmethod
+    def estimate_bytes(n_params: int, k: int, batch_shape: tuple[int, ...] = (), mode: str = "stored",
+                       partition: Partition | None = None, chunk: int = 64, itemsize: int = 8) -> int:
+        """Bytes a recording allocates: ``k`` snapshots (stored) or the chunk buffer plus
+        two ``(P, m, m)`` Gram matrices per block group (streaming)."""
+        n_batch = math.prod(batch_shape)
+        if mode == "stored":
+            return k * n_batch * n_params * itemsize
+        grams = sum(2 * n_batch * int(g.shape[0]) * int(g.shape[1]) ** 2 for g in partition.groups)
+        return (max(2, chunk) * n_batch * n_params + grams) * itemsize
 
     @property
     def complete(self) -> bool:
@@ -56,6 +90,12 @@ class TrajectoryRecorder:
         if self.mode == "stored":
             self.snapshots[self.count].copy_(theta.detach())
         else:
+            if not bool(torch.isfinite(theta).all()):
+                raise ValueError(
+                    f"theta holds NaN or inf at step {step}: training diverged inside the window "
+                    f"t1={self.t1}..t2={self.t2}; nothing was recorded for this step. Record a window "
+                    "that ends before the divergence."
+                )
             self._buffer[self._fill].copy_(theta.detach())
             self._fill += 1
             if self._fill == self.chunk or step == self.t2:
@@ -79,3 +119,25 @@ class TrajectoryRecorder:
         blocks = [a.last.squeeze(-1) for a in self.accumulators]
         blocks = [b.reshape(self.batch_shape + (g.shape[0], g.shape[1])) for b, g in zip(blocks, self.partition.groups)]
         return self.partition.assemble(blocks)
+
+    def window(self, t1: int, t2: int) -> torch.Tensor:
+        """The stored snapshots of steps ``t1..t2`` (inclusive), ``(t2 - t1 + 1, *batch, D)``
+        (a view). Raises ``ValueError`` for a window outside what has been recorded."""
+        if self.mode != "stored":
+            raise ValueError("a streaming recording keeps no snapshots; record with mode='stored'")
+        last = self.t1 + self.count - 1
+        if not (self.t1 <= t1 < t2 <= last):
+            have = f"steps {self.t1}..{last}" if self.count else "nothing yet"
+            raise ValueError(
+                f"window {t1}..{t2} is outside the recording ({have}); choose "
+                f"{self.t1} <= t1 < t2 <= {last}, or record a wider window"
+            )
+        return self.snapshots[t1 - self.t1: t2 - self.t1 + 1]
+
+
+def physical_memory() -> int | None:
+    """Total physical memory in bytes, or ``None`` where it cannot be read."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

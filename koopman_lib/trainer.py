@@ -82,14 +82,15 @@ class KoopmanTrainer:
         return self
 
     def fit_recorder(self, recorder: TrajectoryRecorder) -> "KoopmanTrainer":
-        """Fit from a recorder (stored: as :meth:`fit`; streaming: Cholesky on its Gram matrices)."""
+        """Fit from a recorder (stored: as :meth:`fit`; streaming: Cholesky or ``eigh`` on its
+        Gram matrices)."""
         if not recorder.complete:
             raise FitError(f"the recording holds {recorder.count} of {recorder.k} snapshots; finish t1..t2 first")
         if recorder.mode == "stored":
             return self.fit(recorder.snapshots)
-        if self.method != "cholesky":
-            raise FitError("a streaming recording keeps only Gram matrices: fit it with method='cholesky'")
-        self.operators_ = [self._finish(a.operators(self.ridge)) for a in recorder.accumulators]
+        if self.method not in ("cholesky", "eigh"):
+            raise FitError("a streaming recording keeps only Gram matrices: fit it with method='cholesky' or 'eigh'")
+        self.operators_ = [self._finish(a.operators(self.ridge, self.method, self.rcond)) for a in recorder.accumulators]
         self.batch_shape_ = recorder.batch_shape
         return self
 
@@ -117,11 +118,12 @@ class KoopmanTrainer:
         return self._assemble([_jump(U, w, T, method) for U, w in zip(self.operators_, w0)])
 
     def iterate(self, theta0: torch.Tensor, T: int) -> Iterator[torch.Tensor]:
-        """Yield ``theta(t2+1) .. theta(t2+T)`` step by step, each ``(*batch, D)``."""
+        """Yield ``theta(t2+1) .. theta(t2+T)`` step by step, each ``(*batch, D)``.
+
+        The fit, the shape of ``theta0`` and ``T`` are checked when this is called."""
         w0 = self._require_fit(theta0)
         streams = [_iterate(U, w, T) for U, w in zip(self.operators_, w0)]
-        for step_blocks in zip(*streams):
-            yield self._assemble(list(step_blocks))
+        return (self._assemble(list(step_blocks)) for step_blocks in zip(*streams))
 
     def rollout(self, theta0: torch.Tensor, T: int, loss_fn: Callable[[torch.Tensor], object] | None = None,
                 every: int = 1, max_growth: float = 1e3, loss_limit: float | None = None) -> Rollout:
@@ -132,12 +134,17 @@ class KoopmanTrainer:
         ``max_growth`` times the initial norm, or whose loss is non-finite or above
         ``loss_limit``; ``theta`` is then the last weights that passed.
         """
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be a positive integer number of steps, got {every!r}")
+        if not max_growth > 0:
+            raise ValueError(f"max_growth must be > 0, got {max_growth!r}")
+        steps = self.iterate(theta0, T)  # checks the fit, the shape of theta0 and T first
         out = Rollout(theta=theta0.detach().clone())
         norm0 = float(theta0.double().norm())
         if loss_fn is not None:
             out.steps.append(0)
             out.losses.append(loss_fn(out.theta))
-        for t, theta in enumerate(self.iterate(theta0, T), start=1):
+        for t, theta in enumerate(steps, start=1):
             reason = None
             if not bool(torch.isfinite(theta).all()):
                 reason = "non-finite weights"
