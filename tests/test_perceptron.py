@@ -1,0 +1,211 @@
+"""The perceptron experiment (supplement S8): rule, Koopman evolution, scoring, result schema."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import koopman_lib as kl
+from koopman_lib.experiments import perceptron as pc
+from koopman_lib.experiments import reproduce
+from koopman_lib.partition import LayerShape
+
+TINY = dataclasses.replace(pc.PROFILES["ci"], steps=120, n_sims=40, koopman_start=40, window=30,
+                           window_sweep=(10, 30), input_sweep=((4, 1), (8, 2)), sweep_sims=20, smooth=10)
+
+
+def test_inputs_have_the_asked_activity_and_groups_switch_together():
+    g = torch.Generator().manual_seed(0)
+    x = pc.sample_inputs(400, 200, 8, 0.125, group_size=2, generator=g)
+    assert x.dtype == torch.bool and x.shape == (400, 200, 8)
+    assert float(x.double().mean()) == pytest.approx(0.125, abs=0.005)
+    assert torch.equal(x[..., 0], x[..., 1]) and torch.equal(x[..., 6], x[..., 7])
+    assert not torch.equal(x[..., 1], x[..., 2])
+    y = pc.targets(x)
+    torch.testing.assert_close(y[..., 0], x[..., :4].any(-1).double())
+    torch.testing.assert_close(y[..., 1], x[..., 4:].any(-1).double())
+
+
+def test_batched_rule_matches_a_scalar_reference_loop():
+    g = torch.Generator().manual_seed(1)
+    S, n, steps, eta = 5, 4, 60, 0.05
+    W0 = 0.5 + 0.5 * torch.rand(S, 2, n, generator=g, dtype=torch.float64)
+    X = pc.sample_inputs(steps, S, n, 0.25, generator=g)
+    Y = pc.targets(X)
+    W, errs = W0.clone(), []
+    for t in range(steps):
+        W, e = pc.rule_step(W, X[t].double(), Y[t], eta, 1.0)
+        errs.append(e)
+    ref = W0.clone().tolist()
+    wrong = 0
+    for t in range(steps):
+        for s in range(S):
+            x = X[t, s].double().tolist()
+            for i in range(2):
+                y_hat = 1.0 if sum(w * xi for w, xi in zip(ref[s][i], x)) > 1.0 else 0.0
+                err = y_hat - float(Y[t, s, i])
+                wrong += abs(err)
+                ref[s][i] = [w - eta * err * xi for w, xi in zip(ref[s][i], x)]
+    torch.testing.assert_close(W, torch.tensor(ref, dtype=torch.float64), rtol=0, atol=1e-12)
+    assert float(torch.stack(errs).sum()) == pytest.approx(100.0 * wrong / 2)
+
+
+def test_a_solved_perceptron_makes_no_errors_and_the_rule_leaves_it_alone():
+    n = 6
+    W = torch.where(pc.relevance_mask(n), 1.5, 0.3).to(torch.float64).expand(3, 2, n).clone()
+    X = pc.sample_inputs(50, 3, n, 0.5, generator=torch.Generator().manual_seed(2))
+    err = pc.percent_error(W.expand(50, 3, 2, n), X, pc.targets(X), 1.0)
+    assert float(err.abs().max()) == 0.0
+    W2, e = pc.rule_step(W, X[0].double(), pc.targets(X[0]), 0.005, 1.0)
+    assert torch.equal(W2, W) and float(e.max()) == 0.0
+
+
+def test_smooth_is_a_trailing_mean():
+    err = torch.rand(30, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    sm = pc.smooth(err, 7)
+    for t in (0, 3, 6, 7, 29):
+        torch.testing.assert_close(sm[t], err[max(0, t - 6):t + 1].mean(0))
+
+
+def test_asymptote_and_first_passage():
+    curve = np.array([30.0, 20.0, 12.0, 5.5, 4.2, 6.0, 4.5, 4.0])
+    assert pc.steps_to_asymptote(curve, 1.0) == 7      # 6.0 at step 6 is the last point more than 1 from 4.0
+    assert pc.steps_to_asymptote(np.full(5, 3.0), 1.0) == 1
+    assert pc.first_passage(curve, 5.5) == 4
+    assert pc.first_passage(curve, 1.0) is None
+
+
+def test_hold_last_finite_keeps_the_last_finite_weights_per_simulation():
+    W = torch.arange(4 * 3 * 2, dtype=torch.float64).reshape(4, 3, 2)
+    W[2, 1, 0] = float("inf")
+    W[3, 1, 1] = float("nan")
+    W[3, 2, 0] = float("inf")
+    out = pc.hold_last_finite(W)
+    torch.testing.assert_close(out[2, 1], W[1, 1])
+    torch.testing.assert_close(out[3, 1], W[1, 1])
+    torch.testing.assert_close(out[3, 2], W[2, 2])
+    torch.testing.assert_close(out[:, 0], W[:, 0])
+
+
+@pytest.mark.parametrize("chunk", [7, 1000])
+def test_single_weight_evolution_is_the_closed_form_power(chunk):
+    g = torch.Generator().manual_seed(4)
+    k, S, n = 12, 6, 4
+    lam = 0.98 + 0.04 * torch.rand(S, 2 * n, generator=g, dtype=torch.float64)
+    w0 = 0.5 + torch.rand(S, 2 * n, generator=g, dtype=torch.float64)
+    rec = w0 * lam ** torch.arange(k, dtype=torch.float64).reshape(k, 1, 1)
+    part = kl.make_partition([LayerShape("p", 2, n, False)], "single")
+    tr = kl.KoopmanTrainer(part, method="pinv").fit(rec)
+    out = torch.cat(list(pc.evolve_chunks(tr, rec[-1], 30, chunk)))
+    expected = rec[-1] * lam ** torch.arange(1, 31, dtype=torch.float64).reshape(30, 1, 1)
+    torch.testing.assert_close(out, expected, rtol=1e-10, atol=0)
+
+
+def test_piecewise_constant_recording_is_rank_deficient_and_pinv_gives_the_minimum_norm_fit():
+    # a node that changed once in the window: two distinct snapshots, so rank(F) = 2 < m = 4
+    a = torch.tensor([0.7, 0.8, 0.6, 0.9], dtype=torch.float64)
+    b = a + torch.tensor([0.005, 0.0, 0.0, 0.0], dtype=torch.float64)
+    snaps = torch.stack([a, a, a, b, b, b], dim=1)  # (m, k)
+    F = snaps[:, :-1]
+    assert int(torch.linalg.matrix_rank(F)) == 2
+    with pytest.raises(kl.FitError, match="singular"):
+        kl.finite_section(snaps, method="cholesky")
+    U = kl.finite_section(snaps, method="pinv")
+    torch.testing.assert_close(U, kl.finite_section(snaps, method="lstsq"), rtol=1e-8, atol=1e-10)
+    Q = torch.linalg.svd(F, full_matrices=True).U[:, 2:]  # the orthogonal complement of range(F)
+    torch.testing.assert_close(U @ Q, torch.zeros(4, 2, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(U @ b, b, rtol=0, atol=1e-12)  # b -> b every time it was seen
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match="window"):
+        pc.check_config(dataclasses.replace(TINY, window=TINY.koopman_start + 1))
+    with pytest.raises(ValueError, match="group_size"):
+        pc.check_config(dataclasses.replace(TINY, n_inputs=6, group_size=2))
+    with pytest.raises(ValueError, match="n_inputs"):
+        pc.check_config(dataclasses.replace(TINY, n_inputs=5))
+
+
+def test_koopman_runs_share_the_rule_before_the_start_and_the_inputs_after():
+    res = pc.simulate(TINY, windows=(TINY.window,), keep_weights=True)
+    rule = res["errors"]["rule"]
+    for m in ("single_weight", "node", "network"):
+        err = res["errors"][(m, TINY.window)]
+        assert err.shape == (TINY.steps, TINY.n_sims)
+        torch.testing.assert_close(err[:TINY.koopman_start], rule[:TINY.koopman_start])
+        assert set(np.unique(err.numpy())) <= {0.0, 50.0, 100.0}
+        w = res["weights"][m]
+        assert len(w["relevant"]) == len(res["weights"]["rule"]["relevant"]) == TINY.steps // TINY.weight_stride + 1
+        assert w["relevant"][: TINY.koopman_start // TINY.weight_stride + 1] == \
+            res["weights"]["rule"]["relevant"][: TINY.koopman_start // TINY.weight_stride + 1]
+
+
+def test_reproduce_writes_the_result_contract(tmp_path, monkeypatch):
+    monkeypatch.setitem(pc.PROFILES, "ci", TINY)
+    res = reproduce("perceptron", "ci", tmp_path)
+    saved = json.loads((tmp_path / "perceptron.json").read_text())
+    assert saved["provenance"]["profile"] == "ci" and saved["provenance"]["config"]["window"] == TINY.window
+    for m in ("rule", "single_weight", "node", "network"):
+        s = saved["methods"][m]
+        assert 1 <= s["steps_to_asymptote"] <= TINY.steps
+        assert 0.0 <= s["final_percent_error"] <= 100.0
+    assert {r["window"] for r in saved["window_sweep"]} == {10, 30}
+    assert {(r["n_inputs"], r["group_size"]) for r in saved["input_sweep"]} == {(4, 1), (8, 2)}
+    assert (tmp_path / "perceptron-table.csv").is_file() and (tmp_path / "perceptron-input_sweep.csv").is_file()
+    assert len(saved["curves"]["rule"]["mean"]) == TINY.steps
+    assert res["methods"]["rule"]["final_percent_error"] == saved["methods"]["rule"]["final_percent_error"]
+
+
+def test_centred_smoothing_and_pattern_errors():
+    err = torch.arange(10, dtype=torch.float64).reshape(10, 1)
+    sm = pc.smooth(err, 4, centered=True)
+    torch.testing.assert_close(sm[5], err[3:7].mean(0))
+    torch.testing.assert_close(sm[0], err[0:2].mean(0))
+    torch.testing.assert_close(sm[9], err[7:10].mean(0))
+    e = torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
+    assert pc.score(e, "output").tolist() == [50.0, 0.0, 100.0]
+    assert pc.score(e, "pattern").tolist() == [100.0, 0.0, 100.0]
+
+
+def _fake(reach, final, sweep):
+    methods = {k: {"steps_to_rule_final": reach[k], "final_percent_error": final[k]} for k in reach}
+    rows = [{"n_inputs": n, "group_size": g, "method": m, "mean_percent_error_after_start": v}
+            for (n, g), d in sweep.items() for m, v in d.items()]
+    return {"methods": methods, "input_sweep": rows}
+
+
+def test_claim_verdicts_follow_their_stated_rules():
+    good = _fake({"rule": 900, "single_weight": 300, "node": 500, "network": 600},
+                 {"rule": 3.0, "single_weight": 3.0, "node": 3.5, "network": 3.2},
+                 {(4, 1): {"rule": 12, "single_weight": 9, "node": 10, "network": 10},
+                  (16, 1): {"rule": 20, "single_weight": 18, "node": 20.5, "network": 20},
+                  (16, 4): {"rule": 15, "single_weight": 13, "node": 13, "network": 12}})
+    assert [r["verdict"] for r in pc.claims(good)] == ["reproduced"] * 4
+    bad = _fake({"rule": 900, "single_weight": 950, "node": None, "network": None},
+                {"rule": 3.0, "single_weight": 3.0, "node": 14.0, "network": 13.0},
+                {(4, 1): {"rule": 12, "single_weight": 11, "node": 16, "network": 16},
+                 (16, 1): {"rule": 20, "single_weight": 19.9, "node": 21, "network": 21},
+                 (16, 4): {"rule": 15, "single_weight": 15, "node": 16, "network": 16}})
+    assert [r["verdict"] for r in pc.claims(bad)] == ["not reproduced", "reproduced", "not reproduced",
+                                                      "not reproduced"]
+    bad["methods"]["network"]["steps_to_rule_final"] = 960
+    assert pc.claims(bad)[1]["verdict"] == "reproduced"
+    bad["methods"]["node"]["steps_to_rule_final"] = 940
+    assert pc.claims(bad)[1]["verdict"] == "not reproduced"
+
+
+def test_bootstrap_reach_tells_a_clear_lead_from_a_tie():
+    g = torch.Generator().manual_seed(5)
+    T, S = 200, 300
+    t = torch.arange(T, dtype=torch.float64).reshape(T, 1)
+    base = 100.0 * (torch.rand(T, S, generator=g, dtype=torch.float64) < (0.5 * torch.exp(-t / 40) + 0.05))
+    fast = 100.0 * (torch.rand(T, S, generator=g, dtype=torch.float64) < (0.5 * torch.exp(-t / 10) + 0.05))
+    same = 100.0 * (torch.rand(T, S, generator=g, dtype=torch.float64) < (0.5 * torch.exp(-t / 40) + 0.05))
+    cfg = dataclasses.replace(TINY, smooth=20, asymptote_tol=1.0)
+    out = pc.bootstrap_reach({"rule": base, "fast": fast, "same": same}, cfg, 200, compete=("fast", "same"))
+    assert "p_soonest" not in out["rule"]
+    assert out["fast"]["p_sooner_than_rule"] > 0.95 and out["fast"]["p_soonest"] > 0.95
+    assert 0.05 < out["same"]["p_sooner_than_rule"] < 0.95
+    lo, hi = out["fast"]["steps_to_rule_final_ci95"]
+    assert 1 <= lo <= hi <= T + 1
