@@ -1,0 +1,154 @@
+"""The scorecard's rules and extraction, on synthetic results files that follow the
+experiments' results contracts (no experiment is run)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from koopman_lib import scorecard as sc
+from koopman_lib.results import write_json
+
+
+def de_results(scale_speed=1.0, success=None, teq=None, extra_T=True):
+    rows = []
+    for opt, (s, t, v) in sc.DE_TABLE1.items():
+        rows.append({"optimizer": opt.lower(), "n_inits": 25, "T": 2500,
+                     "success_rate": (success if success is not None else s / 100),
+                     "teq_over_t_median": teq if teq is not None else t,
+                     "speedup_paper_style_median": v * scale_speed, "speedup_fast_loop_median": 2.0})
+        if extra_T:
+            rows.append({**rows[-1], "T": 10000, "teq_over_t_median": 0.5})
+    return {"table": rows, "error_ratio_median": 0.004, "ode_max_abs_error": 1e-3,
+            "provenance": {"profile": "ci"}}
+
+
+def mnist_results(loss_ko=1.0, loss_opt=0.2):
+    return {"table": [{"n_inits": 5, "success_rate": 1.0, "teq_over_t_median": 0.97,
+                       "speedup_paper_style_median": 15.0, "speedup_fast_loop_median": 0.8, "T_epochs": 2}],
+            "replication": [
+                {"partition": "quasi_node:157", "dtype": "float64", "T_epochs": 2, "final_test_loss_koopman": 0.2,
+                 "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
+                {"partition": "node", "dtype": "float32", "T_epochs": 1, "final_test_loss_koopman": 0.3,
+                 "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.001},
+                {"setting": "replication", "partition": "node", "dtype": "float32", "T_epochs": 2,
+                 "final_test_loss_koopman": loss_ko, "final_test_loss_optimizer": loss_opt,
+                 "max_spectral_radius": 1.001},
+                {"setting": "replication", "partition": "layer", "dtype": "float32", "T_epochs": 2,
+                 "final_test_loss_koopman": 0.4, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
+                {"setting": "paper", "partition": "node", "dtype": "float64", "T_epochs": 2,
+                 "final_test_loss_koopman": 9.0, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0}],
+            "provenance": {"profile": "ci"}}
+
+
+def perceptron_results(**steps):
+    base = {"rule": 900, "single_weight": 300, "node": 500, "network": 600}
+    base.update(steps)
+    return {"methods": {m: {"steps_to_asymptote": v, "steps_to_rule_final": v, "final_percent_error": 3.0}
+                        for m, v in base.items()}, "provenance": {"profile": "ci"}}
+
+
+def by_key(rows):
+    return {r["key"]: r for r in rows}
+
+
+def test_registry_is_consistent():
+    keys = [c.key for c in sc.CLAIMS]
+    assert len(keys) == len(set(keys))
+    for c in sc.CLAIMS:
+        assert c.rule in sc.RULES and set(c.needs) <= set(sc.EXPERIMENT_NAMES)
+        if sc.RULES[c.rule].kind in ("abs", "factor", "not_below", "factor_below"):
+            assert c.paper_value is not None, c.key
+
+
+@pytest.mark.parametrize("kind,rep,part,paper,ours,want", [
+    ("abs", 10, 25, 84, 84, sc.REPRODUCED), ("abs", 10, 25, 84, 94, sc.REPRODUCED),
+    ("abs", 10, 25, 84, 60, sc.PARTLY), ("abs", 10, 25, 84, 58, sc.NOT_REPRODUCED),
+    ("factor", 2, 10, 100, 50, sc.REPRODUCED), ("factor", 2, 10, 100, 200, sc.REPRODUCED),
+    ("factor", 2, 10, 100, 11, sc.PARTLY), ("factor", 2, 10, 100, 9, sc.NOT_REPRODUCED),
+    ("factor", 2, 10, 100, 0.0, sc.NOT_REPRODUCED), ("factor", 2, 10, 100, 1100, sc.NOT_REPRODUCED),
+    ("not_below", 10, 25, 84, 100, sc.REPRODUCED), ("not_below", 10, 25, 84, 74, sc.REPRODUCED),
+    ("not_below", 10, 25, 84, 60, sc.PARTLY), ("not_below", 10, 25, 84, 58, sc.NOT_REPRODUCED),
+    ("factor_below", 2, 10, 98, 1000, sc.REPRODUCED), ("factor_below", 2, 10, 98, 49, sc.REPRODUCED),
+    ("factor_below", 2, 10, 98, 10, sc.PARTLY), ("factor_below", 2, 10, 98, 9, sc.NOT_REPRODUCED),
+    ("at_least", 10, 1, None, 10, sc.REPRODUCED), ("at_least", 10, 1, None, 2, sc.PARTLY),
+    ("at_least", 10, 1, None, 0.5, sc.NOT_REPRODUCED),
+    ("at_most", 0.01, 0.1, None, 0.001, sc.REPRODUCED), ("at_most", 0.01, 0.1, None, 0.05, sc.PARTLY),
+    ("at_most", 0.01, 0.1, None, 0.5, sc.NOT_REPRODUCED),
+    ("abs", 10, 25, 84, None, sc.NOT_MEASURED), ("at_least", 10, 1, None, math.nan, sc.NOT_MEASURED),
+])
+def test_rule_boundaries(kind, rep, part, paper, ours, want):
+    assert sc.Rule("r", kind, rep, part, "").verdict(ours, paper) == want
+
+
+def test_paper_values_measured_back_are_reproduced():
+    rows = by_key(sc.evaluate({"de-solver": de_results(), "mnist": mnist_results(),
+                               "perceptron": perceptron_results()}, {}))
+    assert all(r["verdict"] != sc.NOT_MEASURED for r in rows.values()), \
+        [k for k, r in rows.items() if r["verdict"] == sc.NOT_MEASURED]
+    for key in ("de-adam-success", "de-adagrad-teq", "de-adadelta-speedup", "mnist-success", "mnist-teq",
+                "mnist-speedup", "de-error-ratio", "perceptron-s4", "abstract-10x", "range-de", "range-mnist",
+                "replication-divergence", "replication-divergence-layer"):
+        assert rows[key]["verdict"] == sc.REPRODUCED, (key, rows[key])
+    assert rows["de-adam-success"]["ours"] == "84%"
+    assert rows["abstract-10x-fast-loop"]["verdict"] == sc.NOT_REPRODUCED  # 0.8x against the fast loop
+    assert rows["replication-divergence"]["ours_value"] == pytest.approx(5.0)
+    assert rows["range-de"]["ours"] == "T = 2500 steps"
+
+
+def test_disagreements_get_the_verdict_the_rules_give():
+    rows = by_key(sc.evaluate({"de-solver": de_results(scale_speed=0.2, success=0.5, teq=0.2),
+                               "mnist": mnist_results(loss_ko=0.21, loss_opt=0.2),
+                               "perceptron": perceptron_results(node=950, network=990)}, {}))
+    assert rows["de-adam-speedup"]["verdict"] == sc.PARTLY          # 19.6x vs 98x: factor 5
+    assert rows["de-adam-success"]["verdict"] == sc.NOT_REPRODUCED  # 50% vs 84%
+    assert rows["de-adam-teq"]["verdict"] == sc.NOT_REPRODUCED      # 0.2 vs 0.85
+    assert rows["range-de"]["verdict"] == sc.NOT_REPRODUCED and rows["range-de"]["ours"] == "none"
+    assert rows["replication-divergence"]["verdict"] == sc.NOT_REPRODUCED
+    assert rows["perceptron-s4"]["ours_value"] == pytest.approx(3 / 5)
+    assert rows["perceptron-s4"]["verdict"] == sc.PARTLY
+
+
+def test_never_reaching_the_rule_counts_as_last():
+    res = perceptron_results()
+    res["methods"]["node"]["steps_to_rule_final"] = None
+    m = sc.perceptron_ordering({"perceptron": res})
+    assert m.value == pytest.approx(4 / 5) and "node never" in m.shown
+
+
+def test_missing_files_and_fields_are_not_measured_with_the_reason():
+    rows = by_key(sc.evaluate({"de-solver": None, "mnist": None, "perceptron": None}, {}))
+    assert {r["verdict"] for r in rows.values()} == {sc.NOT_MEASURED}
+    assert rows["de-adam-teq"]["ours_missing"] == "no de-solver.json"
+    broken = de_results()
+    for r in broken["table"]:
+        del r["teq_over_t_median"]
+    rows = by_key(sc.evaluate({"de-solver": broken}, {}))
+    assert rows["de-adam-teq"]["verdict"] == sc.NOT_MEASURED
+    assert "'teq_over_t_median' missing" in rows["de-adam-teq"]["ours_missing"]
+    assert rows["de-adam-success"]["verdict"] == sc.REPRODUCED
+
+
+def test_the_saved_full_scale_run_decides_the_verdict():
+    rows = by_key(sc.evaluate({"de-solver": de_results(success=0.2)}, {"de-solver": de_results()}))
+    r = rows["de-adam-success"]
+    assert r["ours_verdict"] == sc.NOT_REPRODUCED and r["paper_profile_verdict"] == sc.REPRODUCED
+    assert r["verdict"] == sc.REPRODUCED and r["basis"] == "paper profile"
+
+
+def test_load_results_reads_only_files_of_the_profile(tmp_path):
+    write_json(tmp_path / "de-solver.json", de_results())
+    mn = mnist_results()
+    mn["provenance"] = {"profile": "paper"}
+    write_json(tmp_path / "mnist.json", mn)
+    got = sc.load_results(tmp_path, "ci")
+    assert got["de-solver"]["table"] and got["mnist"] is None and got["perceptron"] is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["de-solver.json", "mnist.json"]  # nothing was run
+
+
+def test_markdown_tables_have_one_row_per_claim_and_rule():
+    rows = sc.evaluate({}, {})
+    table = sc.table_markdown(rows).splitlines()
+    assert len(table) == 2 + len(sc.CLAIMS)
+    assert all(line.count("|") - line.count("\\|") == 8 for line in table)
+    assert len(sc.rules_markdown().splitlines()) == 2 + len(sc.RULES)
