@@ -61,9 +61,14 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     results_dir = Path(results_dir or (BUILD / "results" / profile)).resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
     src = BUILD / "src"
-    if src.exists():
-        shutil.rmtree(src)
-    shutil.copytree(REPO_ROOT / "book", src)
+    if only:
+        # Executing a few notebooks: keep the others already staged (several people may run
+        # single chapters at once), refresh the static pages.
+        shutil.copytree(REPO_ROOT / "book", src, dirs_exist_ok=True)
+    else:
+        if src.exists():
+            shutil.rmtree(src)
+        shutil.copytree(REPO_ROOT / "book", src)
     timings = {}
     chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
     # The root page (the scorecard) summarises the other chapters' results files: execute it
@@ -78,7 +83,11 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         print(f"[book] executing {name} (profile {profile})", flush=True)
         timings[name] = execute_notebook(name, profile, results_dir, src)
         print(f"[book] {name}: {timings[name]:.1f} s", flush=True)
-    write_json(results_dir / "notebook-timings.json", {"profile": profile, "notebook_seconds": timings})
+    timings_path = results_dir / "notebook-timings.json"
+    if only and timings_path.is_file():
+        from .results import read_json
+        timings = {**read_json(timings_path).get("notebook_seconds", {}), **timings}
+    write_json(timings_path, {"profile": profile, "notebook_seconds": timings})
     if html:
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
                "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]
