@@ -41,6 +41,10 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
     out = out_dir / f"{name}.ipynb"
     os.environ["KOOPMAN_PROGRESS"] = "0"
     os.environ.setdefault("MPLBACKEND", "agg")
+    try:  # shown in the book's injected-parameters cell: keep it relative to the repo root
+        results_dir = results_dir.relative_to(REPO_ROOT)
+    except ValueError:
+        pass
     start = time.perf_counter()
     try:
         papermill.execute_notebook(nb, str(out), parameters={"profile": profile, "results_dir": str(results_dir)},
