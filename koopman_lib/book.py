@@ -56,7 +56,21 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
             shutil.copy(out, failed / out.name)
         raise RuntimeError(f"notebook {src.name} failed at profile {profile}: {e}\n"
                            f"the executed notebook is kept in {failed / out.name}") from None
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    hide_default_parameters(out)
+    return seconds
+
+
+def hide_default_parameters(path: Path) -> None:
+    """Tag the notebook's own ``parameters`` cell ``remove-cell``: the book shows only the
+    cell papermill injected, which holds the values this build actually used."""
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            cell["metadata"]["tags"] = tags + ["remove-cell"]
+    nbformat.write(nb, path)
 
 
 def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] | None = None,
