@@ -1,0 +1,250 @@
+"""The NN DE solver experiment: loss, gradients, batched training, ODE reference, pipeline schema."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from koopman_lib.experiments import de_solver as ds
+from koopman_lib.nets import EnsembleMLP
+from koopman_lib.partition import load_flat, make_partition
+from koopman_lib.results import to_jsonable
+
+SIZES = (1, 10, 10, 2)
+
+
+def _theta(E, seed=0, scale=1.0):
+    return EnsembleMLP(SIZES, "sigmoid", E, seed=seed, dtype=torch.float64).theta.detach() * scale
+
+
+def test_time_grid_and_the_t_one_quirk():
+    plain = ds.time_grid(200, 4 * math.pi, t_one_quirk=False)
+    quirk = ds.time_grid(200, 4 * math.pi, t_one_quirk=True)
+    assert torch.equal(plain, torch.linspace(0, 4 * math.pi, 200, dtype=torch.float64))
+    assert quirk[2] == 1.0 and quirk[0] == 0.0
+    assert torch.equal(torch.cat([quirk[:2], quirk[3:]]), torch.cat([plain[:2], plain[3:]]))
+    # the solver's own perturbPoints at noise 0 gives the same points
+    grid = plain.reshape(-1, 1)
+    assert torch.equal(ds.perturb_points(grid, 0.0, 4 * math.pi, 0.0).flatten(), quirk)
+
+
+def test_trial_solution_meets_the_initial_condition():
+    prob = ds.Oscillator(SIZES, "sigmoid", torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64))
+    x, p = prob.solution(_theta(4))
+    assert torch.allclose(x[:, 0], torch.full((4,), 1.3, dtype=torch.float64))
+    assert torch.allclose(p[:, 0], torch.full((4,), 1.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "sin"])
+def test_tangent_derivative_matches_finite_differences(activation):
+    t = torch.linspace(0.1, 3.0, 7, dtype=torch.float64)
+    theta = _theta(3, seed=1)
+    prob = ds.Oscillator(SIZES, activation, t)
+    _, dN = prob.network(theta)
+    h = 1e-6
+    prob.set_times(t + h)
+    Np, _ = prob.network(theta)
+    prob.set_times(t - h)
+    Nm, _ = prob.network(theta)
+    assert torch.allclose(dN, (Np - Nm) / (2 * h), atol=1e-8, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "sin"])
+def test_analytic_gradient_matches_autograd(activation):
+    prob = ds.Oscillator(SIZES, activation, ds.time_grid(50, 4 * math.pi))
+    theta = _theta(5, seed=2, scale=1.7)
+    loss, grad = prob.loss_and_grad(theta)
+    th = theta.clone().requires_grad_(True)
+    ref_loss = prob.loss(th)
+    ref_grad, = torch.autograd.grad(ref_loss.sum(), th)
+    assert torch.allclose(loss, ref_loss.detach(), rtol=1e-12, atol=0)
+    assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_loss_matches_the_solvers_autograd_loss():
+    """Our tangent-propagation loss and gradient equal the original code's (autograd time
+    derivatives with create_graph, nn.Module) for each ensemble member."""
+    t = ds.time_grid(40, 4 * math.pi)
+    prob = ds.Oscillator(SIZES, "sigmoid", t)
+    theta = _theta(3, seed=3)
+    loss, grad = prob.loss_and_grad(theta)
+    for e in range(3):
+        model = ds.OriginalNet(SIZES).to(torch.float64)
+        load_flat(model.body, theta[e])
+        tt = t.reshape(-1, 1).clone().requires_grad_(True)
+        ref = ds.original_loss(model, tt)
+        ref.backward()
+        g = torch.cat([torch.cat([m.weight.grad, m.bias.grad.unsqueeze(1)], 1).flatten()
+                       for m in model.body if isinstance(m, torch.nn.Linear)])
+        assert abs(ref.item() - float(loss[e])) < 1e-12 * max(1.0, ref.item())
+        assert torch.allclose(g, grad[e], rtol=1e-10, atol=1e-12)
+
+
+def test_batched_members_equal_unbatched_runs():
+    """Three elementwise optimizers on one shared tensor of 3 x 3 networks: every member's
+    trajectory equals a plain single-network nn.Module run with autograd derivatives."""
+    cfg = ds.Config()
+    steps, E = 200, 3
+    t = ds.time_grid(cfg.n_points, cfg.t_max, True)
+    prob = ds.Oscillator(SIZES, "sigmoid", t)
+    base = _theta(E, seed=4)
+    names = list(ds.OPTIMIZERS)
+    tr = ds.train(prob, base.repeat(len(names), 1), names, cfg, steps, progress=False)
+    member = 1
+    for k, name in enumerate(names):
+        model = ds.OriginalNet(SIZES).to(torch.float64)
+        load_flat(model.body, base[member])
+        opt = ds.make_optimizer(name, model.parameters(), cfg)
+        losses = []
+        for step in range(steps):
+            ds.set_lr(opt, ds.learning_rate(step))
+            tt = t.reshape(-1, 1).clone().requires_grad_(True)
+            loss = ds.original_loss(model, tt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        ref = torch.cat([torch.cat([m.weight, m.bias.unsqueeze(1)], 1).flatten()
+                         for m in model.body if isinstance(m, torch.nn.Linear)]).detach()
+        got = tr.theta[k * E + member]
+        moved = float((ref - base[member]).abs().max())
+        assert moved > 1e-3  # the run really trained
+        assert float((got - ref).abs().max()) < 1e-9 * max(1.0, moved), name
+        assert np.allclose(tr.losses[:steps, k * E + member].numpy(), losses, rtol=1e-9, atol=1e-12)
+
+
+def test_autograd_and_analytic_training_agree():
+    cfg = ds.Config()
+    prob = ds.Oscillator(SIZES, "sigmoid", ds.time_grid(30, 4 * math.pi))
+    th0 = _theta(2, seed=5).repeat(3, 1)
+    a = ds.train(prob, th0, list(ds.OPTIMIZERS), cfg, 60, gradient="analytic", progress=False)
+    b = ds.train(prob, th0, list(ds.OPTIMIZERS), cfg, 60, gradient="autograd", progress=False)
+    assert torch.allclose(a.theta, b.theta, rtol=0, atol=1e-10)
+
+
+def test_learning_rate_schedule():
+    assert ds.learning_rate(0) == pytest.approx(0.008)
+    assert ds.learning_rate(45000) == pytest.approx(8 / 46000)
+
+
+def test_reference_solution_conserves_energy():
+    t = np.linspace(0, 4 * math.pi, 500)
+    x, p = ds.reference_solution(t)
+    E = ds.energy(x, p)
+    assert E[0] == pytest.approx(2.059025, abs=1e-12)
+    assert np.abs(E - E[0]).max() < 1e-9
+    # the oscillator is periodic: x returns close to its start and stays bounded by the energy
+    assert np.abs(x).max() <= math.sqrt(2 * E[0]) + 1e-9
+
+
+def test_authors_partition():
+    prob = ds.Oscillator(SIZES)
+    part = make_partition(prob.shapes, list(ds.Config().partition))
+    assert sorted(zip(part.block_sizes, [int(g.shape[0]) for g in part.groups])) == [(2, 10), (11, 12)]
+    assert part.n_params == prob.n_params == 152
+
+
+def test_block_condition_numbers_known_case():
+    prob = ds.Oscillator(SIZES)
+    part = make_partition(prob.shapes, "node")
+    k = 20
+    g = torch.Generator().manual_seed(0)
+    snaps = torch.randn(k, 2, prob.n_params, generator=g, dtype=torch.float64)
+    cond = ds.block_condition_numbers(snaps, part)
+    assert cond.shape == (2, part.n_blocks)
+    # a block whose trajectory is a scaled copy of its first coordinate has rank 1: huge cond
+    idx = part.groups[0][0]
+    snaps[:, 0, idx] = snaps[:, 0, idx[:1]] * torch.arange(1, idx.numel() + 1, dtype=torch.float64)
+    cond = ds.block_condition_numbers(snaps, part)
+    assert cond[0, 0] > 1e10 and cond[1, 0] < 1e4
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="Ts"):
+        ds.check_config(ds.Config(Ts=(2500, 15001)))
+    with pytest.raises(ValueError, match="optimizers"):
+        ds.check_config(ds.Config(optimizers=("sgd",)))
+    with pytest.raises(ValueError, match="T_main"):
+        ds.check_config(ds.Config(T_main=100))
+    with pytest.raises(ValueError, match="t1"):
+        ds.check_config(ds.Config(t1=50000))
+
+
+TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 50), T_main=20, timing_repeats=1,
+                 timing_steps=5, timing_networks=1, curve_points=6, window_stride=20, loss_curve_points=20,
+                 ode_points=100, n_points=50, check_steps=20, check_hidden=(8, 8), train_dtypes=("float32", "float64"))
+
+
+def test_pipeline_schema():
+    res = ds.run(TINY)
+    rows = res["table"]
+    # main reading first: train dtype, fit method, then T, then optimizer
+    order = [(d, m, T, o) for d in TINY.train_dtypes for m in TINY.fit_methods for T in TINY.Ts for o in ds.OPTIMIZERS]
+    assert [(r["train_dtype"], r["fit_method"], r["T"], r["optimizer"]) for r in rows] == order
+    for r in rows:
+        for key in ("optimizer", "n_inits", "success_rate", "teq_over_t_median", "speedup_paper_style_median",
+                    "speedup_fast_loop_median", "T"):
+            assert key in r
+        assert r["n_inits"] == 2 and 0 <= r["success_rate"] <= 1
+    assert len(res["networks"]) == len(order) * 2
+    for n in res["networks"]:
+        assert n["success"] == (n["teq"] > 0)
+        # T_eq counted from t2 + 1 is T_eq from t2 minus one step, unless T_eq < 1 or censored
+        if n["teq"] >= 1 and not n["censored"]:
+            assert n["teq_over_t_other_origin"] * n["T"] == pytest.approx(n["teq"] - 1, abs=1e-9)
+    assert isinstance(res["error_ratio_median"], float) and res["error_ratio_median"] >= 0
+    assert isinstance(res["ode_max_abs_error"], float)
+    for d in TINY.train_dtypes:
+        part = res["by_dtype"][d]
+        assert set(part["timing"]) == set(ds.OPTIMIZERS)
+        for name in ds.OPTIMIZERS:
+            kl = part["fig2b"]["koopman_loss"]["pinv"][name]
+            ol = part["fig2b"]["optimizer_loss"][name]
+            assert len(kl) == 2 and len(kl[0]) == len(part["fig2b"]["T"])
+            assert kl[0][0] == pytest.approx(ol[0][0], rel=1e-5)  # T = 0: both are the loss at t2
+    assert res["n_params"] == 152
+    text = json.dumps(to_jsonable(res), allow_nan=False)
+    assert len(text) < 2_000_000
+
+
+@pytest.mark.parametrize("lam", [1.0, 0.5])
+def test_residuals_vanish_on_the_exact_solution(lam):
+    """The loss's two residuals, evaluated on the solve_ivp solution written in the trial form
+    (N = (u - u0) / f, dN/dt by finite differences), are ~0; the wrong equation (another lam)
+    leaves a residual of order 1. Checks the sign and form of Hamilton's equations in the loss."""
+    from scipy.integrate import solve_ivp
+    x0, p0 = 1.3, 1.0
+    sol = solve_ivp(lambda _, u: [u[1], -u[0] - lam * u[0] ** 3], (0.0, 4 * math.pi), [x0, p0],
+                    method="DOP853", rtol=1e-12, atol=1e-12, dense_output=True)
+    h = 1e-5
+    t = np.linspace(0.5, 4 * math.pi - 0.5, 60)
+
+    def trial(tt):
+        x, p = sol.sol(tt)
+        f = 1 - np.exp(-tt)
+        return np.stack([(x - x0) / f, (p - p0) / f])
+
+    N = trial(t)
+    dN = (trial(t + h) - trial(t - h)) / (2 * h)
+    as_t = lambda a: torch.tensor(a, dtype=torch.float64).unsqueeze(0)  # (1, 2, B)
+    for lam_loss, small in ((lam, True), (lam + 1.0, False)):
+        prob = ds.Oscillator(SIZES, "sigmoid", torch.tensor(t, dtype=torch.float64), x0, p0, lam_loss)
+        x, p, r1, r2 = prob._residuals(as_t(N), as_t(dN))
+        assert torch.allclose(x[0], torch.tensor(sol.sol(t)[0], dtype=torch.float64), atol=1e-12)
+        if small:
+            assert float(r1.abs().max()) < 1e-6 and float(r2.abs().max()) < 1e-6
+        else:
+            assert float(r2.abs().max()) > 0.1
+
+
+def test_trained_network_error_is_measured_against_the_reference():
+    """reference_solution and the trial solution on a fine grid: an untrained network is far
+    from the solution, so the ODE check can tell a solver from a non-solver."""
+    t = np.linspace(0, 4 * math.pi, 300)
+    x_ref, p_ref = ds.reference_solution(t)
+    prob = ds.Oscillator(SIZES, "sigmoid", torch.tensor(t, dtype=torch.float64))
+    x, p = prob.solution(_theta(2, seed=7))
+    err = np.abs(x.numpy() - x_ref).max(1)
+    assert err.shape == (2,) and (err > 0.5).all()
+    assert abs(x[0, 0] - x_ref[0]) < 1e-12 and abs(p[0, 0] - p_ref[0]) < 1e-12
