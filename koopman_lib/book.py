@@ -87,7 +87,13 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         if src.exists():
             shutil.rmtree(src)
         shutil.copytree(REPO_ROOT / "book", src)
+    # Timings are written after every notebook, so a chapter (the cost chapter) can read the
+    # times of the chapters executed before it in this same build.
+    timings_path = results_dir / "notebook-timings.json"
     timings = {}
+    if only and timings_path.is_file():
+        from .results import read_json
+        timings = dict(read_json(timings_path).get("notebook_seconds", {}))
     chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
     # The root page (the scorecard) summarises the other chapters' results files: execute it
     # last, so that it reads what they have just written and never starts a run itself.
@@ -101,10 +107,7 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         print(f"[book] executing {name} (profile {profile})", flush=True)
         timings[name] = execute_notebook(name, profile, results_dir, src)
         print(f"[book] {name}: {timings[name]:.1f} s", flush=True)
-    timings_path = results_dir / "notebook-timings.json"
-    if only and timings_path.is_file():
-        from .results import read_json
-        timings = {**read_json(timings_path).get("notebook_seconds", {}), **timings}
+        write_json(timings_path, {"profile": profile, "notebook_seconds": timings})
     write_json(timings_path, {"profile": profile, "notebook_seconds": timings})
     if html:
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
