@@ -1,0 +1,122 @@
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from koopman_lib.experiments import beyond as bd
+from koopman_lib.experiments import config_for, reproduce
+from koopman_lib.nets import EnsembleMLP
+
+TINY = dict(
+    de_inits=2, de_steps=300, de_t1=100, de_t2=200, de_T=50, de_starts=(50, 100), de_lengths=(50, 100),
+    de_eval_every=10, de_baselines=(("adam", 1e-3),), de_lbfgs_steps=3, de_observables=("identity", "delay:2"),
+    mlp_sizes=(784, 4, 10), layer1_q=49, train_subset=320, test_subset=200, mnist_inits=1, mnist_epochs=5, window_epochs=(2, 3), T_epochs=2,
+    eval_every=5, lbfgs_steps=2, lbfgs_batch=32, extrap_L=(0, 3), heat_starts=(2,), heat_lengths=(1, 2),
+    mnist_observables=("identity", "affine"), rep_inits=1, rep_partition="quasi_node:49",
+    rep_window_epochs=(2, 2), rep_T_epochs=(1, 2), rep_curve_every=5, rep_rank=3,
+    cyc_inits=1, cyc_warmup_epochs=1, cyc_record=5, cyc_T=5, cyc_target_epoch=2, cyc_max_epochs=3,
+    other_epochs=2, other_window_epochs=(1, 1), other_T_epochs=1, wide_sizes=(784, 16, 10), wide_inits=1,
+    cnn_channels=(2, 3), cnn_inits=1, fashion_inits=1)
+
+
+def test_profiles_are_consistent():
+    S = 938
+    for name in ("ci", "paper"):
+        cfg = config_for("beyond", name)
+        windows = bd.mnist_windows(cfg, S)          # raises if a window misses the evaluation grid
+        assert windows and all(w.t2 + cfg.T_epochs * S <= cfg.mnist_epochs * S for w in windows)
+        assert S % cfg.eval_every == 0 and cfg.rep_curve_every % cfg.eval_every == 0
+        assert all(T * S % cfg.rep_curve_every == 0 for T in cfg.rep_T_epochs)
+        assert cfg.de_t2 + cfg.de_T <= cfg.de_steps and cfg.cyc_target_epoch <= cfg.cyc_max_epochs
+        assert set(cfg.items) <= set(bd.ITEMS)
+
+
+def test_teq_over_t_and_errors():
+    opt = torch.tensor([[1.0, 1.0], [0.8, 0.9], [0.6, 0.8], [0.5, 0.7]], dtype=torch.float64)  # every 10 steps
+    r = bd.teq_over_t(torch.tensor([0.7, float("nan")]), opt, every=10, T=20)
+    assert r[0] == pytest.approx((1 + 0.5) * 10 / 20)   # between the 2nd and 3rd evaluation
+    assert r[1] == 0.0                                    # a diverged (non-finite) loss makes no progress
+    assert bd.censored(torch.tensor([0.1, 0.95]), opt) == [True, False]
+    a = torch.zeros(2, 3, dtype=torch.float64)
+    b = torch.ones(2, 3, dtype=torch.float64)
+    assert torch.allclose(bd.rel_error(b, b, a), torch.zeros(2, dtype=torch.float64))
+    assert torch.allclose(bd.rel_error(a, b, a), torch.ones(2, dtype=torch.float64))
+    nan = torch.full((2, 3), float("nan"), dtype=torch.float64)
+    assert bool(torch.isinf(bd.rel_error(nan, b, a)).all())
+
+
+def test_segment_trainer_counts_jumps_in_the_schedule():
+    g = torch.Generator().manual_seed(0)
+    images = bd.Images(torch.randn(100, 784, generator=g), torch.randint(0, 10, (100,), generator=g),
+                       torch.randn(20, 784), torch.randint(0, 10, (20,)), (0.0, 1.0))
+    net = EnsembleMLP((784, 5, 10), "relu", 2, seed=1)
+    st = bd.SegmentTrainer(net, images, lr=1.0, gamma=0.5, batch=32, seed=3)
+    assert st.S == 4
+    st.run(3)
+    st.jumped(5)                  # progress 8: the third "epoch" of the schedule
+    st.run(1)
+    assert st.opt.param_groups[0]["lr"] == pytest.approx(0.25)
+    assert st.progress == 9 and st.opt_steps == 4
+    # members are independent: member 1 alone follows the same path
+    solo = EnsembleMLP((784, 5, 10), "relu", 1)
+    with torch.no_grad():
+        solo.theta.copy_(EnsembleMLP((784, 5, 10), "relu", 2, seed=1).theta[1:2])
+    st1 = bd.SegmentTrainer(solo, images, lr=1.0, gamma=0.5, batch=32, seed=3)
+    st1.gens = [torch.Generator().manual_seed(1000 * 3 + 500 + 1)]
+    st1.run(3)
+    st1.jumped(5)
+    st1.run(1)
+    assert torch.allclose(solo.theta[0], net.theta[1], atol=1e-5)
+
+
+def test_minibatch_loss_is_deterministic_per_step():
+    g = torch.Generator().manual_seed(0)
+    images = bd.Images(torch.randn(50, 784, generator=g), torch.randint(0, 10, (50,), generator=g),
+                       torch.randn(5, 784), torch.randint(0, 10, (5,)), (0.0, 1.0))
+    net = EnsembleMLP((784, 4, 10), "relu", 3)
+    fn = bd.minibatch_loss(net, images, 8, seed=1)
+    th = net.theta.detach()
+    assert torch.equal(fn(th, 4), fn(th, 4)) and not torch.equal(fn(th, 4), fn(th, 5))
+    shared = bd.minibatch_loss(net, images, 8, seed=1, shared=True)
+    assert torch.allclose(shared(th[1:2], 7), shared(th, 7)[1:2])
+
+
+def test_tiny_run_writes_every_item(tmp_path):
+    res = reproduce("beyond", "ci", tmp_path, **TINY)
+    for key in ("baselines", "window_heatmap", "window_choice", "stabilisation", "observables", "cycles", "networks"):
+        rows = res[key]
+        assert rows, key
+        assert all("method" in r and "setting" in r for r in rows), key
+        assert (tmp_path / f"beyond-{key}.csv").is_file()
+    assert {r["experiment"] for r in res["baselines"]} == {"de-solver", "mnist"}
+    assert {r["comparison"] for r in res["baselines"]} == {"equal steps", "equal wall-clock"}
+    methods = {r["method"] for r in res["stabilisation"]}
+    assert len(methods) == len(bd.rep_variants(bd.Config(rep_rank=3))) and \
+        {r["T_epochs"] for r in res["stabilisation"]} == {1, 2}
+    assert len(res["networks"]) == 3 * 4
+    saved = json.loads((tmp_path / "beyond.json").read_text())
+    assert saved["provenance"]["profile"] == "ci"
+    assert saved["provenance"]["config"] == json.loads(json.dumps(dataclasses.asdict(config_for("beyond", "ci", **TINY))))
+    # a clipped operator never grows (up to the rounding of a float32 eigendecomposition)
+    for r in res["stabilisation"]:
+        if "clipping" in r["method"] and r["max_spectral_radius_median"] is not None:
+            assert r["max_spectral_radius_median"] <= 1 + 1e-4
+
+
+def test_choice_rows_use_the_chapter_median_and_pick_per_network():
+    from koopman_lib.window import Window
+    windows = [Window(1, 10), Window(5, 20)]
+    # window 0: half the networks do well (median 0.65); window 1: all a little (median 0.1).
+    # torch.median (the lower middle value) would call window 0 worse than window 1.
+    teqs = torch.tensor([[0.0, 0.0, 1.3, 1.3], [0.1, 0.1, 0.1, 0.1]], dtype=torch.float64)
+    scores = {"one_step": [[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]}   # lower score = chosen
+    rows = bd.choice_rows("x", windows, teqs, scores, paper_idx=1, unit="steps")
+    by = {r["method"]: r for r in rows}
+    assert by["best fixed window (hindsight)"]["windows_chosen"] == "1+9"
+    assert by["best fixed window (hindsight)"]["teq_over_t_median"] == pytest.approx(0.65)
+    assert by["oracle (best window per network, hindsight)"]["teq_over_t_median"] == pytest.approx(0.7)
+    assert by["criterion: one-step"]["windows_chosen"] == "5+15; 5+15; 1+9; 1+9"
+    assert by["criterion: one-step"]["teq_over_t_median"] == pytest.approx(0.7)
+    assert by["the paper's window"]["teq_over_t_median"] == pytest.approx(0.1)
