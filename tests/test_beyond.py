@@ -120,3 +120,26 @@ def test_choice_rows_use_the_chapter_median_and_pick_per_network():
     assert by["criterion: one-step"]["windows_chosen"] == "5+15; 5+15; 1+9; 1+9"
     assert by["criterion: one-step"]["teq_over_t_median"] == pytest.approx(0.7)
     assert by["the paper's window"]["teq_over_t_median"] == pytest.approx(0.1)
+
+
+def test_de_precision_fits_recover_a_known_rotation():
+    """Both precision fits of item 1 (float32-resolution cutoff; window rounded to float32) recover
+    known node dynamics: every node row [W | b] of a 2x2 layer turns by one 3x3 rotation per step."""
+    from koopman_lib.partition import LayerShape, make_partition
+    partition = make_partition([LayerShape("layer0", 2, 2, True)], ["node"])
+    c, s = np.cos(0.3), np.sin(0.3)
+    Q = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    Q = Q @ torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))[0]
+    E, k, T = 2, 60, 25
+    rows = torch.randn(E, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    traj = [rows]
+    for _ in range(k - 1 + T):
+        traj.append(traj[-1] @ Q.T)
+    traj = torch.stack(traj).reshape(k + T, E, 6)   # (k + T, E, D)
+    window, truth = traj[:k], traj[k - 1 + T]
+    fits = bd.de_precision_fits(partition, window, T)
+    assert set(fits) == set(bd.DE_PRECISION_METHODS.values())
+    for name, (pred, seconds) in fits.items():
+        assert pred.shape == (E, 6) and seconds >= 0
+        err = bd.rel_error(pred, truth, window[-1])
+        assert bool((err < 1e-3).all()), (name, err)
