@@ -11,6 +11,8 @@ from pathlib import Path
 from .results import REPO_ROOT, write_json
 
 BUILD = REPO_ROOT / "_build"
+#: chapters executed after the others (before the root page), whatever their place in the toc
+RUN_LATE = ("cost",)
 
 
 def toc_chapters(toc_path: Path) -> list[str]:
@@ -97,7 +99,10 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
     # The root page (the scorecard) summarises the other chapters' results files: execute it
     # last, so that it reads what they have just written and never starts a run itself.
-    chapters = chapters[1:] + chapters[:1]
+    # The cost chapter reports how long the other notebooks took in this build: it runs after
+    # them (its place in the book is unchanged).
+    rest = chapters[1:]
+    chapters = [c for c in rest if c not in RUN_LATE] + [c for c in rest if c in RUN_LATE] + chapters[:1]
     from .progress import bar
     for name in bar(chapters, desc="notebooks", disable=False, leave=True):
         if not (REPO_ROOT / "notebooks" / f"{name}.md").is_file():
