@@ -28,7 +28,8 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("reproduce", help="run one experiment and write DIR/EXPERIMENT.json (+ CSV)")
     r.add_argument("experiment", choices=sorted(EXPERIMENTS))
-    r.add_argument("--profile", choices=PROFILES, default="ci")
+    r.add_argument("--profile", default="ci",
+                   help="ci or paper (every experiment); beyond also has full (the whole design)")
     r.add_argument("--out", type=Path, default=Path("results"))
     r.add_argument("--seed", type=int, default=None)
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (JSON value)")
@@ -43,8 +44,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     if args.cmd == "reproduce":
-        from .experiments import reproduce
+        from .experiments import config_for, reproduce
         start = time.perf_counter()
+        try:
+            config_for(args.experiment, args.profile, **_overrides(args.set))
+        except ValueError as err:
+            raise SystemExit(f"koopman reproduce {args.experiment}: {err}") from None
         res = reproduce(args.experiment, args.profile, args.out, seed=args.seed, **_overrides(args.set))
         print(f"wrote {args.out / (args.experiment + '.json')} in {time.perf_counter() - start:.1f} s")
         for row in res.get("table", []) if isinstance(res.get("table"), list) else []:

@@ -14,7 +14,12 @@ REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "partly", "not 
 
 def paper_results(name: str) -> dict | None:
     """The saved full-scale (profile ``paper``) results of experiment ``name``, or ``None``."""
-    path = PAPER_RESULTS / f"{name}.json"
+    return saved_results(name, "paper")
+
+
+def saved_results(name: str, profile: str) -> dict | None:
+    """The committed results ``results/PROFILE/NAME.json`` of experiment ``name``, or ``None``."""
+    path = PAPER_RESULTS.parent / profile / f"{name}.json"
     return read_json(path) if path.is_file() else None
 
 

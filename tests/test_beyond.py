@@ -23,7 +23,7 @@ TINY = dict(
 
 def test_profiles_are_consistent():
     S = 938
-    for name in ("ci", "paper"):
+    for name in ("ci", "paper", "full"):
         cfg = config_for("beyond", name)
         windows = bd.mnist_windows(cfg, S)          # raises if a window misses the evaluation grid
         assert windows and all(w.t2 + cfg.T_epochs * S <= cfg.mnist_epochs * S for w in windows)

@@ -122,6 +122,8 @@ class Config:
 
 
 PROFILES = {
+    # The whole design (the defaults above): about 45 minutes on a quiet 2-core machine.
+    "full": Config(),
     # The paper's settings (DE schedule 35000-45000 + 2500, MNIST epochs 3-5 + 2 epochs, the
     # replication's full-node operators), with fewer networks and smaller grids than Config()'s
     # defaults so that the full-scale run fits in about half an hour on a shared 2-core machine.

@@ -1,7 +1,7 @@
 """Checks on the results files after the book build (``pytest -m book``, run by scripts/test.sh).
 
 Every results JSON (this build's ``_build/results/ci`` and the saved full-scale runs in
-``results/paper``) carries complete provenance, and the scorecard has a measured value for
+``results/paper`` and ``results/full``) carries complete provenance, and the scorecard has a measured value for
 every claim at profile ci. A claim that does not reproduce never fails these tests; a claim
 that nobody measured does.
 """
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.book
 
 CI_DIR = REPO_ROOT / "_build" / "results" / "ci"
 PAPER_DIR = REPO_ROOT / "results" / "paper"
+FULL_DIR = REPO_ROOT / "results" / "full"
 #: JSON files in the results folders that are not experiment results (no provenance)
 NOT_RESULTS = {"notebook-timings.json"}
 PROVENANCE_KEYS = ("git_sha", "versions", "seed", "profile", "config", "utc_time", "hardware")
@@ -28,7 +29,7 @@ PROVENANCE_KEYS = ("git_sha", "versions", "seed", "profile", "config", "utc_time
 
 def results_files():
     files = []
-    for folder, profile in ((CI_DIR, "ci"), (PAPER_DIR, "paper")):
+    for folder, profile in ((CI_DIR, "ci"), (PAPER_DIR, "paper"), (FULL_DIR, "full")):
         if folder.is_dir():
             files += [pytest.param(p, profile, id=f"{profile}/{p.name}")
                       for p in sorted(folder.glob("*.json")) if p.name not in NOT_RESULTS]
