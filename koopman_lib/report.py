@@ -28,7 +28,8 @@ def provenance_line(results: dict | None) -> str:
     if not results:
         return "not run"
     p = results.get("provenance", {})
-    sha = (p.get("git_sha") or "unknown")[:10] + ("+dirty" if p.get("git_dirty") else "")
+    dirty = p.get("git_dirty_code", p.get("git_dirty"))  # older files: any modified file
+    sha = (p.get("git_sha") or "unknown")[:10] + ("+dirty" if dirty else "")
     hw = p.get("hardware", {})
     wall = results.get("wall_seconds")
     wall_s = f", {wall / 60:.1f} min" if isinstance(wall, (int, float)) else ""

@@ -21,15 +21,32 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_sha() -> dict:
+    """``git_sha``; ``git_dirty`` (any tracked file modified); ``git_dirty_paths`` (those files, at most
+    50); ``git_dirty_code`` (a modified file outside ``results/``: the code that ran is not the commit).
+    Runs made one after another change ``results/`` before the next one finishes, which makes the tree
+    dirty without changing the code; ``git_dirty_code`` tells the two apart."""
     def run(*args):
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
     try:
         sha = run("rev-parse", "HEAD")
         dirty = run("status", "--porcelain", "--untracked-files=no")
-        return {"git_sha": sha.stdout.strip() if sha.returncode == 0 else None,
-                "git_dirty": bool(dirty.stdout.strip()) if dirty.returncode == 0 else None}
     except (OSError, subprocess.SubprocessError):
         return {"git_sha": None, "git_dirty": None}
+    out = {"git_sha": sha.stdout.strip() if sha.returncode == 0 else None, "git_dirty": None}
+    if dirty.returncode == 0:
+        paths = dirty_paths(dirty.stdout)
+        out.update(git_dirty=bool(paths), git_dirty_paths=paths[:50], git_dirty_code=code_changed(paths))
+    return out
+
+
+def dirty_paths(porcelain: str) -> list[str]:
+    """Paths from ``git status --porcelain`` output (the new name of a rename)."""
+    return [line[3:].split(" -> ")[-1].strip('"') for line in porcelain.splitlines() if len(line) > 3]
+
+
+def code_changed(paths: list[str]) -> bool:
+    """Whether any modified path lies outside ``results/`` (saved results are outputs, not code)."""
+    return any(not p.startswith("results/") for p in paths)
 
 
 def hardware() -> dict:

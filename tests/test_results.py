@@ -51,3 +51,13 @@ def test_profiles_reject_unknown_names_and_fields():
         with_profile(profiles, "full")
     with pytest.raises(ValueError, match="unknown config field"):
         with_profile(profiles, "ci", stepz=3)
+
+
+def test_dirty_paths_separate_saved_results_from_code():
+    from koopman_lib.results import code_changed, dirty_paths
+    porcelain = " M results/paper/mnist.json\nM  results/paper/mnist-table.csv\nR  old.py -> koopman_lib/new.py\n"
+    paths = dirty_paths(porcelain)
+    assert paths == ["results/paper/mnist.json", "results/paper/mnist-table.csv", "koopman_lib/new.py"]
+    assert code_changed(paths)
+    assert not code_changed(paths[:2])
+    assert not code_changed([])
