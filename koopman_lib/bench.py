@@ -39,7 +39,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import with_profile
+from .config import torch_threads, with_profile
 from .evolve import iterate as _iterate, jump as _jump, path as _path
 from .metrics import equivalent_runtime, t_eq_parts
 from .operators import GramAccumulator, finite_section
@@ -731,13 +731,8 @@ def book_minutes(timings: dict | None) -> tuple[float | None, int, int]:
 # -- the whole benchmark ---------------------------------------------------------------------------
 def run(cfg: BenchConfig, progress: bool | None = None) -> dict:
     """All benchmarks of ``cfg``; plain data (see the module docstring)."""
-    threads = torch.get_num_threads()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return _run(cfg, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(cfg: BenchConfig, progress: bool | None) -> dict:

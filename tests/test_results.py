@@ -61,3 +61,16 @@ def test_dirty_paths_separate_saved_results_from_code():
     assert code_changed(paths)
     assert not code_changed(paths[:2])
     assert not code_changed([])
+
+
+def test_torch_threads_sets_and_restores_even_on_error():
+    from koopman_lib.config import torch_threads
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("inside")
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before

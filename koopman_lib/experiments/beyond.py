@@ -38,6 +38,7 @@ import torch
 
 from ..baselines import continue_lbfgs, continue_training, line_fit, linear_extrapolation, value_at_time
 from ..cnn import EnsembleCNN, evaluate as evaluate_any
+from ..config import torch_threads
 from ..data import load_mnist
 from ..metrics import t_eq_parts
 from ..nets import EnsembleMLP
@@ -1091,7 +1092,7 @@ def run(cfg: Config) -> dict:
     out: dict = {"baselines": [], "window_heatmap": [], "window_choice": [], "stabilisation": [],
                  "observables": [], "cycles": [], "networks": [], "item_seconds": {},
                  "item_cpu_seconds": {}}
-    with de.torch_threads(cfg.torch_threads):
+    with torch_threads(cfg.torch_threads):
         for item in cfg.items:
             _run_item(cfg, item, out)
     out["threads"] = cfg.torch_threads or torch.get_num_threads()

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import math
-from contextlib import contextmanager
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import torch_threads
 from ..metrics import error_ratio, t_eq_parts
 from ..nets import EnsembleMLP
 from ..partition import LayerShape, make_partition
@@ -806,18 +806,6 @@ def solver_check(cfg: Config) -> dict:
             "energy_drift": np.abs(energy(x, p, cfg.lam) - energy(cfg.x0, cfg.p0, cfg.lam)).max(1).tolist(),
             "curve_steps": ls, "curve": _r(tr.losses[ls].T),
             "x": _r(x[b, ::stride]), "p": _r(p[b, ::stride]), "seconds": tr.seconds}
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``n`` torch intra-op threads (``None`` or 0: leave as is), then restore."""
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def run(cfg: Config) -> dict:

@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import torch_threads
 from ..evolve import path as evolve_path
 from ..metrics import TEq, equivalent_runtime, success, t_eq_parts
 from ..nets import EnsembleMLP
@@ -710,13 +711,8 @@ def _layerwise(cfg, run, partition_layer, net, S):
 
 def run(cfg: Config) -> dict:
     """The whole experiment (see the module docstring), with ``cfg.torch_threads`` intra-op threads."""
-    old = torch.get_num_threads()
-    if cfg.torch_threads:
-        torch.set_num_threads(cfg.torch_threads)
-    try:
+    with torch_threads(cfg.torch_threads):
         return _run(cfg)
-    finally:
-        torch.set_num_threads(old)
 
 
 def _run(cfg: Config) -> dict:

@@ -22,12 +22,12 @@ Cholesky solve of the normal equations would refuse those blocks.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from ..config import torch_threads
 from ..evolve import path
 from ..partition import LayerShape, make_partition
 from ..progress import bar
@@ -359,17 +359,6 @@ def _rounded(a, decimals: int) -> list:
 
 
 # -- the experiment ----------------------------------------------------------------------------
-@contextmanager
-def torch_threads(n: int):
-    """Run a block with ``n`` torch threads (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(cfg: Config) -> dict:
     """The experiment. Runs on one torch thread: its tensors are small (at most a few MB per
     step), and on a shared 2-core machine a second thread made it several times slower."""
