@@ -23,6 +23,16 @@ def saved_results(name: str, profile: str) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
+def largest_saved_run(name: str) -> tuple[str, dict | None]:
+    """``(profile, results)`` of the largest committed run of ``name``: profile ``full`` where it
+    exists (only ``beyond`` has it), else ``paper``; results ``None`` when neither was saved."""
+    for profile in ("full", "paper"):
+        results = saved_results(name, profile)
+        if results:
+            return profile, results
+    return "paper", None
+
+
 def provenance_line(results: dict | None) -> str:
     """One line: profile, git SHA, UTC time, hardware, wall time."""
     if not results:

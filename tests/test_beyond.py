@@ -143,3 +143,13 @@ def test_de_precision_fits_recover_a_known_rotation():
         assert pred.shape == (E, 6) and seconds >= 0
         err = bd.rel_error(pred, truth, window[-1])
         assert bool((err < 1e-3).all()), (name, err)
+
+
+def test_de_precision_rows_pick_equal_step_de_rows_in_order():
+    rows = [{"experiment": "de-solver", "comparison": "equal wall-clock", "method": bd.DE_PAPER_FIT, "x": 0},
+            {"experiment": "mnist", "comparison": "equal steps", "method": bd.DE_PAPER_FIT, "x": 1},
+            {"experiment": "de-solver", "comparison": "equal steps", "method": bd.DE_PRECISION_METHODS["rounded"], "x": 2},
+            {"experiment": "de-solver", "comparison": "equal steps", "method": bd.DE_PAPER_FIT, "x": 3}]
+    got = bd.de_precision_rows({"baselines": rows})
+    assert list(got) == [bd.DE_PAPER_FIT, *bd.DE_PRECISION_METHODS.values()]
+    assert [r.get("x") for r in got.values()] == [3, None, 2]

@@ -74,3 +74,13 @@ def test_torch_threads_sets_and_restores_even_on_error():
     assert torch.get_num_threads() == before
     with torch_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_largest_saved_run_prefers_full_then_paper(tmp_path, monkeypatch):
+    from koopman_lib import report
+    monkeypatch.setattr(report, "PAPER_RESULTS", tmp_path / "paper")
+    assert report.largest_saved_run("x") == ("paper", None)
+    results.save_results(tmp_path / "paper", "x", {"p": 1})
+    assert report.largest_saved_run("x") == ("paper", {"p": 1})
+    results.save_results(tmp_path / "full", "x", {"f": 2})
+    assert report.largest_saved_run("x") == ("full", {"f": 2})

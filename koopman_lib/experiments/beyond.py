@@ -402,8 +402,20 @@ def optimizer_rows(experiment: str, setting: str, traces: dict, E: int, budget: 
 # the NN DE solver: items 1, 2, 3, 5
 # ------------------------------------------------------------------------------------------
 #: item 1, DE solver: Koopman fits of the float64 window that test the role of precision
+#: the DE solver's Koopman fit as the paper made it (node operators, pinv with the default cutoff)
+DE_PAPER_FIT = "Koopman (paper: node operators, pinv)"
 DE_PRECISION_METHODS = {"cutoff": "Koopman (pinv, float32-resolution cutoff)",
                         "rounded": "Koopman (pinv, window rounded to float32)"}
+
+
+def de_precision_rows(results: dict) -> dict[str, dict]:
+    """The DE solver's equal-steps rows of a ``beyond`` results file for the paper's fit and the two
+    precision fits, keyed by method (``DE_PAPER_FIT``, then ``DE_PRECISION_METHODS``); ``{}`` where
+    the file has no such row."""
+    rows = [r for r in results.get("baselines", [])
+            if r.get("experiment") == "de-solver" and r.get("comparison") == "equal steps"]
+    return {m: next((r for r in rows if r.get("method") == m), {})
+            for m in (DE_PAPER_FIT, *DE_PRECISION_METHODS.values())}
 
 
 def de_precision_fits(partition, window: torch.Tensor, T: int) -> dict:
@@ -455,7 +467,7 @@ def run_de(cfg: Config) -> dict:
     _, fit_s = _timed(lambda: kt.fit(window))
     pred, jump_s = _timed(lambda: kt.predict(snap(t2), T))
     k_sec = (fit_s + jump_s) / E
-    rows.append(result_row("de-solver", "Koopman (paper: node operators, pinv)", setting, "equal steps", T,
+    rows.append(result_row("de-solver", DE_PAPER_FIT, setting, "equal steps", T,
                            loss_fn(pred), None, ref, 1, T, k_sec, 0, l_t2))
     path = [loss_fn(snap(t2))] + [loss_fn(kt.predict(snap(t2), s)) for s in curves["T"][1:]]
     curves["koopman"] = torch.stack(path).T.tolist()
