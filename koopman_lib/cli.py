@@ -46,11 +46,12 @@ def main(argv=None) -> int:
     if args.cmd == "reproduce":
         from .experiments import config_for, reproduce
         start = time.perf_counter()
-        try:
-            config_for(args.experiment, args.profile, **_overrides(args.set))
+        overrides = _overrides(args.set)
+        try:  # a bad profile or field fails here, before the run starts
+            config_for(args.experiment, args.profile, **overrides)
         except ValueError as err:
             raise SystemExit(f"koopman reproduce {args.experiment}: {err}") from None
-        res = reproduce(args.experiment, args.profile, args.out, seed=args.seed, **_overrides(args.set))
+        res = reproduce(args.experiment, args.profile, args.out, seed=args.seed, **overrides)
         print(f"wrote {args.out / (args.experiment + '.json')} in {time.perf_counter() - start:.1f} s")
         for row in res.get("table", []) if isinstance(res.get("table"), list) else []:
             print("  " + ", ".join(f"{k}={v}" for k, v in row.items()))
