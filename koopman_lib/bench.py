@@ -1,5 +1,10 @@
 """Benchmarks behind ``koopman bench --profile {ci,paper} --out DIR`` and the cost chapter.
 
+Registered as the experiment ``"bench"`` (:mod:`koopman_lib.experiments`): ``reproduce("bench",
+profile, out_dir)`` runs it and ``load_or_run("bench", profile, results_dir)`` is what the cost
+chapter calls. Every fit goes through the core (:class:`koopman_lib.Koopman`,
+:func:`koopman_lib.finite_section`); this module only times and compares them.
+
 Every ratio here is measured inside one process with the compared methods interleaved
 (round robin, alternating order) and reported as a median over repeats; the provenance
 block records the CPU and the number of torch threads. Trajectories and fits are float64.
@@ -27,7 +32,6 @@ What is measured (``run(config) -> dict``, saved as ``DIR/bench.json`` plus one 
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import math
 import statistics
@@ -39,26 +43,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import torch_threads, with_profile
+from .config import torch_threads
+from .estimator import Koopman
 from .evolve import iterate as _iterate, jump as _jump, path as _path
+from .experiments import reproduce
+from .fit import singular_values
 from .metrics import equivalent_runtime, t_eq_parts
-from .operators import GramAccumulator, finite_section
+from .operators import (FitError, GramAccumulator, finite_section, pinv_reference, solve_normal_equations,
+                        solve_normal_equations_pinv)
 from .partition import LayerShape, make_partition
-from .operators import FitError
-from .progress import bar as _progress_bar
+from .progress import bar
 from .recorder import TrajectoryRecorder
-from .report import resolve
-from .results import REPO_ROOT, load_average, provenance, read_json, save_results, to_jsonable
-from .trainer import KoopmanTrainer
+from .results import REPO_ROOT, load_average, read_json
+from .toy import stable_operators
 
 NAME = "bench"
-
-
-def bar(iterable=None, progress: bool | None = None, **kwargs):
-    """A progress bar, off when ``progress is False`` (else as ``KOOPMAN_PROGRESS`` says)."""
-    if progress is False:
-        kwargs["disable"] = True
-    return _progress_bar(iterable, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -109,6 +108,8 @@ class BenchConfig:
     complexity_max_m: int = 200      # partitions with larger blocks are counted, not timed
     threads: int | None = None       # torch intra-op threads for the run (None: torch's default; profiles use 1)
 
+
+Config = BenchConfig  # the name every experiment module exports
 
 PROFILES = {
     "ci": BenchConfig(repeats=3, slow_repeats=1, epochs_after=3, n_inits=1, de_warmup=1000,
@@ -200,19 +201,13 @@ def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
 
 
 # -- fits ------------------------------------------------------------------------------------------
-def _pinv_loop_naive(x: torch.Tensor) -> torch.Tensor:
-    """The literal translation of MATLAB ``Fp * pinv(F)``, one block at a time, with
-    ``torch.linalg.pinv`` on the wide ``F`` ``(m, k-1)``."""
-    return torch.stack([x[i, :, 1:] @ torch.linalg.pinv(x[i, :, :-1]) for i in range(x.shape[0])])
-
-
 def _pinv_loop(x: torch.Tensor) -> torch.Tensor:
     """Paper-style: one ``finite_section(..., "pinv")`` per block (MATLAB ``pinv`` cutoff)."""
     return torch.stack([finite_section(x[i], "pinv") for i in range(x.shape[0])])
 
 
 FIT_METHODS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "pinv_loop_naive": _pinv_loop_naive,
+    "pinv_loop_naive": pinv_reference,  # MATLAB's Fp * pinv(F) verbatim, on the wide F
     "pinv_loop": _pinv_loop,
     "pinv_batched": lambda x: finite_section(x, "pinv"),
     "lstsq_batched": lambda x: finite_section(x, "lstsq"),
@@ -273,7 +268,7 @@ def fit_benchmark(groups: list[torch.Tensor], accumulators: list[GramAccumulator
     w0 = [x[..., -1] for x in groups]
     ref_T = [_jump(U, w, T, "power") for U, w in zip(ref, w0)]
     moved = torch.cat([(a - w).flatten() for a, w in zip(ref_T, w0)]).norm()
-    svals = [torch.linalg.svdvals(x[..., :-1].mT) for x in groups]
+    svals = [singular_values(x) for x in groups]
     cond = torch.cat([s[..., 0] / s[..., -1] for s in svals])
     t_ref = median(times["pinv_loop"])
     rows, per_block = [], {"cond_F": cond.tolist()}
@@ -316,6 +311,30 @@ def _mnist_data(cfg: BenchConfig):
 def koopman_steps(operators: list[torch.Tensor], w0: list[torch.Tensor], T: int) -> None:
     """Step-by-step evolution of every block group for ``T`` steps (batched ``bmm``), no assembly."""
     for _ in zip(*[_iterate(U, w, T) for U, w in zip(operators, w0)]):
+        pass
+
+
+def dense_operators(kp: Koopman) -> list[torch.Tensor]:
+    """The fitted block operators of ``kp`` per group, dense ``(P, m, m)``."""
+    return [op.as_dense() for op in kp.operators_]
+
+
+def block_states(kp: Koopman, theta: torch.Tensor) -> list[torch.Tensor]:
+    """The block states of ``theta`` ``(*batch, D)`` per group, ``(batch*P, m)`` in the fit dtype."""
+    return [b.reshape(-1, b.shape[-1]).to(kp.dtype) for b in kp.partition.blocks(theta)]
+
+
+def jump_assembled(kp: Koopman, theta: torch.Tensor, T: int, method: str) -> torch.Tensor:
+    """``theta(t2 + T)`` ``(*batch, D)`` by :func:`koopman_lib.jump` with ``method`` on every
+    block group (``kp.predict`` is ``method="auto"``, i.e. squaring)."""
+    ws = [_jump(U, w, T, method).reshape(theta.shape[:-1] + tuple(g.shape))
+          for U, w, g in zip(dense_operators(kp), block_states(kp, theta), kp.partition.groups)]
+    return kp.partition.assemble(ws)
+
+
+def steps_assembled(kp: Koopman, theta: torch.Tensor, T: int) -> None:
+    """Step-by-step evolution with the full ``theta`` assembled after every step."""
+    for _ in kp.path(theta, T, chunk=1):
         pass
 
 
@@ -363,11 +382,11 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
     # Cholesky where the window allows it, else the eigh pseudo-inverse of the same Gram matrices
     stream_method = "cholesky"
     try:
-        KoopmanTrainer(part, method="cholesky").fit_recorder(stream)
+        Koopman(part, method="cholesky").fit(stream)
     except FitError:
         stream_method = "eigh"
-    kt = KoopmanTrainer(part, method=stream_method)
-    fit_s, _ = clock(lambda: kt.fit_recorder(stream))
+    kt = Koopman(part, method=stream_method)
+    fit_s, _ = clock(lambda: kt.fit(stream))
     Ts = [n * spe for n in cfg.T_epochs]
     T = Ts[-1]
     jump_s, pred = clock(lambda: kt.predict(theta2, T))
@@ -375,13 +394,13 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
     loss_ko = float(ev[0][0])
     loss_ko_by_T = {int(Tn): float(evaluate(net, xt, yt, theta=kt.predict(theta2, Tn))[0][0]) for Tn in Ts}
 
-    w0 = [b.reshape(-1, b.shape[-1]) for b in part.blocks(theta2)]
+    w0, ops = block_states(kt, theta2), dense_operators(kt)
     kfns = {f"jump_T{Tn}": (lambda Tn=Tn: kt.predict(theta2, Tn)) for Tn in Ts}
     n_steps = min(T, cfg.step_timing_steps or T)
-    kfns[f"steps_raw_T{T}"] = lambda: koopman_steps(kt.operators_, w0, n_steps)
-    kfns[f"steps_assembled_T{T}"] = lambda: [None for _ in kt.iterate(theta2, n_steps)]
-    kfns[f"path_doubling_T{T}"] = lambda: [_path(U, w, T, "doubling") for U, w in zip(kt.operators_, w0)]
-    kfns["fit_streaming"] = lambda: KoopmanTrainer(part, method=stream_method).fit_recorder(stream)
+    kfns[f"steps_raw_T{T}"] = lambda: koopman_steps(ops, w0, n_steps)
+    kfns[f"steps_assembled_T{T}"] = lambda: steps_assembled(kt, theta2, n_steps)
+    kfns[f"path_doubling_T{T}"] = lambda: [_path(U, w, T, "doubling") for U, w in zip(ops, w0)]
+    kfns["fit_streaming"] = lambda: Koopman(part, method=stream_method).fit(stream)
     ktimes: dict[str, list[float]] = {k: [] for k in kfns}
     after, losses = [], [loss0]
     for i in range(cfg.epochs_after):
@@ -519,16 +538,17 @@ def de_run(cfg: BenchConfig, seed: int) -> dict:
     train(cfg.de_window, rec)
     part = make_partition(net.shapes, "node")
     snaps = rec.snapshots
-    fits, fitted = interleaved({m: _failsafe(lambda m=m: KoopmanTrainer(part, method=m).fit(snaps))
-                                for m in ("pinv", "cholesky")}, cfg.repeats)
+    # "pinv": the paper's fit (one SVD per block, MATLAB's cutoff); "cholesky": the normal equations
+    estimators = {"pinv": lambda: Koopman(part), "cholesky": lambda: Koopman(part, method="cholesky")}
+    fits, fitted = interleaved({m: _failsafe(lambda m=m: estimators[m]().fit(snaps)) for m in estimators}, cfg.repeats)
     fits = {m: (None if isinstance(fitted[m], FitError) else v) for m, v in fits.items()}
-    kt = KoopmanTrainer(part, method="pinv").fit(snaps)
+    kt = Koopman(part).fit(snaps)
     theta = net.theta.detach().double()
-    w0 = [b.reshape(-1, b.shape[-1]) for b in part.blocks(theta)]
+    w0, ops = block_states(kt, theta), dense_operators(kt)
     T = cfg.de_T
-    kfns = {"jump_auto": lambda: kt.predict(theta, T), "jump_power": lambda: kt.predict(theta, T, "power"),
-            "jump_eig": lambda: kt.predict(theta, T, "eig"), "steps_raw": lambda: koopman_steps(kt.operators_, w0, T),
-            "path_doubling": lambda: [_path(U, w, T, "doubling") for U, w in zip(kt.operators_, w0)]}
+    kfns = {"jump_auto": lambda: kt.predict(theta, T), "jump_power": lambda: jump_assembled(kt, theta, T, "power"),
+            "jump_eig": lambda: jump_assembled(kt, theta, T, "eig"), "steps_raw": lambda: koopman_steps(ops, w0, T),
+            "path_doubling": lambda: [_path(U, w, T, "doubling") for U, w in zip(ops, w0)]}
     ktimes: dict[str, list[float]] = {k: [] for k in kfns}
     after = []
     for _ in range(cfg.de_chunks_after):
@@ -567,7 +587,6 @@ PREDICTED = {
 def _scaling_fit_point(P: int, m: int, k: int, repeats: int, slow_repeats: int, seed: int) -> dict[str, float]:
     x = random_walk(P, m, k, seed)
     grams = gram_matrices(x)
-    from .operators import solve_normal_equations, solve_normal_equations_pinv
     fns = {"pinv_loop": lambda: _pinv_loop(x), "lstsq_batched": lambda: finite_section(x, "lstsq"),
            "cholesky_batched": lambda: finite_section(x, "cholesky"), "gram_accumulation": lambda: gram_matrices(x),
            "streaming_solve": lambda: solve_normal_equations(*grams),
@@ -576,31 +595,23 @@ def _scaling_fit_point(P: int, m: int, k: int, repeats: int, slow_repeats: int, 
     return {k_: (None if isinstance(outs[k_], FitError) else median(v) / P) for k_, v in times.items()}
 
 
-def scaling_construction(cfg: BenchConfig, progress=None) -> list[dict]:
+def scaling_construction(cfg: BenchConfig) -> list[dict]:
     """Per-block construction seconds against ``m`` (``k`` fixed) and ``k`` (``m`` fixed)."""
     rows = []
     grid = [("m", m, cfg.scaling_k_fixed) for m in cfg.scaling_m] + [("k", cfg.scaling_m_fixed, k) for k in cfg.scaling_k]
-    for axis, m, k in bar(grid, progress, desc="S7 construction scaling"):
+    for axis, m, k in bar(grid, desc="S7 construction scaling"):
         pt = _scaling_fit_point(cfg.scaling_blocks, m, k, cfg.repeats, cfg.slow_repeats, cfg.seed)
         for method, s in pt.items():
             rows.append({"axis": axis, "m": m, "k": k, "method": method, "seconds_per_block": s})
     return rows
 
 
-def _stable_ops(P: int, m: int, seed: int, radius: float = 0.999) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    Q = torch.linalg.qr(torch.randn(P, m, m, generator=g, dtype=torch.float64))[0]
-    lam = radius * (torch.rand(P, m, generator=g, dtype=torch.float64) * 2 - 1)
-    R = torch.triu(torch.randn(P, m, m, generator=g, dtype=torch.float64), 1) * (0.1 / math.sqrt(m))
-    return Q @ (torch.diag_embed(lam) + R) @ Q.mT  # non-normal, spectral radius <= radius
-
-
-def scaling_evolution(cfg: BenchConfig, progress=None) -> list[dict]:
+def scaling_evolution(cfg: BenchConfig) -> list[dict]:
     """Per-block seconds of one step, and of a jump, against ``m`` (``T`` fixed) and ``T``."""
     rows = []
     P = cfg.evolve_blocks
-    for m in bar(cfg.evolve_m, progress, desc="S7 evolution scaling (m)"):
-        U, w = _stable_ops(P, m, cfg.seed + m), torch.randn(P, m, dtype=torch.float64)
+    for m in bar(cfg.evolve_m, desc="S7 evolution scaling (m)"):
+        U, w = stable_operators(P, m, cfg.seed + m), torch.randn(P, m, dtype=torch.float64)
         T = cfg.evolve_T_fixed
         fns = {"step": lambda: koopman_steps([U], [w], cfg.evolve_steps),
                "jump_power": lambda: _jump(U, w, T, "power"), "jump_eig": lambda: _jump(U, w, T, "eig")}
@@ -609,8 +620,8 @@ def scaling_evolution(cfg: BenchConfig, progress=None) -> list[dict]:
             s = median(v) / P / (cfg.evolve_steps if method == "step" else 1)
             rows.append({"axis": "m", "m": m, "T": T if method != "step" else 1, "method": method, "seconds_per_block": s})
     m = cfg.evolve_m_fixed
-    U, w = _stable_ops(P, m, cfg.seed), torch.randn(P, m, dtype=torch.float64)
-    for T in bar(cfg.evolve_T, progress, desc="S7 evolution scaling (T)"):
+    U, w = stable_operators(P, m, cfg.seed), torch.randn(P, m, dtype=torch.float64)
+    for T in bar(cfg.evolve_T, desc="S7 evolution scaling (T)"):
         fns = {"jump_power": lambda: _jump(U, w, T, "power"), "jump_eig": lambda: _jump(U, w, T, "eig")}
         if T <= 10000:
             fns["steps"] = lambda: koopman_steps([U], [w], T)
@@ -678,15 +689,15 @@ def complexity_table(net_name: str, shapes: list[LayerShape], specs: list[str], 
         if snapshots is not None and mmax <= max_m:
             method = "cholesky"
             try:
-                KoopmanTrainer(part, method=method).fit(snapshots[:, None])
+                Koopman(part, method=method).fit(snapshots[:, None])
             except FitError:  # a singular Gram matrix: its eigh pseudo-inverse instead
                 method = "eigh"
             theta = snapshots[-1:].clone()
-            kt = KoopmanTrainer(part, method=method)
+            kt = Koopman(part, method=method)
             t_fit, _ = interleaved({"fit": lambda: kt.fit(snapshots[:, None])}, repeats)
-            w0 = [b.reshape(-1, b.shape[-1]) for b in part.blocks(theta)]
+            w0, ops = block_states(kt, theta), dense_operators(kt)
             n_steps = 100
-            t_ev, _ = interleaved({"step": lambda: koopman_steps(kt.operators_, w0, n_steps),
+            t_ev, _ = interleaved({"step": lambda: koopman_steps(ops, w0, n_steps),
                                    "jump": lambda: kt.predict(theta, T)}, repeats)
             row.update(fit_s=median(t_fit["fit"]), fit_method=method, step_s=median(t_ev["step"]) / n_steps,
                        jump_s=median(t_ev["jump"]))
@@ -729,14 +740,19 @@ def book_minutes(timings: dict | None) -> tuple[float | None, int, int]:
 
 
 # -- the whole benchmark ---------------------------------------------------------------------------
-def run(cfg: BenchConfig, progress: bool | None = None) -> dict:
-    """All benchmarks of ``cfg``; plain data (see the module docstring)."""
+def run(cfg: BenchConfig) -> dict:
+    """All benchmarks of ``cfg``; plain data (see the module docstring). ``hardware`` (merged
+    into the provenance by :func:`koopman_lib.experiments.reproduce`): the torch threads the
+    timings used (restored after the run) and the load average at the end."""
+    threads = cfg.threads or torch.get_num_threads()
     with torch_threads(cfg.threads):
-        return _run(cfg, progress)
+        out = _run(cfg)
+    out["hardware"] = {"torch_threads": threads, "load_average_at_end": load_average()}
+    return out
 
 
-def _run(cfg: BenchConfig, progress: bool | None) -> dict:
-    stages = bar(None, progress, total=6, desc="bench")
+def _run(cfg: BenchConfig) -> dict:
+    stages = bar(None, total=6, desc="bench")
     stage_s: dict[str, float] = {}
     clock0 = [time.perf_counter()]
 
@@ -772,9 +788,9 @@ def _run(cfg: BenchConfig, progress: bool | None) -> dict:
     de = de_run(cfg, cfg.seed)
     de_snaps = de.pop("snapshots")
     done("de_solver")
-    construction = scaling_construction(cfg, progress)
+    construction = scaling_construction(cfg)
     done("scaling_construction")
-    evolution = scaling_evolution(cfg, progress)
+    evolution = scaling_evolution(cfg)
     done("scaling_evolution")
     step_s = median([r["optimizer_step_seconds"] for r in runs])
     complexity = complexity_table("MNIST 784:20:20:20:10", [LayerShape(f"l{i}", o, i_) for i, (i_, o) in
@@ -957,45 +973,11 @@ def targets(results: dict) -> list[dict]:
     return rows
 
 
-# -- entry points ----------------------------------------------------------------------------------
-def config_for(profile: str, **overrides) -> BenchConfig:
-    return with_profile(PROFILES, profile, **overrides)
-
-
-def reproduce(profile: str, out_dir, progress: bool | None = None, **overrides) -> dict:
-    """Run the benchmarks of ``profile`` and save ``out_dir/bench.json`` (+ CSV tables)."""
-    cfg = config_for(profile, **overrides)
-    load_start = load_average()
-    threads = cfg.threads or torch.get_num_threads()
-    start = time.perf_counter()
-    res = run(cfg, progress)
-    res["wall_seconds"] = time.perf_counter() - start
-    res["provenance"] = provenance(profile, cfg, cfg.seed)
-    hw = res["provenance"]["hardware"]
-    hw["torch_threads"] = threads  # the count used for the timings (run() restores the default)
-    hw["load_average_at_start"] = load_start
-    hw["load_average_at_end"] = hw.get("load_average")
-    save_results(out_dir, NAME, res)
-    return to_jsonable(res)
-
-
-def load_or_run(profile: str, results_dir, **overrides) -> dict:
-    """``results_dir/bench.json`` if made with the same profile and config, else run and save it."""
-    results_dir = resolve(results_dir)
-    path = results_dir / f"{NAME}.json"
-    cfg = config_for(profile, **overrides)
-    if path.is_file():
-        saved = read_json(path)
-        prov = saved.get("provenance", {})
-        if prov.get("profile") == profile and prov.get("config") == to_jsonable(dataclasses.asdict(cfg)):
-            return saved
-    return reproduce(profile, results_dir, progress=False, **overrides)
-
-
+# -- entry point -----------------------------------------------------------------------------------
 def main(profile: str, out_dir) -> int:
     """``koopman bench --profile P --out DIR``: write ``DIR/bench.json`` and print the headlines."""
     out_dir = Path(out_dir)
-    res = reproduce(profile, out_dir)
+    res = reproduce(NAME, profile, out_dir)
     print(f"wrote {out_dir / (NAME + '.json')} in {res['wall_seconds']:.1f} s "
           f"({res['provenance']['hardware']['cpu']}, {res['provenance']['hardware']['torch_threads']} threads)")
     for row in res["target_table"]:

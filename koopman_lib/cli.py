@@ -7,12 +7,24 @@ import time
 from pathlib import Path
 
 
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed without a traceback, exit status 2."""
+
+
+def _user_errors() -> tuple:
+    """The library's errors that mean "fix your input" (each message names the fix)."""
+    from .data import DataError
+    from .operators import FitError
+    from .partition import PartitionError
+    return (UserError, FitError, PartitionError, DataError, MemoryError)
+
+
 def _overrides(pairs: list[str]) -> dict:
     import json
     out = {}
     for p in pairs or []:
         if "=" not in p:
-            raise SystemExit(f"--set expects key=value, got {p!r}")
+            raise UserError(f"--set expects key=value, got {p!r}")
         k, v = p.split("=", 1)
         try:
             out[k] = json.loads(v)
@@ -22,6 +34,16 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def main(argv=None) -> int:
+    """The ``koopman`` command. A user error (bad settings, corrupt or missing data, a fit that
+    cannot be done) prints the library's message and returns 2, without a traceback."""
+    try:
+        return _main(argv)
+    except _user_errors() as err:
+        print(f"koopman: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     from .config import PROFILES
     from .experiments import EXPERIMENTS
     ap = argparse.ArgumentParser(prog="koopman", description=__doc__)
@@ -50,7 +72,7 @@ def main(argv=None) -> int:
         try:  # a bad profile or field fails here, before the run starts
             config_for(args.experiment, args.profile, **overrides)
         except ValueError as err:
-            raise SystemExit(f"koopman reproduce {args.experiment}: {err}") from None
+            raise UserError(f"reproduce {args.experiment}: {err}") from None
         res = reproduce(args.experiment, args.profile, args.out, seed=args.seed, **overrides)
         print(f"wrote {args.out / (args.experiment + '.json')} in {time.perf_counter() - start:.1f} s")
         for row in res.get("table", []) if isinstance(res.get("table"), list) else []:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
@@ -112,3 +113,116 @@ def jump(operators: torch.Tensor, w0: torch.Tensor, T: int, method: str = "auto"
         idx = torch.nonzero(bad).flatten()
         wT[idx] = jump(operators[idx], w0[idx], T, method="power")
     return wT
+
+
+# -- the one guarded rollout -------------------------------------------------------------------
+@dataclass
+class Rollout:
+    """A guarded evolution of ``E`` networks (see :func:`rollout`).
+
+    ``steps``: the evaluated steps after t2 (0 first); ``values``: one ``(len(steps), E)`` tensor
+    per output of ``loss_fn`` (``nan`` for a network after the guard stopped it; ``loss`` and
+    ``acc`` name the first two); ``theta`` ``(E, D)``: each network's last weights that passed the
+    guard; ``stopped_at`` / ``reason``: per network, the evaluated step at which the guard stopped
+    it and why (``None`` if it ran to the end).
+    """
+
+    steps: list[int] = field(default_factory=list)
+    values: list = field(default_factory=list)
+    theta: torch.Tensor | None = None
+    stopped_at: list = field(default_factory=list)
+    reason: list = field(default_factory=list)
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.values[0]
+
+    @property
+    def acc(self) -> torch.Tensor:
+        return self.values[1]
+
+
+def rollout(partition, operators: list, z0: list[torch.Tensor], theta0: torch.Tensor, T: int,
+            every: int | None = None, loss_fn=None, max_growth: float | None = None,
+            loss_limit: float | None = None, jump: bool = True, dtype=None) -> Rollout:
+    """Evolve ``E`` networks ``T`` steps with per-group :class:`koopman_lib.fit.Operators`.
+
+    ``z0``: per group the starting (lifted) block states ``(E * P_g, n_g)`` (member-major, as
+    :meth:`Partition.blocks` of ``theta0`` ``(E, D)``); ``theta0``: the weights at step 0.
+    ``loss_fn(theta (E, D))`` returns a tensor ``(E,)`` or a tuple of them; it is called at
+    step 0, every ``every`` steps and at ``T`` (``every=None``: at ``T`` only). Between two
+    evaluation points the state moves by one product with a cached matrix power (``jump``;
+    ``jump=False`` steps one step at a time: the same states up to rounding).
+
+    The guard, checked at every evaluation point, stops a network whose weights are
+    non-finite, whose norm exceeds ``max_growth`` times its norm at step 0, or whose first
+    ``loss_fn`` output is non-finite or (with ``loss_limit``) above ``loss_limit``; the
+    others go on, and the rollout ends when all have stopped. A non-finite loss always stops
+    a network. A stopped network gets ``nan``
+    values from then on (``loss_fn`` sees zeros in its place) and keeps its last weights that
+    passed. ``dtype`` (default: ``theta0``'s): the dtype of the weights handed to ``loss_fn``.
+    """
+    T = _check_T(T)
+    if every is not None and (isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1):
+        raise ValueError(f"every must be a positive integer number of steps, got {every!r}")
+    if max_growth is not None and not max_growth > 0:
+        raise ValueError(f"max_growth must be > 0, got {max_growth!r}")
+    every = T if every is None else int(every)
+    E = theta0.shape[0]
+    dtype = dtype or theta0.dtype
+    states = [op.start(z) for op, z in zip(operators, z0)]
+    powers = [dict() for _ in operators]
+    out = Rollout(theta=theta0.detach().clone())
+    dead = torch.zeros(E, dtype=torch.bool)
+    out.stopped_at, out.reason = [None] * E, [None] * E
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    norm0 = theta0.double().norm(dim=-1)
+    values: list = []
+
+    def stop(mask, t, why):
+        for e in torch.nonzero(mask & ~dead).flatten().tolist():
+            out.stopped_at[e], out.reason[e] = t, why
+
+    def record(t, theta):
+        nonlocal dead
+        bad = ~torch.isfinite(theta).all(-1)
+        stop(bad, t, "non-finite weights")
+        if max_growth is not None:
+            grew = theta.double().norm(dim=-1) > max_growth * norm0.clamp_min(1e-12)
+            stop(grew & ~bad, t, f"weight norm grew more than {max_growth:g}x")
+            bad = bad | grew
+        dead = dead | bad
+        out.steps.append(t)
+        if loss_fn is not None:
+            got = loss_fn(torch.where(dead.unsqueeze(-1), torch.zeros_like(theta), theta).to(dtype))
+            got = tuple(got) if isinstance(got, (tuple, list)) else (got,)
+            got = [torch.as_tensor(v, dtype=torch.float64).reshape(E) for v in got]
+            nonfinite = ~torch.isfinite(got[0]) & ~dead
+            stop(nonfinite, t, "non-finite loss")
+            dead = dead | nonfinite
+            if loss_limit is not None:
+                over = ~(got[0] <= loss_limit) & ~dead
+                stop(over, t, f"loss above {loss_limit:g}")
+                dead = dead | over
+            values.append([torch.where(dead, nan, v) for v in got])
+        ok = ~dead
+        out.theta[ok] = theta[ok].to(out.theta.dtype)
+
+    record(0, theta0)
+    last = 0
+    for t in sorted(set(range(every, T + 1, every)) | {T}):
+        ws = []
+        for g, op in enumerate(operators):
+            if jump:
+                w, states[g] = op.advance(states[g], t - last, powers[g])
+            else:
+                for _ in range(t - last):
+                    w, states[g] = op.advance(states[g], 1)
+            ws.append(w)
+        last = t
+        record(t, partition.assemble([w.reshape((E,) + tuple(g.shape)) for w, g in zip(ws, partition.groups)]))
+        if bool(dead.all()):
+            break
+    if values:
+        out.values = [torch.stack([v[i] for v in values]) for i in range(len(values[0]))]
+    return out

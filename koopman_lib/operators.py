@@ -69,12 +69,13 @@ def finite_section(
         Columns are the block state at consecutive training steps.
     method : ``"pinv"`` | ``"lstsq"`` | ``"cholesky"`` | ``"svd"`` | ``"eigh"``
         ``pinv`` is the paper's (MATLAB ``pinv``: singular values below
-        ``max(m, k) * eps * s_max`` dropped). ``lstsq`` uses the SVD-based
+        ``max(m, k) * eps * s_max`` dropped), computed by the one factorisation of
+        :mod:`koopman_lib.fit` (``svd`` is the same fit with an optional ``rank``). ``lstsq`` uses the SVD-based
         ``gelsd`` driver (minimum-norm on rank-deficient data). ``cholesky``
         solves the normal equations ``U (F F^T + ridge I) = F' F^T``; it is the
         fast path and refuses rank-deficient data with a :class:`FitError`.
-        ``svd`` keeps the leading ``rank`` singular values (all by default) and
-        applies Tikhonov filter factors when ``ridge > 0``. ``eigh`` solves the
+        ``svd`` keeps the leading ``rank`` singular values (all above the ``pinv`` cutoff by
+        default). ``eigh`` solves the
         same normal equations with a pseudo-inverse of ``F F^T`` from its symmetric
         eigendecomposition (:func:`solve_normal_equations_pinv`): as fast as
         ``cholesky`` up to an ``O(m^3)`` term, works from streamed Gram matrices and on
@@ -83,7 +84,8 @@ def finite_section(
     rank : int, optional
         Truncation rank for ``svd``.
     ridge : float
-        Tikhonov regularisation for ``cholesky`` and ``svd``.
+        ``cholesky`` only: solve with ``F F^T + ridge I`` (an absolute shift; the relative
+        Tikhonov filter of the SVD fit is ``Koopman(partition, ridge=...)``).
     rcond : float, optional
         Relative singular-value cutoff for ``pinv`` / ``lstsq`` / ``eigh`` (defaults as above).
 
@@ -95,8 +97,9 @@ def finite_section(
         raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
     if ridge < 0:
         raise FitError(f"ridge must be >= 0, got {ridge}")
-    if ridge > 0 and method in ("pinv", "lstsq", "eigh"):
-        raise FitError(f"ridge is not used by method {method!r}; use method='cholesky' or 'svd'")
+    if ridge > 0 and method != "cholesky":
+        raise FitError(f"ridge is not used by method {method!r}; use method='cholesky' (absolute shift of F F^T) "
+                       "or Koopman(partition, ridge=...) (Tikhonov relative to s_max)")
     if rank is not None and method != "svd":
         raise FitError("rank truncation needs method='svd'")
     x, squeeze = _as_batched(snapshots)
@@ -107,29 +110,20 @@ def finite_section(
     x = x.contiguous()
     check_finite(x)
     F, Fp = split_pairs(x)
-    if method == "pinv":
-        U = Fp @ _pinv(F, rcond)
+    if method in ("pinv", "svd"):
+        from .fit import Cutoff, FitSpec, fit_operators  # the one factorisation (fit imports this module)
+        if method == "svd" and rank is not None:
+            cutoff = Cutoff(int(rank))
+        else:
+            cutoff = Cutoff("machine" if rcond is None else float(rcond))
+        U = fit_operators(x, FitSpec(cutoff), low_rank=False).U
     elif method == "lstsq":
         U = _lstsq(F, Fp, rcond)
     elif method == "cholesky":
         U = solve_normal_equations(F @ F.mT, Fp @ F.mT, ridge)
-    elif method == "eigh":
+    else:
         U = solve_normal_equations_pinv(F @ F.mT, Fp @ F.mT, rcond)
-    else:
-        U = _svd_fit(F, Fp, rank, ridge)
     return U[0] if squeeze else U
-
-
-def _pinv(F: torch.Tensor, rcond: float | None) -> torch.Tensor:
-    # pinv(F) = pinv(F^T)^T with the same singular values and cutoff; for a wide F
-    # (m < k, the usual case) the SVD of the tall F^T is several times faster on MKL.
-    wide = F.shape[-2] < F.shape[-1]
-    A = F.mT if wide else F
-    if rcond is None:
-        P = torch.linalg.pinv(A)  # rtol = max(m, k) * eps, as MATLAB pinv
-    else:
-        P = torch.linalg.pinv(A, rtol=rcond)
-    return P.mT if wide else P
 
 
 def _lstsq(F: torch.Tensor, Fp: torch.Tensor, rcond: float | None) -> torch.Tensor:
@@ -140,18 +134,12 @@ def _lstsq(F: torch.Tensor, Fp: torch.Tensor, rcond: float | None) -> torch.Tens
     return sol.mT
 
 
-def _svd_fit(F, Fp, rank, ridge):
-    Uf, S, Vh = torch.linalg.svd(F, full_matrices=False)
-    if rank is not None:
-        if rank < 1:
-            raise FitError(f"rank must be >= 1, got {rank}")
-        Uf, S, Vh = Uf[..., :rank], S[..., :rank], Vh[..., :rank, :]
-    if ridge > 0:
-        inv = S / (S * S + ridge)
-    else:
-        tol = max(F.shape[-2:]) * torch.finfo(F.dtype).eps * S[..., :1]
-        inv = torch.where(S > tol, 1.0 / S, torch.zeros_like(S))
-    return (Fp @ Vh.mT) @ (inv.unsqueeze(-1) * Uf.mT)
+def pinv_reference(snapshots: torch.Tensor) -> torch.Tensor:
+    """``F' pinv(F)`` one block at a time, ``torch.linalg.pinv`` on the wide ``F`` (MATLAB's ``Fp * pinv(F)``)."""
+    x, squeeze = _as_batched(snapshots)
+    F, Fp = split_pairs(x)
+    U = torch.stack([Fp[i] @ torch.linalg.pinv(F[i]) for i in range(x.shape[0])])
+    return U[0] if squeeze else U
 
 
 def gram_condition(gram: torch.Tensor, L: torch.Tensor, iters: int = 12) -> torch.Tensor:

@@ -158,6 +158,13 @@ class Partition:
             )
         return [theta[..., g] for g in self.groups]
 
+    def time_last(self, recording: torch.Tensor) -> list[torch.Tensor]:
+        """A time-first recording ``(k, *batch, D)`` as block snapshots, per group a view
+        ``(batch * P_g, m_g, k)`` (time last, member-major): the layout every fit takes."""
+        k = recording.shape[0]
+        return [b.reshape(k, -1, int(g.shape[1])).permute(1, 2, 0)
+                for b, g in zip(self.blocks(recording), self.groups)]
+
     def assemble(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
         """Inverse of :meth:`blocks`: list of ``(..., P_g, m_g)`` -> ``(..., D)``."""
         if len(blocks) != len(self.groups):

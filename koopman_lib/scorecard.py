@@ -81,6 +81,24 @@ class Rule:
 #: T_eq/T a Koopman-trained ensemble must keep (median) for "keeps up with the optimizer"
 KEEPS_UP = 0.8
 
+#: two losses within this relative tolerance count as equal ("matched") in every chapter
+LOSS_TIE = 0.01
+
+
+def compare_loss(ours: float, other: float, tie: float = LOSS_TIE) -> str:
+    """``"better"`` if ``ours < (1 - tie) other``, ``"tie"`` if ``ours <= (1 + tie) other``, else
+    ``"worse"`` (also for a non-finite ``ours``). The rule the chapters print beside a comparison."""
+    if not (math.isfinite(ours) and math.isfinite(other)):
+        return "worse" if math.isfinite(other) else "tie" if not math.isfinite(ours) else "better"
+    if ours < (1 - tie) * other:
+        return "better"
+    return "tie" if ours <= (1 + tie) * other else "worse"
+
+
+COMPARE_LOSS_RULE = (f"a loss more than {LOSS_TIE:.0%} below the other is better, within {LOSS_TIE:.0%} either "
+                     "side is a tie (matched), else worse")
+
+
 RULES: dict[str, Rule] = {r.key: r for r in (
     Rule("success rate", "not_below", 10.0, 25.0,
          "at most 10 percentage points below the paper (or above it): reproduced; at most 25 below: partly; "

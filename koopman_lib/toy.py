@@ -30,7 +30,7 @@ import torch
 from .operators import FitError, finite_section
 
 __all__ = ["SlowManifoldMap", "lift", "relative_error", "compare_fits", "conditioning_sweep",
-           "match_eigenvalues", "pydmd_exact_dmd", "PYDMD_CONDITION_WARNING"]
+           "match_eigenvalues", "pydmd_exact_dmd", "PYDMD_CONDITION_WARNING", "stable_operators"]
 
 #: start of the message of the UserWarning PyDMD emits when cond(snapshots) > 1e5
 PYDMD_CONDITION_WARNING = "Input data condition number"
@@ -222,3 +222,13 @@ def pydmd_exact_dmd(snapshots: torch.Tensor) -> dict:
         operator = torch.from_numpy(np.ascontiguousarray(op.real))
     return {"eigs": eigs, "modes": modes, "operator": operator}
 
+
+def stable_operators(P: int, m: int, seed: int = 0, radius: float = 0.999) -> torch.Tensor:
+    """Random non-normal operators ``(P, m, m)`` (float64) with spectral radius ``<= radius``:
+    ``Q (diag(lambda) + R) Q^T`` with ``Q`` random orthogonal, real ``|lambda| <= radius`` and a
+    small strictly upper triangular ``R`` (synthetic input for evolution timings and tests)."""
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.linalg.qr(torch.randn(P, m, m, generator=g, dtype=torch.float64))[0]
+    lam = radius * (torch.rand(P, m, generator=g, dtype=torch.float64) * 2 - 1)
+    R = torch.triu(torch.randn(P, m, m, generator=g, dtype=torch.float64), 1) * (0.1 / math.sqrt(m))
+    return Q @ (torch.diag_embed(lam) + R) @ Q.mT

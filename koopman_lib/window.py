@@ -24,9 +24,9 @@ from typing import Sequence
 
 import torch
 
+from .estimator import Koopman
 from .operators import FitError
 from .partition import Partition
-from .trainer import KoopmanTrainer
 
 CRITERIA = ("spectral", "one_step", "multi_step")
 
@@ -55,7 +55,7 @@ def window_grid(starts: Sequence[int], lengths: Sequence[int], t_max: int) -> li
 def spectral_score(radii: Sequence[torch.Tensor], T: int, q: float = 1.0) -> torch.Tensor:
     """``q``-quantile over blocks of ``|T log rho_b|``.
 
-    ``radii``: per group ``(*batch, P_g)`` spectral radii (``KoopmanTrainer.spectral_radii()``).
+    ``radii``: per group ``(*batch, P_g)`` spectral radii (``Koopman.spectral_radii_``).
     Returns ``(*batch,)``.
     """
     if not 0 <= q <= 1:
@@ -72,17 +72,18 @@ def _relative(err: torch.Tensor, move: torch.Tensor, batch_ndim: int) -> torch.T
     return num / den.clamp_min(torch.finfo(den.dtype).tiny)
 
 
-def holdout_errors(snapshots: torch.Tensor, partition: Partition, holdout: int, method: str = "pinv",
-                   rcond: float | None = None, ridge: float = 0.0, fit=None) -> dict[str, torch.Tensor]:
+def holdout_errors(snapshots: torch.Tensor, partition: Partition, holdout: int, method: str = "svd",
+                   cutoff=None, ridge: float = 0.0, fit=None) -> dict[str, torch.Tensor]:
     """Fit on ``snapshots[:-holdout]`` and score the prediction of the held-out snapshots.
 
     ``one_step``: ``||U w(t) - w(t+1)|| / ||w(t+1) - w(t)||`` over all held-out pairs
     (norms over blocks, weights and times); ``multi_step``: ``||w_hat(t2) - w(t2)|| /
     ||w(t2) - w(t2 - h)||`` with ``w_hat`` evolved ``h`` steps from ``w(t2 - h)``. Both
-    ``(*batch,)``. ``fit(snapshots) -> KoopmanTrainer`` (fitted) replaces the default
-    ``KoopmanTrainer(partition, method, rcond, ridge).fit``.
+    ``(*batch,)``. ``fit(snapshots) -> Koopman`` (fitted) replaces the default
+    ``Koopman(partition, cutoff, ridge, method=method).fit`` in float64 (``method="pinv"`` is
+    ``"svd"``, whose default cutoff is the paper's pinv cutoff).
     """
-    fit = fit or _default_fit(partition, method, rcond, ridge)
+    fit = fit or _default_fit(partition, method, cutoff, ridge)
     k = snapshots.shape[0]
     if not 1 <= holdout <= k - 3:
         raise FitError(f"holdout must be between 1 and k - 3 = {k - 3} snapshots, got {holdout}")
@@ -92,9 +93,10 @@ def holdout_errors(snapshots: torch.Tensor, partition: Partition, holdout: int, 
     test = test.to(torch.float64)
     err2 = torch.zeros(batch, dtype=torch.float64)
     move2 = torch.zeros(batch, dtype=torch.float64)
-    for U, g, blocks in zip(tr.operators_, partition.groups, partition.blocks(test)):
+    for op, g, blocks in zip(tr.operators_, partition.groups, partition.blocks(test)):
         x = blocks.reshape(holdout + 1, -1, g.shape[1]).permute(1, 2, 0)  # (batch*P, m, h+1)
-        pred = U @ x[..., :-1]
+        # one step ahead from every held-out state but the last
+        pred = _one_step(op, x[..., :-1])
         e = (pred - x[..., 1:]).reshape(batch + (-1,))
         mv = (x[..., 1:] - x[..., :-1]).reshape(batch + (-1,))
         err2 += e.pow(2).sum(-1)
@@ -105,25 +107,33 @@ def holdout_errors(snapshots: torch.Tensor, partition: Partition, holdout: int, 
     return {"one_step": one_step, "multi_step": multi}
 
 
-def _default_fit(partition, method, rcond, ridge):
+def _one_step(op, x: torch.Tensor) -> torch.Tensor:
+    """``U x`` for the :class:`koopman_lib.fit.Operators` ``op`` and states ``x`` ``(P, n, h)``
+    (each column one step ahead), dense or low-rank ``U = A B``."""
+    x = x.to(op.dtype)
+    return op.U @ x if not op.low_rank else op.A @ (op.B @ x)
+
+
+def _default_fit(partition, method, cutoff, ridge):
+    method = "svd" if method == "pinv" else method
+
     def fit(snapshots):
-        return KoopmanTrainer(partition, method=method, rcond=rcond, ridge=ridge).fit(snapshots.to(torch.float64))
+        return Koopman(partition, cutoff=cutoff, ridge=ridge, method=method).fit(snapshots.to(torch.float64))
     return fit
 
 
 def score_window(snapshots: torch.Tensor, partition: Partition, T: int, holdout: int, q: float = 1.0,
-                 method: str = "pinv", rcond: float | None = None, ridge: float = 0.0, fit=None,
-                 fitted: KoopmanTrainer | None = None) -> dict[str, torch.Tensor]:
+                 method: str = "svd", cutoff=None, ridge: float = 0.0, fit=None,
+                 fitted: Koopman | None = None) -> dict[str, torch.Tensor]:
     """All criteria for one window (``snapshots`` are exactly the window ``t1..t2``).
 
-    ``fit`` as in :func:`holdout_errors`; ``fitted``: the trainer already fitted on the whole
-    window (saves one fit). Returns per-member ``spectral``, ``max_radius``, ``one_step``,
+    ``fit`` as in :func:`holdout_errors`; ``fitted``: the :class:`Koopman` already fitted on the
+    whole window (saves one fit). Returns per-member ``spectral``, ``max_radius``, ``one_step``,
     ``multi_step`` ``(*batch,)``.
     """
-    fit = fit or _default_fit(partition, method, rcond, ridge)
+    fit = fit or _default_fit(partition, method, cutoff, ridge)
     tr = fitted if fitted is not None else fit(snapshots)
-    radii = tr.spectral_radii()
-    out = {"spectral": spectral_score(radii, T, q), "max_radius": tr.max_spectral_radius()}
+    out = {"spectral": spectral_score(tr.spectral_radii_, T, q), "max_radius": tr.spectral_radius_}
     out.update(holdout_errors(snapshots, partition, holdout, fit=fit))
     return out
 

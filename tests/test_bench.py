@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import koopman_lib as kl
-from koopman_lib import bench
+from koopman_lib import bench, toy
 from koopman_lib.data import DataError
+from koopman_lib.experiments import load_or_run, reproduce
 from conftest import stable_operators
 
 TINY = dict(repeats=2, slow_repeats=1, mnist_sizes=(784, 4, 4, 10), mnist_partition=("quasi_node:5", "node", "node"),
@@ -39,7 +40,7 @@ REQUIRED = ["fit_speedup_cholesky_vs_pinv", "fit_speedup_streaming_vs_pinv", "ju
 
 def test_tiny_bench_run_schema(tmp_path):
     try:
-        res = bench.reproduce("ci", tmp_path, progress=False, **TINY)
+        res = reproduce("bench", "ci", tmp_path, **TINY)
     except DataError as e:
         pytest.skip(f"MNIST not available: {e}")
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -47,6 +48,9 @@ def test_tiny_bench_run_schema(tmp_path):
         assert key in saved, key
     assert saved["provenance"]["profile"] == "ci"
     assert saved["provenance"]["config"]["mnist_sizes"] == [784, 4, 4, 10]
+    hw = saved["provenance"]["hardware"]
+    assert hw["torch_threads"] == 1 and "load_average_at_start" in hw and "load_average_at_end" in hw
+    assert "hardware" not in saved  # merged into the provenance
     for key in ("fit_speedup_streaming_vs_pinv", "jump_speedup_vs_fast_loop_mnist", "step_speedup_vs_fast_loop_mnist",
                 "recording_overhead_streaming"):
         assert isinstance(saved[key], float) and saved[key] > 0, key
@@ -64,7 +68,7 @@ def test_tiny_bench_run_schema(tmp_path):
         assert r["with_koopman_s"] == pytest.approx(r["train_to_t2_s"] + r["koopman_after_t2_s"])
         assert r["koopman_after_t2_s"] == pytest.approx(r["recording_streaming_s"] + r["fit_s"] + r["jump_s"] + r["eval_s"])
     # the cached result is reused by load_or_run
-    again = bench.load_or_run("ci", tmp_path, **TINY)
+    again = load_or_run("bench", "ci", tmp_path, **TINY)
     assert again["provenance"]["utc_time"] == saved["provenance"]["utc_time"]
     assert res["wall_seconds"] > 0
 
@@ -99,10 +103,25 @@ def test_eigh_fit_is_truncated_pinv_on_rank_deficient_data():
     assert torch.allclose(U_eigh @ F, U_pinv @ F, atol=1e-8 * float(Fp.abs().max()))
 
 
+def test_fit_methods_of_the_benchmark_agree_with_the_core_pinv():
+    """The naive per-block reference (MATLAB's Fp * pinv(F)) and the per-block loop give the
+    operators of the batched core fit; the assembled jump helpers match Koopman.predict."""
+    x = bench.random_walk(4, 6, 80, seed=3)
+    ref = kl.finite_section(x, "pinv")
+    for name in ("pinv_loop_naive", "pinv_loop", "pinv_batched", "lstsq_batched"):
+        assert bench.rel_diff(bench.FIT_METHODS[name](x), ref).max() < 1e-8, name
+    part = kl.make_partition([kl.LayerShape("l0", 2, 2)], "node")   # 2 blocks of 3
+    traj = bench.random_walk(1, part.n_params, 40, seed=4)[0].T.unsqueeze(1)  # (k, 1, D)
+    kp = kl.Koopman(part).fit(traj)
+    theta = traj[-1]
+    for method in ("power", "eig"):
+        assert torch.allclose(bench.jump_assembled(kp, theta, 25, method), kp.predict(theta, 25), rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("P,m", [(100, 157), (50, 21)])
 def test_jump_equals_step_by_step_at_real_sizes(P, m):
     T = 1876  # two MNIST epochs
-    U = bench._stable_ops(P, m, seed=m)
+    U = toy.stable_operators(P, m, seed=m)
     w0 = torch.randn(P, m, dtype=torch.float64)
     stepped = w0
     for w in kl.iterate(U, w0, T):
@@ -136,10 +155,10 @@ def test_recorder_streaming_equals_stored_at_mnist_block_sizes():
         theta = traj[t - 11] if t >= 11 else torch.zeros(D, dtype=torch.float64)
         stored(t, theta)
         stream(t, theta)
-    a = kl.KoopmanTrainer(part, method="cholesky").fit_recorder(stored)
-    b = kl.KoopmanTrainer(part, method="cholesky").fit_recorder(stream)
-    c = kl.KoopmanTrainer(part, method="eigh").fit_recorder(stream)
-    for Ua, Ub, Uc in zip(a.operators_, b.operators_, c.operators_):
+    a = kl.Koopman(part, method="cholesky").fit(stored)
+    b = kl.Koopman(part, method="cholesky").fit(stream)
+    c = kl.Koopman(part, method="eigh").fit(stream)
+    for Ua, Ub, Uc in zip(*(bench.dense_operators(kp) for kp in (a, b, c))):
         # same Gram matrices up to summation order: agreement to eps * cond(F)^2
         assert bench.rel_diff(Ub, Ua).max() < 1e-8
         assert bench.rel_diff(Uc, Ua).max() < 1e-8
@@ -180,7 +199,7 @@ def test_helpers():
 
 @pytest.mark.parametrize("T", [1, 2, 5, 64, 100, 1876])
 def test_path_by_doubling_equals_step_by_step(T):
-    U = bench._stable_ops(7, 13, seed=T)
+    U = toy.stable_operators(7, 13, seed=T)
     w0 = torch.randn(7, 13, dtype=torch.float64)
     a, b = kl.path(U, w0, T), kl.path(U, w0, T, method="doubling")
     assert a.shape == b.shape == (T + 1, 7, 13)

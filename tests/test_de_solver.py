@@ -169,6 +169,28 @@ def test_config_errors():
         ds.check_config(ds.Config(T_main=100))
     with pytest.raises(ValueError, match="t1"):
         ds.check_config(ds.Config(t1=50000))
+    with pytest.raises(ValueError, match="jump_method"):
+        ds.check_config(ds.Config(jump_method="eig"))
+    with pytest.raises(ValueError, match="fit_methods"):
+        ds.check_config(ds.Config(fit_methods=("qr",)))
+
+
+def test_timed_single_network_path_is_the_reported_batched_prediction():
+    """koopman_once (fit + jump of one network, the timed path) gives the batched fit's prediction
+    of that network, for every fit method; "pinv" and "lstsq" agree on a full-rank window."""
+    prob = ds.Oscillator(SIZES)
+    part = make_partition(prob.shapes, list(ds.Config().partition))
+    g = torch.Generator().manual_seed(1)
+    snaps = _theta(3).unsqueeze(0) + 0.01 * torch.randn(40, 3, prob.n_params, generator=g,
+                                                          dtype=torch.float64).cumsum(0)
+    preds = {}
+    for method in ("pinv", "lstsq"):
+        batched = ds.koopman_fit(part, method).fit(snaps).predict(snaps[-1], 25)
+        for e in range(3):
+            single = ds.koopman_once(ds.koopman_fit(part, method), snaps[:, e], 25)
+            torch.testing.assert_close(single, batched[e], rtol=1e-9, atol=1e-12)
+        preds[method] = batched
+    torch.testing.assert_close(preds["pinv"], preds["lstsq"], rtol=1e-6, atol=1e-8)
 
 
 TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 50), T_main=20, timing_repeats=1,

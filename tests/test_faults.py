@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from koopman_lib import (FitError, GramAccumulator, KoopmanTrainer, PartitionError, TrajectoryRecorder,
+from koopman_lib import (FitError, GramAccumulator, Koopman, PartitionError, TrajectoryRecorder,
                          finite_section, flatten_params, iterate, jump, load_flat, make_partition, path)
 from koopman_lib.data import DataError, load_mnist, locate, read_idx
 from koopman_lib.partition import LayerShape
@@ -61,13 +61,13 @@ def test_trainer_refuses_nonfinite_recording_and_keeps_its_previous_fit():
     model = _mlp()
     part = make_partition(model, "node")
     rec = torch.randn(10, 2, part.n_params, dtype=torch.float64)
-    trainer = KoopmanTrainer(part).fit(rec)
-    before = [U.clone() for U in trainer.operators_]
+    trainer = Koopman(part).fit(rec)
+    before = [op.U.clone() for op in trainer.operators_]
     bad = rec.clone()
     bad[4, 1, -1] = math.nan
     with pytest.raises(FitError, match="NaN or inf"):
         trainer.fit(bad)
-    assert all(torch.equal(a, b) for a, b in zip(before, trainer.operators_)), "a failed fit changed the operators"
+    assert all(torch.equal(a, b.U) for a, b in zip(before, trainer.operators_)), "a failed fit changed the operators"
 
 
 def test_gram_accumulator_refuses_nonfinite_chunk_untouched():
@@ -110,7 +110,7 @@ def test_a_single_snapshot_is_refused():
         finite_section(torch.randn(2, 3, 1, dtype=torch.float64))
     part = make_partition([LayerShape("l", 2, 2)], "node")
     with pytest.raises(FitError, match="at least 2 snapshots"):
-        KoopmanTrainer(part).fit(torch.randn(1, part.n_params, dtype=torch.float64))
+        Koopman(part).fit(torch.randn(1, part.n_params, dtype=torch.float64))
     with pytest.raises(FitError, match="fewer than 2 snapshots"):
         GramAccumulator(1, 2).operators()
 
@@ -154,16 +154,16 @@ def test_recording_of_another_architecture_is_refused():
     small, big = _mlp((3, 4, 2)), _mlp((3, 5, 2))
     rec = torch.randn(6, flatten_params(big).numel(), dtype=torch.float64)
     with pytest.raises(PartitionError, match="recording and model do not match"):
-        KoopmanTrainer(make_partition(small, "node")).fit(rec)
+        Koopman(make_partition(small, "node")).fit(rec)
 
 
 def test_prediction_of_wrong_shape_is_refused_and_model_untouched():
     model = _mlp()
     part = make_partition(model, "node")
-    trainer = KoopmanTrainer(part).fit(torch.randn(8, part.n_params, dtype=torch.float64))
-    with pytest.raises(FitError, match="does not match the fitted recording"):
+    trainer = Koopman(part).fit(torch.randn(8, part.n_params, dtype=torch.float64))
+    with pytest.raises(FitError, match="the fit needs"):
         trainer.predict(torch.randn(part.n_params + 1, dtype=torch.float64), 3)
-    with pytest.raises(FitError, match="does not match the fitted recording"):
+    with pytest.raises(FitError, match="the fit needs"):
         trainer.predict(torch.randn(2, part.n_params, dtype=torch.float64), 3)  # an ensemble, fitted on one
     state = _state(model)
     with pytest.raises(PartitionError, match="different architecture"):
@@ -215,9 +215,9 @@ def test_bad_T_is_refused_at_the_call(T):
         with pytest.raises(ValueError, match="T must be a positive integer"):
             call()  # iterate raises here, not at the first step
     part = make_partition([LayerShape("l", 2, 2)], "node")
-    trainer = KoopmanTrainer(part).fit(torch.randn(10, part.n_params, dtype=torch.float64))
+    trainer = Koopman(part).fit(torch.randn(10, part.n_params, dtype=torch.float64))
     theta0 = torch.randn(part.n_params, dtype=torch.float64)
-    for call in (lambda: trainer.predict(theta0, T), lambda: trainer.iterate(theta0, T),
+    for call in (lambda: trainer.predict(theta0, T), lambda: trainer.path(theta0, T),
                  lambda: trainer.rollout(theta0, T)):
         with pytest.raises(ValueError, match="T must be a positive integer"):
             call()
@@ -254,7 +254,7 @@ def test_training_that_stops_before_t2_cannot_be_fitted():
     for t in range(30):  # training ended at step 29, inside the window
         rec(t, torch.randn(part.n_params))
     with pytest.raises(FitError, match="holds 25 of 46 snapshots; finish t1..t2 first"):
-        KoopmanTrainer(part).fit_recorder(rec)
+        Koopman(part).fit(rec)
     with pytest.raises(ValueError, match="expected step 30, got 32"):
         rec(32, torch.randn(part.n_params))
 
@@ -265,28 +265,30 @@ MNIST_SHAPES = [LayerShape("fc1", 20, 784), LayerShape("fc2", 20, 20), LayerShap
 
 
 def test_network_partition_too_large_is_refused_before_fitting(monkeypatch):
-    part = make_partition(MNIST_SHAPES, "network")  # one 16750 x 16750 operator
-    trainer = KoopmanTrainer(part)
-    need = trainer.estimate_bytes(2814)
-    assert need > trainer.memory_limit
-    assert need >= 3 * 16750 ** 2 * 8  # at least operator + Gram-size workspace
+    part = make_partition(MNIST_SHAPES, "network")  # one 16750-dim block per network
+    trainer = Koopman(part)
+    one, many = trainer.estimate_bytes(2814), trainer.estimate_bytes(2814, n_batch=25)
+    assert one < trainer.memory_limit < many  # one network: thin factors A, B (16750 x 2813); 25: too many
+    assert many >= 25 * 2 * 16750 * 2813 * 8
     called = []
-    monkeypatch.setattr("koopman_lib.trainer.finite_section", lambda *a, **k: called.append(1))
+    monkeypatch.setattr("koopman_lib.estimator.fit_operators", lambda *a, **k: called.append(1))
+    small = Koopman(part, memory_limit=10**6)
     with pytest.raises(MemoryError, match=r"1 x m=16750 on 3 snapshots needs about .* GiB.*finer partition"):
-        trainer.fit(torch.zeros(3, part.n_params, dtype=torch.float64))
+        small.fit(torch.zeros(3, part.n_params, dtype=torch.float64))
     assert not called, "the fit started before the memory check"
-    # the paper's partition of one such network passes; 25 of them fitted at once do not
-    paper = KoopmanTrainer(make_partition(MNIST_SHAPES, ["quasi_node:157", "node", "node", "node"]))
-    assert paper.estimate_bytes(2814) < paper.memory_limit < paper.estimate_bytes(2814, n_batch=25)
+    # the paper's partition of one such network passes; dense Network operators of 16750^2 would not
+    paper = Koopman(make_partition(MNIST_SHAPES, ["quasi_node:157", "node", "node", "node"]))
+    assert paper.estimate_bytes(2814) < paper.memory_limit
+    assert Koopman(part, method="lstsq").estimate_bytes(2814) >= 3 * 16750 ** 2 * 8 > paper.memory_limit
 
 
 def test_memory_limit_is_respected_and_can_be_raised():
     part = make_partition([LayerShape("l", 4, 3)], "layer")
-    small = KoopmanTrainer(part, memory_limit=1000)
+    small = Koopman(part, memory_limit=1000)
     rec = torch.randn(50, part.n_params, dtype=torch.float64)
     with pytest.raises(MemoryError, match="raise memory_limit"):
         small.fit(rec)
-    KoopmanTrainer(part, memory_limit=small.estimate_bytes(50)).fit(rec)
+    Koopman(part, memory_limit=small.estimate_bytes(50)).fit(rec)
 
 
 def test_recorder_refuses_a_recording_larger_than_memory_before_allocating():
@@ -367,50 +369,61 @@ def test_missing_file_without_download_names_the_setting(isolated_data):
 
 
 # -- the rollout guard ------------------------------------------------------------------------------
-def _scalar_trainer(rate: float, n: int = 3) -> tuple[KoopmanTrainer, torch.Tensor]:
-    """A trainer whose operators multiply every weight by ``rate`` each step."""
+def _scalar_trainer(rate: float, n: int = 3) -> tuple[Koopman, torch.Tensor]:
+    """An estimator whose operators multiply every weight by ``rate`` each step."""
     part = make_partition([LayerShape("l", 1, n - 1)], "node")  # one block of n
-    trainer = KoopmanTrainer(part)
-    trainer.operators_ = [rate * torch.eye(n, dtype=torch.float64).unsqueeze(0)]
-    trainer.batch_shape_ = ()
+    trainer = Koopman.from_operators(part, [rate * torch.eye(n, dtype=torch.float64).unsqueeze(0)])
     return trainer, torch.ones(n, dtype=torch.float64)
 
 
 def test_guard_stops_at_the_first_non_finite_weight_and_keeps_the_last_finite():
     trainer, theta0 = _scalar_trainer(1e200)
-    out = trainer.rollout(theta0, 10, max_growth=math.inf)
-    assert out.stopped_at == 2 and out.reason == "non-finite weights"  # 1e200, then 1e400 = inf
-    torch.testing.assert_close(out.theta, torch.full_like(theta0, 1e200))
+    out = trainer.rollout(theta0, 10, every=1, max_growth=math.inf)
+    assert out.stopped_at == [2] and out.reason == ["non-finite weights"]  # 1e200, then 1e400 = inf
+    torch.testing.assert_close(out.theta[0], torch.full_like(theta0, 1e200))
     assert torch.equal(theta0, torch.ones(3, dtype=torch.float64)), "the guard changed theta0"
 
 
 def test_guard_stops_when_the_weights_explode():
     trainer, theta0 = _scalar_trainer(1.5)
-    out = trainer.rollout(theta0, 100, max_growth=10.0)
+    out = trainer.rollout(theta0, 100, every=1, max_growth=10.0)
     first = next(t for t in range(1, 100) if 1.5 ** t > 10)  # 6
-    assert out.stopped_at == first and "grew more than 10x" in out.reason
-    torch.testing.assert_close(out.theta, theta0 * 1.5 ** (first - 1))
+    assert out.stopped_at == [first] and "grew more than 10x" in out.reason[0]
+    torch.testing.assert_close(out.theta[0], theta0 * 1.5 ** (first - 1))
 
 
 def test_guard_stops_at_an_exploding_or_non_finite_loss_and_reports_the_step():
     trainer, theta0 = _scalar_trainer(1.1)
-    loss = lambda th: float(th.sum())  # noqa: E731  3 * 1.1^t
-    out = trainer.rollout(theta0, 50, loss_fn=loss, loss_limit=6.0)
+    loss = lambda th: th.sum(-1)  # noqa: E731  3 * 1.1^t
+    out = trainer.rollout(theta0, 50, every=1, loss_fn=loss, loss_limit=6.0)
     first = next(t for t in range(1, 50) if 3 * 1.1 ** t > 6.0)
-    assert out.stopped_at == first and out.reason == "loss above 6"
-    assert out.steps == list(range(first)) and len(out.losses) == first
-    torch.testing.assert_close(out.theta, theta0 * 1.1 ** (first - 1))
-    nan_at_4 = lambda th: math.nan if float(th[0]) > 1.1 ** 3.5 else 0.0  # noqa: E731
-    out = trainer.rollout(theta0, 50, loss_fn=nan_at_4)
-    assert out.stopped_at == 4 and out.reason == "non-finite loss"
-    torch.testing.assert_close(out.theta, theta0 * 1.1 ** 3)
+    assert out.stopped_at == [first] and out.reason == ["loss above 6"]
+    assert out.steps == list(range(first + 1)) and out.loss.shape == (first + 1, 1)
+    assert torch.isfinite(out.loss[:first]).all() and torch.isnan(out.loss[first]).all()
+    torch.testing.assert_close(out.theta[0], theta0 * 1.1 ** (first - 1))
+    nan_at_4 = lambda th: torch.where(th[:, 0] > 1.1 ** 3.5, math.nan, 0.0)  # noqa: E731
+    out = trainer.rollout(theta0, 50, every=1, loss_fn=nan_at_4)
+    assert out.stopped_at == [4] and out.reason == ["non-finite loss"]
+    torch.testing.assert_close(out.theta[0], theta0 * 1.1 ** 3)
+
+
+def test_guard_stops_each_network_on_its_own():
+    """Two networks: the growing one stops, the decaying one runs to the end."""
+    part = make_partition([LayerShape("l", 1, 1)], "node")  # one block of 2
+    ops = torch.stack([2.0 * torch.eye(2), 0.5 * torch.eye(2)]).double()
+    trainer = Koopman.from_operators(part, [ops], batch_shape=(2,))
+    theta0 = torch.ones(2, 2, dtype=torch.float64)
+    out = trainer.rollout(theta0, 12, every=3, loss_fn=lambda th: th.norm(dim=-1), max_growth=100.0)
+    assert out.stopped_at == [9, None] and out.steps == [0, 3, 6, 9, 12]
+    torch.testing.assert_close(out.theta, torch.stack([theta0[0] * 2.0 ** 6, theta0[1] * 0.5 ** 12]))
+    assert torch.isnan(out.loss[3:, 0]).all() and torch.isfinite(out.loss[:, 1]).all()
 
 
 def test_guard_runs_to_the_end_when_nothing_goes_wrong_and_validates_its_arguments():
     trainer, theta0 = _scalar_trainer(0.9)
-    out = trainer.rollout(theta0, 20, loss_fn=lambda th: float(th.sum()), every=5)
-    assert out.stopped_at is None and out.reason is None and out.steps == [0, 5, 10, 15, 20]
-    torch.testing.assert_close(out.theta, theta0 * 0.9 ** 20)
+    out = trainer.rollout(theta0, 20, loss_fn=lambda th: th.sum(-1), every=5)
+    assert out.stopped_at == [None] and out.reason == [None] and out.steps == [0, 5, 10, 15, 20]
+    torch.testing.assert_close(out.theta[0], theta0 * 0.9 ** 20)
     with pytest.raises(ValueError, match="every must be a positive integer"):
         trainer.rollout(theta0, 5, every=0)
     with pytest.raises(ValueError, match="max_growth must be > 0"):
@@ -420,15 +433,14 @@ def test_guard_runs_to_the_end_when_nothing_goes_wrong_and_validates_its_argumen
 def test_guarded_weights_can_be_written_into_the_model():
     model = _mlp()
     part = make_partition(model, "node")
-    trainer = KoopmanTrainer(part)
-    trainer.operators_ = [2.0 * torch.eye(int(g.shape[1]), dtype=torch.float64).expand(g.shape[0], -1, -1).clone()
-                          for g in part.groups]
+    trainer = Koopman.from_operators(part, [2.0 * torch.eye(int(g.shape[1]), dtype=torch.float64).expand(
+        g.shape[0], -1, -1).clone() for g in part.groups])
     theta0 = flatten_params(model)
-    out = trainer.rollout(theta0, 10_000, max_growth=math.inf)  # 2^t overflows float64 at t = 1024 + a few
-    assert out.stopped_at is not None and out.reason == "non-finite weights"
+    out = trainer.rollout(theta0, 10_000, every=1, max_growth=math.inf)  # 2^t overflows float64 at t = 1024 + a few
+    assert out.stopped_at[0] is not None and out.reason == ["non-finite weights"]
     assert torch.isfinite(out.theta).all()
-    load_flat(model, out.theta)
-    torch.testing.assert_close(flatten_params(model), out.theta)
+    load_flat(model, out.theta[0])
+    torch.testing.assert_close(flatten_params(model), out.theta[0])
 
 
 # -- the model and the recording are never half-written ----------------------------------------------
@@ -442,12 +454,12 @@ def test_load_flat_with_nonfinite_values_leaves_the_model_untouched():
     assert _same_state(model, state)
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", ["svd", "lstsq", "cholesky", "eigh"])
 def test_fitting_never_modifies_the_recording(method):
     part = make_partition([LayerShape("a", 3, 2), LayerShape("b", 2, 3)], "node")
     rec = torch.randn(40, 2, part.n_params, dtype=torch.float64)
     copy = rec.clone()
-    KoopmanTrainer(part, method=method).fit(rec)
+    Koopman(part, method=method).fit(rec)
     assert torch.equal(rec, copy)
 
 

@@ -1,5 +1,6 @@
-"""The MNIST experiment: its numerics (SVD-shared pinv fits, low-rank operators, masked
-evolution), the ablation design, and the results contract on a tiny run."""
+"""The MNIST experiment: its fits and rollouts through the core (one factorisation shared by
+all cutoffs, low-rank operators, guarded per-network rollouts, the timed path), the ablation
+design, and the results contract on a tiny run."""
 import json
 import math
 
@@ -7,55 +8,94 @@ import pytest
 import torch
 
 from koopman_lib import finite_section, make_partition, t_eq_parts
+from koopman_lib.estimator import Koopman
 from koopman_lib.experiments import config_for, mnist
+from koopman_lib.fit import Cutoff, FitSpec, Operators, fit_operators
 from koopman_lib.nets import EnsembleMLP
+from koopman_lib.operators import FitError
 from koopman_lib.partition import LayerShape
 from koopman_lib.results import to_jsonable
 from conftest import stable_operators
 
-
-def _snapshots(P, m, k, seed=0, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(P, m, k, generator=g, dtype=dtype).cumsum(-1)
+EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps
 
 
-def test_pinv_rtol():
-    assert mnist.pinv_rtol("paper", 157, 2813) == pytest.approx(2813 * 2.220446049250313e-16)
-    assert mnist.pinv_rtol("replication", 785, 1875) == pytest.approx(10 * 1875 * 1.1920928955078125e-07)
-    assert mnist.pinv_rtol(1e-3, 5, 7) == 1e-3
-    with pytest.raises(ValueError, match="cutoff"):
-        mnist.pinv_rtol("matlab", 5, 7)
-
-
-@pytest.mark.parametrize("cutoff", ["paper", "replication", 1e-2])
-def test_block_svd_dense_equals_pinv_fit(cutoff):
-    x = _snapshots(3, 6, 20)
-    rtol = mnist.pinv_rtol(cutoff, 6, 19)
-    ref = finite_section(x, "pinv", rcond=rtol)
-    got = mnist.BlockSVD.of(x).dense(rtol)
-    assert torch.allclose(got, ref, atol=1e-10, rtol=1e-8)
-
-
-def test_low_rank_factors_equal_the_dense_operator():
-    x = _snapshots(2, 30, 12)           # m = 30 > k - 1 = 11: rank <= 11
-    svd = mnist.BlockSVD.of(x)
-    assert svd.low_rank
-    rtol = mnist.pinv_rtol("paper", 30, 11)
-    A, B = svd.factors(rtol)
-    assert A.shape == (2, 30, 11) and B.shape == (2, 11, 30)
-    assert torch.allclose(A @ B, finite_section(x, "pinv"), atol=1e-10)
-    op = mnist.BlockOperators(A=A, B=B)
-    dense_lam = torch.linalg.eigvals(A @ B).abs().sort(-1, descending=True).values[:, :11]
-    assert torch.allclose(op.eigenvalues().abs().sort(-1, descending=True).values, dense_lam, atol=1e-8)
-
-
-def _toy_partition():
-    shapes = [LayerShape("l0", 3, 4), LayerShape("l1", 2, 3)]   # node rows 5 and 4
+def _toy_partition(fan_in=(4, 3)):
+    shapes = [LayerShape("l0", 3, fan_in[0]), LayerShape("l1", 2, fan_in[1])]   # 3 and 2 nodes, rows fan_in + 1
     return shapes, make_partition(shapes, ["node", "node"])
 
 
-def test_fit_blocks_recovers_known_operators_for_every_member():
-    shapes, part = _toy_partition()
+def _recording(part, k, E, seed=0):
+    """A random-walk recording ``(k, E, D)``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(k, E, part.n_params, generator=g, dtype=torch.float64).cumsum(0)
+
+
+def _block_snapshots(part, rec):
+    """Per group the blocks ``(E*P, m, k)`` (member-major, time last) of a recording ``(k, E, D)``."""
+    k = rec.shape[0]
+    return [b.reshape(k, -1, int(g.shape[1])).permute(1, 2, 0) for g, b in zip(part.groups, part.blocks(rec))]
+
+
+def _pinv_reference(x, rtol):
+    """``F' pinv(F)`` by torch's own pinv (a direct SVD), for blocks ``(P, m, k)``."""
+    return x[..., 1:] @ torch.linalg.pinv(x[..., :-1], rtol=rtol)
+
+
+def test_config_cutoffs_are_cutoff_values():
+    cfg = mnist.PROFILES["paper"]
+    for c in (cfg.cutoff, cfg.stable_cutoff, cfg.replication_cutoff, *cfg.cutoff_sweep):
+        Cutoff(c)                                          # the one vocabulary: no experiment-only names
+    assert cfg.replication_cutoff == "jax" and "jax" in cfg.cutoff_sweep
+    # the paper's (MATLAB, float64) and the replication's (jnp.linalg.pinv on float32) cutoffs
+    assert mnist.rtol_of("paper", 157, 2813) == pytest.approx(2813 * EPS64)
+    assert mnist.rtol_of("jax", 785, 1875) == pytest.approx(10 * 1875 * EPS32)
+    assert mnist.rtol_of(1e-3, 5, 7) == 1e-3
+    with pytest.raises(FitError, match="cutoff"):
+        mnist.rtol_of("replication", 5, 7)
+
+
+@pytest.mark.parametrize("cutoff", ["paper", "jax", 1e-2])
+def test_fits_equal_dense_pinv_fits(cutoff):
+    _, part = _toy_partition()
+    rec = _recording(part, 20, 2)
+    kp = mnist.fit_cutoffs(part, rec, torch.float64, [cutoff])[cutoff]
+    assert kp.batch_shape_ == (2,)
+    for op, x in zip(kp.operators_, _block_snapshots(part, rec)):
+        assert not op.low_rank
+        rtol = mnist.rtol_of(cutoff, x.shape[-2], x.shape[-1] - 1)
+        assert torch.allclose(op.U, _pinv_reference(x, rtol), atol=1e-10, rtol=1e-8)
+        assert torch.allclose(op.U, finite_section(x, "pinv", rcond=rtol), atol=1e-10, rtol=1e-8)
+
+
+def test_one_factorisation_serves_every_cutoff():
+    """A fit for several cutoffs equals separate fits for each (and the cutoff decides the rank)."""
+    _, part = _toy_partition()
+    rec = _recording(part, 20, 2, seed=1)
+    cutoffs = ["paper", 1e-2, 0.3]
+    many = mnist.fit_cutoffs(part, rec, torch.float64, cutoffs)
+    for c in cutoffs:
+        one = Koopman(part, cutoff=c).fit(rec)
+        for a, b in zip(many[c].operators_, one.operators_):
+            assert torch.equal(a.U, b.U) and torch.equal(a.rank, b.rank)
+    assert (many[0.3].operators_[0].rank < many["paper"].operators_[0].rank).all()
+
+
+def test_low_rank_fits_equal_the_dense_operator():
+    _, part = _toy_partition(fan_in=(29, 3))        # layer 0 blocks m = 30 > k - 1 = 11: rank <= 11
+    rec = _recording(part, 12, 2, seed=2)
+    kp = mnist.fit_cutoffs(part, rec, torch.float64, ["paper"])["paper"]
+    op, x = kp.operators_[0], _block_snapshots(part, rec)[0]
+    assert op.low_rank and op.A.shape == (6, 30, 11) and op.B.shape == (6, 11, 30)
+    assert torch.allclose(op.as_dense(), _pinv_reference(x, mnist.rtol_of("paper", 30, 11)), atol=1e-10)
+    assert torch.equal(op.rank, torch.full((6,), 11))
+    dense_lam = torch.linalg.eigvals(op.as_dense()).abs().sort(-1, descending=True).values[:, :11]
+    assert torch.allclose(op.eigenvalues().abs().sort(-1, descending=True).values, dense_lam, atol=1e-8)
+    assert not kp.operators_[1].low_rank                # layer 1 blocks (m = 4) stay dense
+
+
+def test_fits_recover_known_operators_for_every_member():
+    _, part = _toy_partition()
     E, k = 2, 40
     true = [stable_operators(E * g.shape[0], g.shape[1], 0.97, seed=i) for i, g in enumerate(part.groups)]
     theta = torch.randn(E, part.n_params, dtype=torch.float64)
@@ -64,20 +104,22 @@ def test_fit_blocks_recovers_known_operators_for_every_member():
         blocks = [torch.bmm(U, b.reshape(-1, b.shape[-1]).unsqueeze(-1)).squeeze(-1).reshape(b.shape)
                   for U, b in zip(true, part.blocks(snaps[-1]))]
         snaps.append(part.assemble(blocks))
-    ops = mnist.fit_blocks(part, torch.stack(snaps), torch.float64, ["paper"])["paper"]
-    for op, U in zip(ops, true):
+    kp = mnist.fit_cutoffs(part, torch.stack(snaps), torch.float64, ["paper"])["paper"]
+    for op, U in zip(kp.operators_, true):
         assert torch.allclose(op.as_dense(), U, atol=1e-8)
 
 
-def test_fit_blocks_in_chunks_equals_one_batch():
-    shapes, part = _toy_partition()
-    snaps = torch.randn(30, 3, part.n_params, dtype=torch.float64).cumsum(0)
-    one = mnist.fit_blocks(part, snaps, torch.float64, ["paper", 1e-3])
-    many = mnist.fit_blocks(part, snaps, torch.float64, ["paper", 1e-3], chunk_bytes=1)   # one block per chunk
-    for c in one:
-        for a, b in zip(one[c], many[c]):
-            assert torch.allclose(a.as_dense(), b.as_dense(), atol=1e-12)
-            assert torch.equal(a.rank, b.rank)
+def test_fits_equal_block_by_block_fits_from_float32_recordings():
+    """The experiment casts a float32 recording inside the fit, in chunks: the same operators as
+    casting first and fitting one block per chunk."""
+    _, part = _toy_partition()
+    rec = _recording(part, 30, 3, seed=3).float()
+    fits = mnist.fit_cutoffs(part, rec, torch.float64, ["paper", 1e-3])
+    for g, x in enumerate(_block_snapshots(part, rec.double())):
+        ref = fit_operators(x, {"paper": FitSpec("paper"), 1e-3: FitSpec(1e-3)}, chunk_bytes=1)
+        for c in ("paper", 1e-3):
+            assert torch.allclose(fits[c].operators_[g].U, ref[c].U, atol=1e-12)
+            assert torch.equal(fits[c].operators_[g].rank, ref[c].rank)
 
 
 def _capture(thetas):
@@ -90,19 +132,19 @@ def _capture(thetas):
 
 @pytest.mark.parametrize("low_rank", [False, True])
 @pytest.mark.parametrize("jump", [True, False])
-def test_evolve_blocks_matches_dense_iteration(low_rank, jump):
-    shapes, part = _toy_partition()
+def test_rollout_matches_dense_iteration(low_rank, jump):
+    _, part = _toy_partition()
     E = 2
     dense = [stable_operators(E * g.shape[0], g.shape[1], 0.99, seed=3 + i) for i, g in enumerate(part.groups)]
     if low_rank:   # same operators written as thin factors A B (r = m here)
-        ops = [mnist.BlockOperators(A=U, B=torch.eye(U.shape[-1], dtype=U.dtype).expand_as(U).contiguous())
-               for U in dense]
+        ops = [Operators(A=U, B=torch.eye(U.shape[-1], dtype=U.dtype).expand_as(U).contiguous()) for U in dense]
     else:
-        ops = [mnist.BlockOperators(U=U) for U in dense]
+        ops = [Operators(U=U) for U in dense]
+    kp = Koopman.from_operators(part, ops, (E,))
     theta0 = torch.randn(E, part.n_params, dtype=torch.float64)
     seen = []
-    ev = mnist.evolve_blocks(part, ops, theta0, T=7, every=3, loss_fn=_capture(seen), jump=jump)
-    assert ev.steps == [0, 3, 6, 7]
+    ev = kp.rollout(theta0, T=7, every=3, loss_fn=_capture(seen), jump=jump)
+    assert ev.steps == [0, 3, 6, 7] and ev.loss.shape == (4, E)
     w = theta0
     ref = {0: theta0}
     for t in range(1, 8):
@@ -111,38 +153,75 @@ def test_evolve_blocks_matches_dense_iteration(low_rank, jump):
         ref[t] = w
     for t, th in zip(ev.steps, seen):
         assert torch.allclose(th, ref[t], atol=1e-12)
+    assert torch.allclose(kp.predict(theta0, 7), ref[7], atol=1e-12)
 
 
-def test_evolve_blocks_masks_a_diverging_member():
-    shapes, part = _toy_partition()
+def test_fitted_rollout_of_a_low_rank_fit_matches_its_dense_form():
+    """The experiment's low-rank fits (layer-wise operators) evolve as their dense ``A B``."""
+    _, part = _toy_partition(fan_in=(29, 3))
+    rec = _recording(part, 12, 2, seed=4) * 1e-2
+    kp = mnist.fit_cutoffs(part, rec, torch.float64, ["paper"])["paper"]
+    dense = Koopman.from_operators(part, [op.as_dense() for op in kp.operators_], (2,))
+    a, b = [], []
+    kp.rollout(rec[-1], 9, every=4, loss_fn=_capture(a))
+    dense.rollout(rec[-1], 9, every=4, loss_fn=_capture(b))
+    for x, y in zip(a, b):
+        assert torch.allclose(x, y, rtol=1e-8, atol=1e-10)
+
+
+def test_rollout_masks_a_diverging_member():
+    _, part = _toy_partition()
     ops = []
     for g in part.groups:
         P, m = g.shape
         U = torch.eye(m).repeat(2 * P, 1, 1)
         U[P:] *= 1e8                                      # member 1 explodes (float32 overflow)
-        ops.append(mnist.BlockOperators(U=U))
+        ops.append(U)
+    kp = Koopman.from_operators(part, ops, (2,), dtype=torch.float32)
     theta0 = torch.ones(2, part.n_params)
-    ev = mnist.evolve_blocks(part, ops, theta0, T=10, every=1,
-                             loss_fn=lambda th: (th.abs().sum(-1), torch.ones(th.shape[0])))
+    ev = kp.rollout(theta0, T=10, every=1, loss_fn=lambda th: (th.abs().sum(-1), torch.ones(th.shape[0])))
     assert torch.isfinite(ev.loss[:, 0]).all()
     assert torch.isnan(ev.loss[-1, 1]) and torch.isfinite(ev.loss[0, 1])
     assert ev.steps == list(range(11))
+    assert ev.stopped_at[0] is None and ev.reason[1] == "non-finite weights"
 
 
-def test_evolve_blocks_guard_stops_a_growing_member():
-    shapes, part = _toy_partition()
+def test_rollout_guard_stops_a_growing_member():
+    _, part = _toy_partition()
     ops = []
     for g in part.groups:
         P, m = g.shape
         U = torch.eye(m, dtype=torch.float64).repeat(2 * P, 1, 1)
         U[P:] *= 1.5                                      # member 1 grows 1.5x per step: > 1000x after 18
-        ops.append(mnist.BlockOperators(U=U))
+        ops.append(U)
+    kp = Koopman.from_operators(part, ops, (2,))
     theta0 = torch.ones(2, part.n_params, dtype=torch.float64)
-    ev = mnist.evolve_blocks(part, ops, theta0, T=40, every=5, max_growth=1e3,
-                             loss_fn=lambda th: (th.abs().sum(-1), torch.ones(th.shape[0])))
+    ev = kp.rollout(theta0, T=40, every=5, max_growth=mnist.GUARD_GROWTH,
+                    loss_fn=lambda th: (th.abs().sum(-1), torch.ones(th.shape[0])))
     assert ev.stopped_at == [None, 20]                    # 1.5**15 = 438 < 1000 < 1.5**20, checked every 5
     assert torch.isfinite(ev.loss[:, 0]).all() and ev.steps[-1] == 40
     assert torch.isfinite(ev.loss[:4, 1]).all() and torch.isnan(ev.loss[4:, 1]).all()
+    assert torch.equal(ev.theta[1], theta0[1] * 1.5 ** 15)   # the last weights that passed the guard
+
+
+def test_timed_path_is_the_reported_path():
+    """``koopman_seconds`` fits and evolves exactly what the reported losses come from."""
+    _, part = _toy_partition()
+    rec = _recording(part, 30, 1, seed=5).float() * 1e-2
+    theta = rec[-1]
+    sec, kp, err = mnist.koopman_seconds(part, rec, theta, 12, 5, "paper", torch.float64)
+    assert err is None and sec > 0
+    rep = mnist.fit_cutoffs(part, rec, torch.float64, ["paper", 1e-4])["paper"]
+    for a, b in zip(kp.operators_, rep.operators_):
+        assert torch.equal(a.U, b.U)
+    seen_t, seen_r = [], []
+    kp.rollout(theta, 12, every=5, loss_fn=_capture(seen_t), max_growth=mnist.GUARD_GROWTH)
+    rep.rollout(theta, 12, every=5, loss_fn=_capture(seen_r), max_growth=mnist.GUARD_GROWTH)
+    assert all(torch.equal(a, b) for a, b in zip(seen_t, seen_r))
+    sec, kc, err = mnist.koopman_seconds(part, rec, theta, 12, 5, dtype=torch.float64, method="cholesky")
+    assert err is None and sec > 0 and kc.method == "cholesky"
+    for a, x in zip(kc.operators_, _block_snapshots(part, rec.double())):
+        assert torch.allclose(a.U, finite_section(x, "cholesky"), atol=1e-12)
 
 
 def test_ablation_changes_exactly_one_factor():
@@ -201,7 +280,14 @@ def test_tiny_run_meets_the_results_contract(tiny):
     assert all(r["dtype"] == "float32" for r in rep)
     assert len(res["ablation"]) == 14
     assert [r["cutoff"] for r in res["cutoff_sweep"]] == list(cfg.cutoff_sweep)
+    for r in res["cutoff_sweep"]:
+        assert r["rtol_layer1"] == Cutoff(r["cutoff"]).rtol(157, 29)
+    assert {r["cutoff"] for r in rep} == {"jax"}
     assert res["steps_per_epoch"] == 10 and res["snapshots"] == 30
+    tm = res["timing"]
+    assert tm["koopman_seconds_pinv"] > 0 and "rollout of T steps" in tm["note"]
+    chk = res["cholesky_check"]                        # Cholesky may refuse rank-deficient blocks here
+    assert chk["blocks"] and ("weights_rel_diff_T" in chk or chk["errors"])
     text = json.dumps(to_jsonable(res), allow_nan=False)
     assert len(text) < 5e6
 
@@ -224,8 +310,8 @@ def test_tiny_run_is_internally_consistent(tiny):
     traj = res["trajectories"]
     i0 = traj["koopman_from_step"] - traj["optimizer_from_step"]
     assert torch.allclose(traj["optimizer"][:, i0], traj["koopman"][:, 0], atol=1e-6)
-    # the ablation's paper-settings base (masked evolution) and the sweep's "paper" cutoff
-    # (KoopmanTrainer.rollout) reproduce the main experiment's init 0
+    # the ablation's paper-settings base (a rollout of all ablation inits together) and the sweep's
+    # "paper" cutoff (the same fit of init 0) reproduce the main experiment's init 0
     base = next(r for r in res["ablation"] if r["setting"] == "paper settings")
     main = res["members"][0]
     sweep = next(r for r in res["cutoff_sweep"] if r["cutoff"] == cfg.cutoff)

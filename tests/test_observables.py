@@ -2,10 +2,11 @@ import pytest
 import torch
 
 import koopman_lib as kl
+from koopman_lib import FitSpec, Koopman
 from koopman_lib.nets import EnsembleMLP
-from koopman_lib.observables import (Affine, Delay, Identity, ObservableTrainer, Polynomial, fit_lifted,
-                                     parse_observables)
+from koopman_lib.observables import Affine, Delay, Identity, Polynomial, parse_observables
 from koopman_lib.operators import FitError
+from koopman_lib.partition import LayerShape
 from conftest import stable_operators, trajectory
 
 
@@ -16,31 +17,58 @@ def line(P, m, k, seed=0):
     return w0 + v * torch.arange(k, dtype=torch.float64)
 
 
+def blocks_partition(P, m):
+    """One layer whose node partition is ``P`` blocks of size ``m`` (``m - 1`` inputs and a bias)."""
+    return kl.make_partition([LayerShape("layer0", P, m - 1, True)], ["node"])
+
+
+def recording(part, X):
+    """Block snapshots ``(P, m, k)`` as a recording ``(k, D)`` of that partition (time first)."""
+    return part.assemble([X.permute(2, 0, 1)])
+
+
+def blocks(part, theta):
+    """``(..., D)`` -> the block states ``(..., P, m)`` of the one group."""
+    return part.blocks(theta)[0]
+
+
 def test_affine_represents_a_straight_line_exactly():
     X = line(3, 4, 60)
-    fit = fit_lifted(X[..., :40], Affine())
-    pred = fit.predict(X[..., :40], 20)
-    assert torch.allclose(pred, X[..., 59], atol=1e-8)
-    steps = list(fit.iterate(X[..., :40], 20))
-    assert torch.allclose(steps[-1], X[..., 59], atol=1e-8)
+    part = blocks_partition(3, 4)
+    rec = recording(part, X)
+    kp = Koopman(part, observables=Affine()).fit(rec[:40])
+    assert torch.allclose(blocks(part, kp.predict(rec[39], 20)), X[..., 59], atol=1e-8)
+    for jump in (True, False):
+        ro = kp.rollout(rec[39], 20, every=5, jump=jump)
+        assert ro.steps == [0, 5, 10, 15, 20] and ro.stopped_at == [None]
+        assert torch.allclose(blocks(part, ro.theta[0]), X[..., 59], atol=1e-8)
     # the constant observable row is exactly e_n
-    assert torch.equal(fit.operators[:, -1], torch.eye(5, dtype=torch.float64)[-1].expand(3, 5))
+    U = kp.operators_[0].U
+    assert U.shape == (3, 5, 5)
+    assert torch.equal(U[:, -1], torch.eye(5, dtype=torch.float64)[-1].expand(3, 5))
 
 
-def test_identity_lifting_matches_finite_section_and_trainer():
+def test_identity_observable_koopman_equals_plain_koopman():
     U = stable_operators(4, 3, seed=2)
     X = trajectory(U, 30, noise=0.01)
-    fit = fit_lifted(X, Identity())
-    assert torch.allclose(fit.operators, kl.finite_section(X), atol=1e-12)
+    part = blocks_partition(4, 3)
+    rec = recording(part, X)
+    plain = Koopman(part).fit(rec)
+    assert torch.allclose(plain.operators_[0].U, kl.finite_section(X), atol=1e-12)
+    # Identity() and Delay(1) (the lifting code path with a one-state history) are the plain fit
+    for obs in (Identity(), Delay(1)):
+        kp = Koopman(part, observables=obs).fit(rec)
+        assert kp.history == 1
+        assert torch.allclose(kp.operators_[0].U, plain.operators_[0].U, atol=1e-12)
     net = EnsembleMLP([3, 4, 2], "tanh", n_members=2)
     part = kl.make_partition(net.shapes, ["quasi_node:2", "node"])
     snaps = torch.randn(50, 2, part.n_params, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    a = kl.KoopmanTrainer(part).fit(snaps)
-    b = ObservableTrainer(part).fit(snaps)
-    for Ua, fb in zip(a.operators_, b.fits_):
-        assert torch.allclose(Ua, fb.operators, atol=1e-10)
+    a = Koopman(part).fit(snaps)
+    b = Koopman(part, observables=Delay(1)).fit(snaps)
+    for oa, ob in zip(a.operators_, b.operators_):
+        assert torch.allclose(oa.as_dense(), ob.as_dense(), atol=1e-10)
     assert torch.allclose(a.predict(snaps[-1], 7), b.predict(snaps[-1], 7), atol=1e-8)
-    assert torch.allclose(a.predict(snaps[-1], 7), list(b.iterate(snaps[-1:], 7))[-1], atol=1e-8)
+    assert torch.allclose(a.predict(snaps[-1], 7), b.rollout(snaps[-1:], 7).theta, atol=1e-8)
 
 
 def test_delay_embedding_recovers_a_second_order_recurrence():
@@ -56,16 +84,19 @@ def test_delay_embedding_recovers_a_second_order_recurrence():
     X[0, :, :2] = torch.randn(m, 2, generator=g, dtype=torch.float64)
     for t in range(1, k - 1):
         X[0, :, t + 1] = A @ X[0, :, t] + B @ X[0, :, t - 1]
-    ident = fit_lifted(X[..., :50], Identity()).predict(X[..., :50], 20)
-    delay = fit_lifted(X[..., :50], Delay(2))
-    pred = delay.predict(X[..., :50], 20)
-    assert torch.allclose(pred, X[..., 69], atol=1e-8)
-    assert (ident - X[..., 69]).norm() > 1e-3 * X[..., 69].norm()
-    K = delay.operators[0]
+    part = blocks_partition(1, m)
+    rec = recording(part, X)
+    ident = Koopman(part).fit(rec[:50]).predict(rec[49], 20)
+    delay = Koopman(part, observables=Delay(2)).fit(rec[:50])
+    assert delay.history == 2
+    pred = delay.predict(rec[48:50], 20)          # the last two recorded states, oldest first
+    assert torch.allclose(blocks(part, pred), X[..., 69], atol=1e-8)
+    assert (blocks(part, ident) - X[..., 69]).norm() > 1e-3 * X[..., 69].norm()
+    K = delay.operators_[0].U[0]
+    assert K.shape == (2 * m, 2 * m)
     assert torch.allclose(K[:m, :m], A, atol=1e-8) and torch.allclose(K[:m, m:], B, atol=1e-8)
-    # relift mode follows the same map when the lift is exact
-    relift = fit_lifted(X[..., :50], Delay(2), mode="relift").predict(X[..., :50], 20)
-    assert torch.allclose(relift, X[..., 69], atol=1e-8)
+    # a longer history is accepted (its last two states are used)
+    assert torch.allclose(delay.predict(rec[40:50], 20), pred, atol=1e-12)
 
 
 def test_delay_lift_layout_newest_first():
@@ -85,49 +116,69 @@ def test_polynomial_dictionary_closes_a_quadratic_system():
     for t in range(k - 1):
         x, y = X[0, 0, t], X[0, 1, t]
         X[0, 0, t + 1], X[0, 1, t + 1] = a * x, b * y + c * x * x
-    poly = fit_lifted(X[..., :25], Polynomial(2))
-    for mode_fit in (poly, fit_lifted(X[..., :25], Polynomial(2), mode="relift")):
-        assert torch.allclose(mode_fit.predict(X[..., :25], 10), X[..., 34], atol=1e-8)
-    ident = fit_lifted(X[..., :25], Identity()).predict(X[..., :25], 10)
-    assert (ident - X[..., 34]).abs().max() > 1e-6
+    part = blocks_partition(1, 2)
+    rec = recording(part, X)
+    poly = Koopman(part, observables=Polynomial(2)).fit(rec[:25])
+    assert torch.allclose(blocks(part, poly.predict(rec[24], 10)), X[..., 34], atol=1e-8)
+    ident = Koopman(part).fit(rec[:25]).predict(rec[24], 10)
+    assert (blocks(part, ident) - X[..., 34]).abs().max() > 1e-6
     assert Polynomial(2).n_features(2) == 5 and Polynomial(3, cross=True).n_features(4) == 4 * 3 + 1 + 6
 
 
-def test_strided_equals_stepwise():
+def test_rollout_in_strides_equals_stepwise_and_one_jump():
     U = stable_operators(2, 4, radius=0.99, seed=7)
     X = trajectory(U, 30)
+    part = blocks_partition(2, 4)
+    rec = recording(part, X)
+    probe = lambda th: (th.sum(-1), th[:, 0])  # noqa: E731
     for obs in (Identity(), Affine(), Delay(2, affine=True)):
-        fit = fit_lifted(X, obs)
-        steps = list(fit.iterate(X, 12))
-        strided = list(fit.strided(X, 4, 3))
-        for i, s in enumerate(strided):
-            assert torch.allclose(s, steps[4 * i + 3], atol=1e-10)
+        kp = Koopman(part, observables=obs).fit(rec)
+        start = rec[-kp.history:]
+        strided = kp.rollout(start, 12, every=4, loss_fn=probe)
+        stepwise = kp.rollout(start, 12, every=4, loss_fn=probe, jump=False)
+        assert strided.steps == [0, 4, 8, 12]
+        for a, b in zip(strided.values, stepwise.values):
+            assert torch.allclose(a, b, atol=1e-10)
+        for j, t in enumerate(strided.steps[1:], start=1):
+            p = kp.predict(start, t)
+            assert torch.allclose(strided.loss[j], p.sum(-1).reshape(1), atol=1e-10)
+            assert torch.allclose(strided.acc[j], p[..., 0].reshape(1), atol=1e-10)
+        assert torch.allclose(strided.theta[0], kp.predict(start, 12), atol=1e-10)
 
 
-def test_trainer_history_shapes_and_errors():
+def test_lifted_shapes_history_and_errors():
     net = EnsembleMLP([2, 3, 2], "relu", n_members=3)
     part = kl.make_partition(net.shapes, "node")
     snaps = torch.randn(40, 3, part.n_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    tr = ObservableTrainer(part, Delay(3)).fit(snaps)
-    out = tr.predict(snaps[-3:], 5)
-    assert out.shape == (3, part.n_params)
+    kp = Koopman(part, observables=Delay(3)).fit(snaps)
+    for op, g in zip(kp.operators_, part.groups):   # (E * P_g, 3 m, 3 m), read back to m weights
+        P, m = g.shape
+        assert op.as_dense().shape == (3 * P, 3 * m, 3 * m) and op.n_out == m
+    assert kp.predict(snaps[-3:], 5).shape == (3, part.n_params)
     with pytest.raises(FitError, match="needs the last 3"):
-        tr.predict(snaps[-1], 5)
-    with pytest.raises(FitError, match="does not match"):
-        tr.predict(snaps[-3:, :2], 5)
+        kp.predict(snaps[-1], 5)
+    with pytest.raises(FitError, match="starting weights have shape"):
+        kp.predict(snaps[-3:, :2], 5)
     with pytest.raises(FitError, match="call fit"):
-        ObservableTrainer(part).predict(snaps[-1], 2)
-    assert tr.max_spectral_radius().shape == (3,)
-    assert tr.operator_entries() == sum(g.shape[0] * (3 * g.shape[1]) ** 2 for g in part.groups)
+        Koopman(part).predict(snaps[-1], 2)
+    assert kp.spectral_radius_.shape == (3,)
+    assert [r.shape for r in kp.spectral_radii_] == [(3, int(g.shape[0])) for g in part.groups]
+    assert kp.operator_entries() == sum(g.shape[0] * (3 * g.shape[1]) ** 2 for g in part.groups)
+    for obs in (Polynomial(2), Polynomial(2, cross=True), Delay(2, affine=True)):
+        kp = Koopman(part, observables=obs).fit(snaps)
+        for op, g in zip(kp.operators_, part.groups):
+            n = obs.n_features(int(g.shape[1]))
+            assert op.as_dense().shape == (3 * int(g.shape[0]), n, n)
+        assert kp.predict(snaps[-obs.history:], 4).shape == (3, part.n_params)
 
 
 def test_float32_fit_stays_float32():
     net = EnsembleMLP([2, 3, 2], "relu")
     part = kl.make_partition(net.shapes, "node")
     snaps = torch.randn(30, part.n_params, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    tr = ObservableTrainer(part, Affine(), dtype=torch.float32).fit(snaps)
-    assert tr.fits_[0].operators.dtype == torch.float32
-    assert tr.predict(snaps[-1], 3).dtype == torch.float32
+    kp = Koopman(part, observables=Affine(), dtype=torch.float32).fit(snaps)
+    assert kp.operators_[0].dtype == torch.float32
+    assert kp.predict(snaps[-1], 3).dtype == torch.float32
 
 
 def test_parse_observables():
@@ -142,50 +193,45 @@ def test_parse_observables():
         parse_observables("poly:1")
 
 
-def test_svd_filters_match_finite_section():
-    from koopman_lib.observables import Filter, svd_operators
+def test_fit_variants_match_finite_section_and_separate_fits():
     U = stable_operators(5, 4, seed=9)
     X = trajectory(U, 30, noise=0.05)
-    ops = svd_operators(X, {"pinv": Filter(), "rank2": Filter(rank=2), "ridge": Filter(ridge=0.1),
-                            "cut": Filter(rtol=0.5), "clip": Filter(clip=0.5)}, chunk=2)
-    assert torch.allclose(ops["pinv"], kl.finite_section(X, "pinv"), atol=1e-10)
+    part = blocks_partition(5, 4)
+    rec = recording(part, X)
+    specs = {"paper": FitSpec("paper"), "rank2": FitSpec(2), "ridge": FitSpec(ridge=0.1),
+             "cut": FitSpec(0.5), "clip": FitSpec(clip=0.5)}
+    fam = Koopman(part).fit_variants(rec, specs)
+    ops = {name: kp.operators_[0].as_dense() for name, kp in fam.items()}
+    assert torch.allclose(ops["paper"], kl.finite_section(X, "pinv"), atol=1e-10)
     assert torch.allclose(ops["rank2"], kl.finite_section(X, "svd", rank=2), atol=1e-10)
     smax2 = torch.linalg.svdvals(X[..., :-1])[:, :1] ** 2
-    for p in range(5):  # relative ridge = absolute ridge (0.1 s_max)^2 per block
-        ref = kl.finite_section(X[p], "svd", ridge=float(0.01 * smax2[p, 0]))
+    for p in range(5):  # relative ridge = Tikhonov on the normal equations with (0.1 s_max)^2
+        ref = kl.finite_section(X[p], "cholesky", ridge=float(0.01 * smax2[p, 0]))
         assert torch.allclose(ops["ridge"][p], ref, atol=1e-10)
     assert bool((kl.spectral_radius(ops["clip"]) <= 0.5 + 1e-9).all())
+    assert bool((fam["clip"].spectral_radius_ <= 0.5 + 1e-9).all())
     # a cutoff at half the largest singular value keeps exactly the singular values above it
     S = torch.linalg.svdvals(X[..., :-1])
     assert torch.equal(torch.linalg.matrix_rank(ops["cut"]), (S > 0.5 * S[:, :1]).sum(-1))
-    with pytest.raises(ValueError, match="rtol"):
-        svd_operators(X, {"bad": Filter(rtol="matlab")})
+    # every variant is the fit a Koopman with that spec makes on its own
+    for name, s in specs.items():
+        alone = Koopman(part, cutoff=s.cutoff, ridge=s.ridge, clip=s.clip).fit(rec)
+        assert torch.allclose(ops[name], alone.operators_[0].as_dense(), atol=1e-12), name
+        assert fam[name].spec == s
+    with pytest.raises(FitError, match="unknown cutoff"):
+        Koopman(part).fit_variants(rec, {"bad": FitSpec("matlab")})
 
 
-def test_fit_filters_equals_separate_fits():
-    from koopman_lib.observables import Filter
+def test_fit_variants_with_observables_equal_separate_fits():
     net = EnsembleMLP([3, 4, 2], "tanh", n_members=2)
     part = kl.make_partition(net.shapes, ["quasi_node:2", "node"])
     snaps = torch.randn(40, 2, part.n_params, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
     for obs in (Identity(), Affine(), Delay(2)):
-        fam = ObservableTrainer(part, obs).fit_filters(snaps, {"pinv": Filter(), "r1": Filter(rank=1)})
-        ref = ObservableTrainer(part, obs, method="pinv").fit(snaps)
+        fam = Koopman(part, observables=obs).fit_variants(snaps, {"paper": FitSpec("paper"), "r1": FitSpec(1)})
         hist = snaps[-obs.history:]
-        assert torch.allclose(fam["pinv"].predict(hist, 5), ref.predict(hist, 5), atol=1e-8)
-        ref1 = ObservableTrainer(part, obs, method="svd", rank=1).fit(snaps)
+        ref = Koopman(part, observables=obs).fit(snaps)
+        assert torch.allclose(fam["paper"].predict(hist, 5), ref.predict(hist, 5), atol=1e-8)
+        ref1 = Koopman(part, cutoff=1, observables=obs).fit(snaps)
         assert torch.allclose(fam["r1"].predict(hist, 5), ref1.predict(hist, 5), atol=1e-8)
-
-
-@pytest.mark.parametrize("shape", [(3, 5, 40), (3, 40, 5), (2, 6, 6)])
-def test_thin_svd_matches_torch_svd(shape):
-    from koopman_lib.observables import thin_svd
-    F = torch.randn(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    F[0, :, 1] = 1e-9 * F[0, :, 0] + F[0, :, 2]  # a nearly dependent column
-    U, S, V = thin_svd(F)
-    r = min(shape[1:])
-    assert U.shape == (shape[0], shape[1], r) and V.shape == (shape[0], shape[2], r)
-    assert torch.allclose(S, torch.linalg.svdvals(F), atol=1e-12 * float(S.max()))
-    assert torch.allclose((U * S.unsqueeze(-2)) @ V.mT, F, atol=1e-12)
-    eye = torch.eye(r, dtype=torch.float64)
-    assert torch.allclose(U.mT @ U, eye.expand(shape[0], r, r), atol=1e-12)
-    assert torch.allclose(V.mT @ V, eye.expand(shape[0], r, r), atol=1e-12)
+        assert fam["r1"].observables == obs and fam["r1"].batch_shape_ == (2,)
+        assert torch.equal(fam["paper"].spectral_radius_, ref.spectral_radius_)

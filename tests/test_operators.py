@@ -89,12 +89,17 @@ def test_ridge_and_rank_validation():
         kl.finite_section(torch.zeros(3, 1, dtype=torch.float64))
 
 
-def test_svd_ridge_matches_cholesky_ridge():
+def test_relative_ridge_of_the_svd_fit_matches_the_cholesky_shift():
+    """FitSpec(ridge=r) filters s / (s^2 + (r s_max)^2): Cholesky on F F^T + (r s_max)^2 I, block by block."""
     g = torch.Generator().manual_seed(2)
     X = torch.randn(3, 4, 30, generator=g, dtype=torch.float64)
-    a = kl.finite_section(X, "svd", ridge=0.5)
-    b = kl.finite_section(X, "cholesky", ridge=0.5)
-    assert torch.allclose(a, b, atol=1e-12)
+    a = kl.fit_operators(X, kl.FitSpec(ridge=0.3)).U
+    smax = torch.linalg.matrix_norm(X[..., :-1], ord=2)
+    for p in range(3):
+        b = kl.finite_section(X[p], "cholesky", ridge=float((0.3 * smax[p]) ** 2))
+        assert torch.allclose(a[p], b, atol=1e-12)
+    with pytest.raises(kl.FitError, match="ridge is not used by method 'svd'"):
+        kl.finite_section(X, "svd", ridge=0.5)
 
 
 def test_svd_rank_truncation_keeps_leading_modes():

@@ -94,3 +94,12 @@ def test_errors_name_the_problem():
     part = kl.make_partition(mlp(2, 2), "node")
     with pytest.raises(PartitionError, match="do not match"):
         part.blocks(torch.zeros(5))
+
+
+def test_time_last_is_the_block_layout_of_a_recording():
+    from koopman_lib.partition import LayerShape
+    part = kl.make_partition([LayerShape("a", 3, 2), LayerShape("b", 2, 3)], "node")
+    rec = torch.randn(7, 4, part.n_params, dtype=torch.float64)            # (k, E, D)
+    for x, b, g in zip(part.time_last(rec), part.blocks(rec), part.groups):
+        assert x.shape == (4 * g.shape[0], g.shape[1], 7)
+        assert torch.equal(x[..., 3], b[3].reshape(-1, g.shape[1]))       # time step 3, member-major

@@ -8,6 +8,7 @@ import torch
 
 import koopman_lib as kl
 from koopman_lib.experiments import perceptron as pc
+from koopman_lib.fit import numerical_rank
 from koopman_lib.experiments import reproduce
 from koopman_lib.partition import LayerShape
 
@@ -96,10 +97,28 @@ def test_single_weight_evolution_is_the_closed_form_power(chunk):
     w0 = 0.5 + torch.rand(S, 2 * n, generator=g, dtype=torch.float64)
     rec = w0 * lam ** torch.arange(k, dtype=torch.float64).reshape(k, 1, 1)
     part = kl.make_partition([LayerShape("p", 2, n, False)], "single")
-    tr = kl.KoopmanTrainer(part, method="pinv").fit(rec)
-    out = torch.cat(list(pc.evolve_chunks(tr, rec[-1], 30, chunk)))
+    kp = pc.fit_koopman(part, rec, "pinv")
+    out = torch.cat(list(kp.path(rec[-1], 30, chunk)))
     expected = rec[-1] * lam ** torch.arange(1, 31, dtype=torch.float64).reshape(30, 1, 1)
     torch.testing.assert_close(out, expected, rtol=1e-10, atol=0)
+
+
+def test_fit_methods_map_onto_koopman_and_short_windows_give_dense_operators():
+    g = torch.Generator().manual_seed(6)
+    S, n = 3, 4
+    rec = 0.5 + torch.rand(6, S, 2 * n, generator=g, dtype=torch.float64)   # network blocks: m = 8 > k - 1 = 5
+    part = kl.make_partition([LayerShape("p", 2, n, False)], "network")
+    pinv = pc.fit_koopman(part, rec, "pinv")
+    assert pinv.method == "svd" and not pinv.operators_[0].low_rank
+    for name in ("svd", "lstsq"):
+        other = pc.fit_koopman(part, rec, name)
+        torch.testing.assert_close(other.operators_[0].U, pinv.operators_[0].U, rtol=1e-8, atol=1e-10)
+    # the dense operator is the minimum-norm fit: it reproduces every recorded step
+    F = part.blocks(rec)[0].reshape(6, -1, 2 * n).permute(1, 2, 0)
+    torch.testing.assert_close(pinv.operators_[0].U @ F[..., :-1], F[..., 1:], rtol=0, atol=1e-10)
+    torch.testing.assert_close(next(pinv.path(rec[-1], 1)), pinv.predict(rec[-1], 1).unsqueeze(0))
+    with pytest.raises(ValueError, match="fit_method"):
+        pc.check_config(dataclasses.replace(TINY, fit_method="eig"))
 
 
 def test_piecewise_constant_recording_is_rank_deficient_and_pinv_gives_the_minimum_norm_fit():
@@ -108,7 +127,7 @@ def test_piecewise_constant_recording_is_rank_deficient_and_pinv_gives_the_minim
     b = a + torch.tensor([0.005, 0.0, 0.0, 0.0], dtype=torch.float64)
     snaps = torch.stack([a, a, a, b, b, b], dim=1)  # (m, k)
     F = snaps[:, :-1]
-    assert int(torch.linalg.matrix_rank(F)) == 2
+    assert int(torch.linalg.matrix_rank(F)) == 2 == int(numerical_rank(snaps[None])[0])
     with pytest.raises(kl.FitError, match="singular"):
         kl.finite_section(snaps, method="cholesky")
     U = kl.finite_section(snaps, method="pinv")

@@ -152,3 +152,11 @@ def test_markdown_tables_have_one_row_per_claim_and_rule():
     assert len(table) == 2 + len(sc.CLAIMS)
     assert all(line.count("|") - line.count("\\|") == 8 for line in table)
     assert len(sc.rules_markdown().splitlines()) == 2 + len(sc.RULES)
+
+
+def test_loss_comparison_rule_has_a_stated_tie_band():
+    from koopman_lib.scorecard import LOSS_TIE, compare_loss
+    assert compare_loss(1.0 - 2 * LOSS_TIE, 1.0) == "better"
+    assert compare_loss(1.0 + LOSS_TIE / 2, 1.0) == compare_loss(1.0 - LOSS_TIE / 2, 1.0) == "tie"
+    assert compare_loss(1.0 + 2 * LOSS_TIE, 1.0) == "worse"
+    assert compare_loss(float("nan"), 1.0) == "worse"

@@ -68,3 +68,28 @@ def test_choose_and_rank_agreement():
     assert rank_agreement(crit, -crit) == pytest.approx(1.0)
     assert rank_agreement(crit, crit) == pytest.approx(-1.0)
     assert math.isnan(rank_agreement(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0])))
+
+
+def test_holdout_takes_a_cutoff_and_low_rank_blocks_and_score_window_reuses_the_fit():
+    net = EnsembleMLP([2, 3, 2], "relu")
+    part = kl.make_partition(net.shapes, "network")                # one block of 17 weights
+    snaps = switching_trajectory(part, 1, 40, seed=5)[1:]        # a random start, then exactly linear
+    # 12 training snapshots: m = 17 > k - 1 = 11, so the fit keeps U = A B (low rank)
+    short = snaps[:16]
+    fitted = kl.Koopman(part).fit(short[:12].clone())
+    assert fitted.operators_[0].low_rank
+    low = holdout_errors(short, part, holdout=4)
+    dense = holdout_errors(short, part, holdout=4, fit=lambda x: kl.Koopman.from_operators(
+        part, [op.as_dense() for op in kl.Koopman(part).fit(x).operators_]))
+    for key in ("one_step", "multi_step"):
+        torch.testing.assert_close(low[key], dense[key], rtol=1e-8, atol=1e-12)
+    # cutoff (was rcond) reaches the fit: rank 1 is a much worse one-step predictor than the full fit
+    full = holdout_errors(snaps, part, holdout=5)
+    rank1 = holdout_errors(snaps, part, holdout=5, cutoff=1)
+    assert full["one_step"] < 1e-8 and rank1["one_step"] > 1e-3
+    assert holdout_errors(snaps, part, holdout=5, method="pinv")["one_step"] == full["one_step"]
+    # score_window with a fitted estimator reports its radii
+    kp = kl.Koopman(part).fit(snaps)
+    sc = score_window(snaps, part, T=10, holdout=5, fitted=kp)
+    torch.testing.assert_close(sc["max_radius"], kp.spectral_radius_)
+    assert float(sc["max_radius"]) == pytest.approx(0.995, abs=1e-8)

@@ -1,5 +1,7 @@
 """Experiments: one module per experiment, each with ``Config`` (frozen dataclass),
-``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict``.
+``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict`` (the benchmarks,
+:mod:`koopman_lib.bench`, are registered the same way as ``"bench"``). A ``hardware`` dict in
+the results (e.g. the torch threads a run used) is merged into ``provenance.hardware``.
 
 ``reproduce(name, profile, out_dir)`` runs one and writes ``out_dir/<name>.json`` (+ CSV
 tables) with provenance; ``load_or_run`` is what the notebooks call, so that an
@@ -16,19 +18,20 @@ from ..config import with_profile
 from ..report import resolve
 from ..results import load_average, provenance, read_json, save_results, to_jsonable
 
-#: experiment name (CLI, results file) -> module
+#: experiment name (CLI, results file) -> module, relative to this package
 EXPERIMENTS = {
-    "perceptron": "perceptron",
-    "de-solver": "de_solver",
-    "mnist": "mnist",
-    "beyond": "beyond",
+    "perceptron": ".perceptron",
+    "de-solver": ".de_solver",
+    "mnist": ".mnist",
+    "beyond": ".beyond",
+    "bench": "..bench",  # koopman_lib.bench (``koopman bench``)
 }
 
 
 def module(name: str):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
-    return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
+    return importlib.import_module(EXPERIMENTS[name], __name__)
 
 
 def available() -> list[str]:
@@ -57,6 +60,7 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
     results = dict(results)
     results["wall_seconds"] = time.perf_counter() - start
     results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
+    results["provenance"]["hardware"].update(results.pop("hardware", None) or {})
     results["provenance"]["hardware"]["load_average_at_start"] = load_at_start
     save_results(out_dir, name, results)
     return to_jsonable(results)

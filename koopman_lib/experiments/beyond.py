@@ -40,13 +40,14 @@ from ..baselines import continue_lbfgs, continue_training, line_fit, linear_extr
 from ..cnn import EnsembleCNN, evaluate as evaluate_any
 from ..config import torch_threads
 from ..data import load_mnist
+from ..estimator import Koopman
+from ..fit import FitSpec
 from ..metrics import t_eq_parts
 from ..nets import EnsembleMLP
-from ..observables import Filter, Identity, ObservableTrainer, parse_observables
+from ..observables import Identity, parse_observables
 from ..partition import make_partition
 from ..progress import bar
 from ..recorder import TrajectoryRecorder
-from ..trainer import KoopmanTrainer
 from ..training import EnsembleTrainer, evaluate as evaluate_mlp
 from ..window import Window, choose, rank_agreement, score_window, window_grid
 from . import de_solver as de
@@ -335,29 +336,20 @@ def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: 
     return out
 
 
-def koopman_curve(trainer: ObservableTrainer, history: torch.Tensor, T: int, every: int, evaluate,
-                  dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Test loss and accuracy of the Koopman path at ``0, every, .., T`` steps ``(T/every + 1, E)``
-    and the final weights; evaluated in the training dtype (weights loaded back into the model)."""
-    losses, accs = [evaluate(history[-1].to(dtype))[0]], [evaluate(history[-1].to(dtype))[1]]
-    theta = history[-1]
-    for theta in trainer.strided(history, every, T // every):
-        l, a = evaluate(theta.to(dtype))
-        losses.append(l)
-        accs.append(a)
-    return torch.stack(losses), torch.stack(accs), theta
+def _rows(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` evaluations ``(n, E)`` of a rollout, ``nan`` past the step at which it ended
+    (a rollout ends once every network has stopped)."""
+    values = values[:n]
+    return torch.cat([values, values.new_full((n - values.shape[0],) + values.shape[1:], float("nan"))])
 
 
-def family_fit(partition, window: torch.Tensor, filters: dict, observables=None, dtype=torch.float64):
-    """``(fits {name: ObservableTrainer}, seconds per network)`` from one SVD per block."""
-    tr = ObservableTrainer(partition, observables or Identity(), dtype=dtype)
-    fits, sec = _timed(lambda: tr.fit_filters(window, filters))
-    return fits, sec / window.shape[1]
-
-
-def max_radius(trainer: ObservableTrainer) -> list[float]:
-    r = trainer.max_spectral_radius()
-    return [float(x) for x in r.reshape(-1)]
+def koopman_curve(fit: Koopman, start: torch.Tensor, T: int, every: int, evaluate,
+                  dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test loss and accuracy ``(T/every + 1, E)`` of the Koopman path at ``0, every, .., T`` steps
+    (:meth:`Koopman.rollout`), the weights evaluated in the training ``dtype`` (loaded back into
+    the model). Only non-finite weights stop a network (``nan`` from then on, as their loss)."""
+    ro = fit.rollout(start, T, every, evaluate, dtype=dtype)
+    return _rows(ro.loss, T // every + 1), _rows(ro.acc, T // every + 1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -423,13 +415,14 @@ def de_precision_fits(partition, window: torch.Tensor, T: int) -> dict:
     :data:`DE_PRECISION_METHODS`: the float64 ``window`` ``(k, E, D)`` fitted with the pinv cutoff
     at float32 resolution (``max(n, k) eps32``), and the window rounded to float32 (then cast
     back) fitted with the paper's pinv (default cutoff) and jumped from its rounded ``w(t2)``."""
-    fits, sec = _timed(lambda: ObservableTrainer(partition).fit_filters(window, {"stable": FILTERS["stable"]}))
-    pred, jsec = _timed(lambda: fits["stable"].predict(window[-1:], T))
+    kp = Koopman(partition, cutoff="float32")
+    _, sec = _timed(lambda: kp.fit(window))
+    pred, jsec = _timed(lambda: kp.predict(window[-1], T))
     out = {DE_PRECISION_METHODS["cutoff"]: (pred, sec + jsec)}
     rounded = window.to(torch.float32).to(torch.float64)
-    kt = KoopmanTrainer(partition, method="pinv")
-    _, sec = _timed(lambda: kt.fit(rounded))
-    pred, jsec = _timed(lambda: kt.predict(rounded[-1], T))
+    kp = Koopman(partition)
+    _, sec = _timed(lambda: kp.fit(rounded))
+    pred, jsec = _timed(lambda: kp.predict(rounded[-1], T))
     out[DE_PRECISION_METHODS["rounded"]] = (pred, sec + jsec)
     return out
 
@@ -463,14 +456,14 @@ def run_de(cfg: Config) -> dict:
     ref = losses[t2:, :]                  # Adadelta continuation, every step
     rows, curves = [], {"T": list(range(0, T + 1, cfg.de_eval_every))}
     l_t2 = losses[t2]
-    kt = KoopmanTrainer(partition, method="pinv")
-    _, fit_s = _timed(lambda: kt.fit(window))
-    pred, jump_s = _timed(lambda: kt.predict(snap(t2), T))
+    kp = Koopman(partition)
+    _, fit_s = _timed(lambda: kp.fit(window))
+    pred, jump_s = _timed(lambda: kp.predict(snap(t2), T))
     k_sec = (fit_s + jump_s) / E
     rows.append(result_row("de-solver", DE_PAPER_FIT, setting, "equal steps", T,
                            loss_fn(pred), None, ref, 1, T, k_sec, 0, l_t2))
-    path = [loss_fn(snap(t2))] + [loss_fn(kt.predict(snap(t2), s)) for s in curves["T"][1:]]
-    curves["koopman"] = torch.stack(path).T.tolist()
+    path = kp.rollout(snap(t2), T, cfg.de_eval_every, loss_fn).loss    # nan once the weights are non-finite
+    curves["koopman"] = _rows(path, len(curves["T"])).T.tolist()
     # Why the paper's fit fails here but not in the DE solver chapter (float32 training): the same
     # float64 window with the singular values below float32 resolution dropped, and the same window
     # rounded to float32 (what a float32 recording would hold) with the paper's pinv.
@@ -516,7 +509,7 @@ def run_de(cfg: Config) -> dict:
     teqs = []
     for w in bar(windows, desc="de-solver windows"):
         win = snaps[w.t1 - lo: w.t2 - lo + 1]
-        ktw = KoopmanTrainer(partition, method="pinv").fit(win)
+        ktw = Koopman(partition).fit(win)
         p = ktw.predict(snap(w.t2), T)
         lp = loss_fn(p)
         r = teq_over_t(lp, losses[w.t2:], 1, T)
@@ -540,7 +533,7 @@ def run_de(cfg: Config) -> dict:
     true_end = snap(t2 + T)
     for spec in cfg.de_observables:
         obs = parse_observables(spec)
-        otr = ObservableTrainer(partition, obs, method="pinv")
+        otr = Koopman(partition, observables=obs)
         _, sec = _timed(lambda: otr.fit(window))
         hist = window[-obs.history:]
         p, jsec = _timed(lambda: otr.predict(hist, T))
@@ -554,7 +547,7 @@ def run_de(cfg: Config) -> dict:
                          "loss_median": _median(lp), "accuracy_median": None,
                          "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
                          "weight_error_median": _median(rel_error(p, true_end, snap(t2))),
-                         "max_spectral_radius_median": _median(max_radius(otr))})
+                         "max_spectral_radius_median": _median(otr.spectral_radius_)})
     out["observables"] = obs_rows
     return out
 
@@ -599,8 +592,18 @@ def paper_partition(cfg: Config) -> list[str]:
     """Quasi-node (q = ``layer1_q``) operators in layer 1, node operators elsewhere (the paper's MNIST choice)."""
     return [f"quasi_node:{cfg.layer1_q}"] + ["node"] * (len(cfg.mlp_sizes) - 2)
 
-FILTERS = {"pinv": Filter(), "stable": Filter(rtol="float32")}
+#: the two fits of the paper-settings studies (the keys are the ``fit`` of the results rows)
+FITS = {"pinv": FitSpec("paper"), "stable": FitSpec("float32")}
 FIT_NAMES = {"pinv": "pinv, default cutoff (paper)", "stable": "pinv, float32-resolution cutoff"}
+
+
+def fit_variants(partition, window: torch.Tensor, specs: dict, observables=None,
+                 dtype=torch.float64) -> tuple[dict[str, Koopman], float]:
+    """``({name: fitted Koopman}, seconds per network)`` of every spec in ``specs`` from one
+    factorisation per block (:meth:`Koopman.fit_variants`); ``window`` ``(k, E, D)``."""
+    kp = Koopman(partition, observables=observables, dtype=dtype)
+    fits, sec = _timed(lambda: kp.fit_variants(window, specs))
+    return fits, sec / window.shape[1]
 
 
 def minibatch_loss(net, images: Images, batch: int, seed: int, shared: bool = False):
@@ -660,15 +663,15 @@ def run_mnist(cfg: Config) -> dict:
     window = run.window(t1, t2)
     ref = run.after(t2)
     theta_t2 = run.snap(t2)
-    fits, fit_s = family_fit(partition, window, FILTERS)
+    fits, fit_s = fit_variants(partition, window, FITS)
     rows, curves = [], {"steps": list(range(0, T + 1, every)), "optimizer": run.curve(t2, T).T.tolist(),
                         "optimizer_accuracy": run.curve_acc(t2, T).T.tolist()}
     k_sec = {}
     l_t2 = run.grid[t2][0]
     for name, fit in fits.items():
-        _, jump_s = _timed(lambda: fit.predict(window[-1:], T))
+        _, jump_s = _timed(lambda: fit.predict(window[-1], T))
         k_sec[name] = fit_s + jump_s / E
-        l, a, p = koopman_curve(fit, window[-1:], T, every, ev)
+        l, a = koopman_curve(fit, window[-1], T, every, ev)
         curves[f"koopman_{name}"] = l.T.tolist()
         curves[f"koopman_{name}_accuracy"] = a.T.tolist()
         rows.append(result_row("mnist", f"Koopman ({FIT_NAMES[name]})", setting, "equal steps", T, l[-1], a[-1],
@@ -709,20 +712,19 @@ def run_mnist(cfg: Config) -> dict:
     out["baselines"], out["baseline_curves"] = rows, curves
 
     # -- items 2 and 3 ----------------------------------------------------------------------------
-    heat, crit, teqs = [], {n: {c: [] for c in ("spectral", "one_step", "multi_step")} for n in FILTERS}, \
-        {n: [] for n in FILTERS}
+    heat, crit, teqs = [], {n: {c: [] for c in ("spectral", "one_step", "multi_step")} for n in FITS}, \
+        {n: [] for n in FITS}
     for w in bar(windows, desc="mnist windows"):
         win = run.window(w.t1, w.t2)
         h = max(2, int(cfg.holdout_fraction * w.length))
-        wf, _ = family_fit(partition, win, FILTERS)
-        hf, _ = family_fit(partition, win[:-h], FILTERS)
+        wf, _ = fit_variants(partition, win, FITS)
+        hf, _ = fit_variants(partition, win[:-h], FITS)
         for name, fit in wf.items():
-            p = fit.predict(win[-1:], T)
+            p = fit.predict(win[-1], T)
             l, a = ev(p.float())
             r = teq_over_t(l, run.after(w.t2), every, T)
             err = rel_error(p, run.snap(w.t2 + T), run.snap(w.t2))
-            kt_h = hf[name].as_koopman_trainer()
-            sc = score_window(win, partition, T, h, fit=lambda _x, kt_h=kt_h: kt_h, fitted=fit.as_koopman_trainer())
+            sc = score_window(win, partition, T, h, fit=lambda _x, held=hf[name]: held, fitted=fit)
             heat.append({"experiment": "mnist", "method": f"Koopman ({FIT_NAMES[name]})", "fit": name,
                          "setting": f"T = {cfg.T_epochs} epochs", "t1": w.t1, "length": w.length, "t2": w.t2,
                          "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
@@ -735,9 +737,9 @@ def run_mnist(cfg: Config) -> dict:
     out["window_heatmap"] = heat
     paper_idx = next((i for i, w in enumerate(windows) if (w.t1, w.t2) == (t1, t2)), None)
     out["window_choice"] = sum((choice_rows("mnist", windows, torch.tensor(teqs[n]), crit[n], paper_idx, "steps", n)
-                                for n in FILTERS), [])
+                                for n in FITS), [])
     out["window_scores"] = {"windows": [(w.t1, w.length) for w in windows],
-                            **{n: {"teq_over_t": teqs[n], **crit[n]} for n in FILTERS}}
+                            **{n: {"teq_over_t": teqs[n], **crit[n]} for n in FITS}}
 
     # -- item 5 ---------------------------------------------------------------------------------
     obs_rows = []
@@ -748,7 +750,7 @@ def run_mnist(cfg: Config) -> dict:
         if type(obs) is Identity and n_obs == E:  # the fits of item 1
             of, sec = fits, fit_s
         else:
-            of, sec = family_fit(partition, window[:, :n_obs], FILTERS, observables=obs)
+            of, sec = fit_variants(partition, window[:, :n_obs], FITS, observables=obs)
         for name, fit in of.items():
             p, jsec = _timed(lambda: fit.predict(hist, T))
             l, a = ev(p.float())
@@ -761,7 +763,7 @@ def run_mnist(cfg: Config) -> dict:
                              "loss_median": _median(l), "accuracy_median": _median(a),
                              "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
                              "weight_error_median": _median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
-                             "max_spectral_radius_median": _median(max_radius(fit)), "n_networks": n_obs})
+                             "max_spectral_radius_median": _median(fit.spectral_radius_), "n_networks": n_obs})
         del of
     out["observables"] = obs_rows
     out["epoch_test_loss"] = [_median(run.grid[e * S][0]) for e in range(cfg.mnist_epochs + 1)]
@@ -772,21 +774,22 @@ def run_mnist(cfg: Config) -> dict:
 # ------------------------------------------------------------------------------------------
 # item 4: the replication's setting and the stabilisations
 # ------------------------------------------------------------------------------------------
-def rep_variants(cfg: Config) -> list[tuple[str, str, Filter]]:
-    """``(name, family, filter)``; families: ``f32``/``f64`` identity or ``f32-affine``/``f64-affine``.
-    The first four change one thing at a time from the replication; the rest start from float64."""
+def rep_variants(cfg: Config) -> list[tuple[str, str, FitSpec]]:
+    """``(name, family, fit spec)``; families: ``f32``/``f64`` identity or ``f32-affine``/``f64-affine``.
+    The first four change one thing at a time from the replication; the rest start from float64.
+    ``"jax"`` is JAX's pinv cutoff on float32 data, ``10 max(m, k) eps32``, in either fit dtype."""
     return [
-        ("replication: float32 fit, JAX pinv cutoff", "f32", Filter(rtol="jax")),
-        ("replication + eigenvalue clipping to the unit disk", "f32", Filter(rtol="jax", clip=1.0)),
-        ("replication + affine observable [w; 1]", "f32-affine", Filter(rtol="jax")),
-        ("replication in float64 (same cutoff)", "f64", Filter(rtol="jax-float32")),
-        ("float64, default pinv cutoff (the paper's fit)", "f64", Filter()),
-        ("float64 + float32-resolution cutoff", "f64", Filter(rtol="float32")),
-        (f"float64 + truncated SVD (rank {cfg.rep_rank})", "f64", Filter(rank=cfg.rep_rank)),
-        (f"float64 + ridge ({cfg.ridge_rel:g} s_max)", "f64", Filter(ridge=cfg.ridge_rel)),
-        ("float64 + eigenvalue clipping", "f64", Filter(clip=1.0)),
-        ("float64 + affine observable", "f64-affine", Filter()),
-        ("float64 + affine + float32 cutoff + clipping", "f64-affine", Filter(rtol="float32", clip=1.0)),
+        ("replication: float32 fit, JAX pinv cutoff", "f32", FitSpec("jax")),
+        ("replication + eigenvalue clipping to the unit disk", "f32", FitSpec("jax", clip=1.0)),
+        ("replication + affine observable [w; 1]", "f32-affine", FitSpec("jax")),
+        ("replication in float64 (same cutoff)", "f64", FitSpec("jax")),
+        ("float64, default pinv cutoff (the paper's fit)", "f64", FitSpec("paper")),
+        ("float64 + float32-resolution cutoff", "f64", FitSpec("float32")),
+        (f"float64 + truncated SVD (rank {cfg.rep_rank})", "f64", FitSpec(cfg.rep_rank)),
+        (f"float64 + ridge ({cfg.ridge_rel:g} s_max)", "f64", FitSpec("paper", ridge=cfg.ridge_rel)),
+        ("float64 + eigenvalue clipping", "f64", FitSpec("paper", clip=1.0)),
+        ("float64 + affine observable", "f64-affine", FitSpec("paper")),
+        ("float64 + affine + float32 cutoff + clipping", "f64-affine", FitSpec("float32", clip=1.0)),
     ]
 
 
@@ -819,11 +822,11 @@ def run_stabilisation(cfg: Config) -> dict:
                                "optimizer_accuracy": opt_acc.T.tolist()}, {}
     for fam, (obs, dtype) in bar(families.items(), desc="stabilisation fits"):
         mine = {name: f for name, fm, f in variants if fm == fam}
-        fits, fit_s = family_fit(partition, window, mine, observables=obs, dtype=dtype)
+        fits, fit_s = fit_variants(partition, window, mine, observables=obs, dtype=dtype)
         for name, fit in fits.items():
-            l, a, _ = koopman_curve(fit, window[-1:].to(dtype), Tmax, every, ev)
+            l, a = koopman_curve(fit, window[-1], Tmax, every, ev)
             curves[name] = {"loss": l.T.tolist(), "accuracy": a.T.tolist()}
-            rad = torch.cat([r.reshape(E, -1) for r in fit.spectral_radii()], dim=1)
+            rad = torch.cat([r.reshape(E, -1) for r in fit.spectral_radii_], dim=1)
             radii[name] = {"max": rad.amax(1).tolist(), "n_above_1.001": (rad > 1.001).sum(1).tolist(),
                            "quantiles_0.5_0.9_0.99": torch.quantile(rad.double(), torch.tensor(
                                [0.5, 0.9, 0.99], dtype=torch.float64), dim=1).T.tolist()}
@@ -963,9 +966,10 @@ def run_cycles(cfg: Config) -> dict:
         if st.progress + cfg.cyc_T > total:
             break
         before = trace[-1][2] if trace[-1][0] == st.progress else evaluate_now("before jump")
-        fits, sec = _timed(lambda: ObservableTrainer(partition).fit_filters(buf, {"stable": FILTERS["stable"]}))
+        kp = Koopman(partition, cutoff="float32")
+        _, sec = _timed(lambda: kp.fit(buf))
         costs["fitting"] += sec
-        theta_new, sec = _timed(lambda: fits["stable"].predict(buf[-1:], cfg.cyc_T))
+        theta_new, sec = _timed(lambda: kp.predict(buf[-1], cfg.cyc_T))
         costs["jumping"] += sec
         old = net.theta.detach().clone()
         with torch.no_grad():
@@ -1045,14 +1049,15 @@ def study_network(cfg: Config, label: str, dataset: str, net, images: Images, sp
             "setting": setting, "T_epochs": cfg.other_T_epochs, "optimizer_loss_median": _median(opt_l),
             "optimizer_accuracy_median": _median(opt_a)}
     rows = []
-    fits, fit_s = family_fit(partition, window, FILTERS)
+    fits, fit_s = fit_variants(partition, window, FITS)
     for name, fit in fits.items():
-        p = fit.predict(window[-1:], T)
+        p = fit.predict(window[-1], T)
         l, a = run.evaluate(p.to(net.theta.dtype))
         r = teq_over_t(l, ref, every, T)
         rows.append({**base, "method": f"Koopman ({FIT_NAMES[name]})", "loss_median": _median(l),
                      "accuracy_median": _median(a), "teq_over_t_median": _median(r),
-                     "success_rate": _frac(np.array(r) > 0), "max_spectral_radius_median": _median(max_radius(fit)),
+                     "success_rate": _frac(np.array(r) > 0),
+                     "max_spectral_radius_median": _median(fit.spectral_radius_),
                      "weight_error_median": _median(rel_error(p, run.snap(t2 + T), run.snap(t2))),
                      "fit_seconds_per_network": fit_s})
     del fits

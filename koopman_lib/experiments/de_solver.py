@@ -21,7 +21,8 @@ three optimizers (Adam, Adagrad, Adadelta: all elementwise) each own a view of o
 
 Koopman training follows the authors' code: float64 snapshots ``w(t1) .. w(t2)``, layer 1 in
 chunks of weight+bias (``quasi_node:2``, i.e. Node since fan_in = 1), Node operators for the
-other layers, ``U = F' pinv(F)``, then ``w(t2 + T) = U^T w(t2)`` in one jump.
+other layers, ``U = F' pinv(F)``, then ``w(t2 + T) = U^T w(t2)`` in one jump (both by
+:class:`koopman_lib.Koopman`: ``fit`` then ``predict``, which forms ``U^T w`` by repeated squaring).
 """
 from __future__ import annotations
 
@@ -36,14 +37,21 @@ import torch
 from torch import nn
 
 from ..config import torch_threads
+from ..estimator import Koopman
+from ..fit import singular_values
 from ..metrics import error_ratio, t_eq_parts
 from ..nets import EnsembleMLP
 from ..partition import LayerShape, make_partition
 from ..progress import bar
-from ..trainer import KoopmanTrainer
 
 OPTIMIZERS = ("adam", "adagrad", "adadelta")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+#: ``Config.fit_methods`` entry -> ``Koopman(method=...)``: "pinv" (the paper's ``F' pinv(F)``) is the
+#: SVD fit with the paper's cutoff; the others are the same least-squares problem solved another way
+FIT_METHODS = {"pinv": "svd", "svd": "svd", "lstsq": "lstsq", "cholesky": "cholesky", "eigh": "eigh"}
+#: ``Config.jump_method``: ``U^T w`` by repeated squaring (``Koopman.predict``). "auto" was the old
+#: default, which chose squaring for every ``T < 2**32`` (here ``T <= n_steps - t2``): the same thing
+JUMP_METHODS = ("auto", "power")
 
 #: Table 1 of the paper (medians over 25 inits; success in %, speedup as a factor).
 PAPER_TABLE1 = {
@@ -89,7 +97,7 @@ class Config:
     fit_methods: tuple[str, ...] = ("pinv", "lstsq")
                                       # first = the paper's F' pinv(F); the others solve the same least-squares
                                       # problem another way (lstsq: SVD-based gelsd, same cutoff) for comparison
-    jump_method: str = "auto"
+    jump_method: str = "auto"        # "auto" = "power": U^T w by repeated squaring (JUMP_METHODS)
     Ts: tuple[int, ...] = (2500, 5000, 10000, 15000)  # the authors' example and up to n_steps - t2
     T_main: int = 2500                # the T of Table 1 / Fig. 2 (the authors' example)
     T_origin: str = "t2"              # unstated: T_eq counts optimizer steps from t2 ("t2") or from t2+1 ("t2+1")
@@ -129,9 +137,12 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"optimizers must be a non-empty subset of {OPTIMIZERS}, got {cfg.optimizers}")
     if not cfg.train_dtypes or any(d not in DTYPES for d in cfg.train_dtypes):
         raise ValueError(f"train_dtypes must be a non-empty tuple from {sorted(DTYPES)}, got {cfg.train_dtypes!r}")
-    from ..operators import METHODS
-    if not cfg.fit_methods or any(m not in METHODS for m in cfg.fit_methods):
-        raise ValueError(f"fit_methods must be a non-empty tuple from {METHODS}, got {cfg.fit_methods!r}")
+    if not cfg.fit_methods or any(m not in FIT_METHODS for m in cfg.fit_methods):
+        raise ValueError(f"fit_methods must be a non-empty tuple from {tuple(FIT_METHODS)}, "
+                         f"got {cfg.fit_methods!r}")
+    if cfg.jump_method not in JUMP_METHODS:
+        raise ValueError(f"jump_method must be one of {JUMP_METHODS} (Koopman.predict jumps by repeated "
+                         f"squaring), got {cfg.jump_method!r}")
     if cfg.gradient not in ("analytic", "autograd"):
         raise ValueError(f"gradient must be 'analytic' or 'autograd', got {cfg.gradient!r}")
     if cfg.T_origin not in ("t2", "t2+1"):
@@ -498,8 +509,7 @@ def block_condition_numbers(snapshots: torch.Tensor, partition) -> torch.Tensor:
     k, E = snapshots.shape[:2]
     out = []
     for g, blocks in zip(partition.groups, partition.blocks(snapshots)):
-        F = blocks.reshape(k, -1, g.shape[1]).permute(1, 2, 0)[..., :-1]
-        s = torch.linalg.svdvals(F)
+        s = singular_values(blocks.reshape(k, -1, g.shape[1]).permute(1, 2, 0))   # (E*P, min(m, k-1))
         out.append((s[..., 0] / s[..., -1]).reshape(E, -1))
     return torch.cat(out, dim=1)
 
@@ -563,12 +573,18 @@ def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Con
     return time.perf_counter() - start
 
 
-def koopman_once(trainer: KoopmanTrainer, snapshots: torch.Tensor, T: int, method: str):
+def koopman_fit(partition, method: str) -> Koopman:
+    """The (unfitted) estimator of ``Config.fit_methods`` entry ``method``."""
+    return Koopman(partition, method=FIT_METHODS[method])
+
+
+def koopman_once(kp: Koopman, snapshots: torch.Tensor, T: int) -> torch.Tensor:
     """One network's Koopman training as the authors timed it: take its snapshots ``(k, D)``
-    (copied, our analogue of loading them), fit the operators, jump ``T`` steps."""
+    (copied, our analogue of loading them), fit the operators, jump ``T`` steps: the same
+    ``Koopman.fit`` / ``Koopman.predict`` calls that produce the reported (batched) predictions."""
     snap = snapshots.contiguous()
-    trainer.fit(snap)
-    return trainer.predict(snap[-1], T, method)
+    kp.fit(snap)
+    return kp.predict(snap[-1], T)
 
 
 # -- the experiment -----------------------------------------------------------------------------
@@ -628,11 +644,11 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
         opt_curve[name] = opt_losses[torch.tensor(grid)].T
         paths = {}
         for method in cfg.fit_methods:
-            trainer = KoopmanTrainer(partition, method=method).fit(snaps)
-            radii = torch.cat([r.reshape(E, -1) for r in trainer.spectral_radii()], dim=1)
+            kp = koopman_fit(partition, method).fit(snaps)
+            radii = torch.cat([r.reshape(E, -1) for r in kp.spectral_radii_], dim=1)
             pg = torch.empty(len(grid), E, D, dtype=torch.float64)
             for i, T in enumerate(grid):
-                pg[i] = theta_t2 if T == 0 else trainer.predict(theta_t2, T, cfg.jump_method)
+                pg[i] = theta_t2 if T == 0 else kp.predict(theta_t2, T)
             kl = batched_loss(problem, pg.reshape(-1, D).to(dtype)).reshape(len(grid), E).to(torch.float64)
             by_T = {}
             for T in cfg.Ts:
@@ -664,7 +680,7 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
         koop_time[name] = {}
         nets = list(range(min(cfg.timing_networks, E)))
         for method in cfg.fit_methods:
-            single = KoopmanTrainer(partition, method=method)
+            single = koopman_fit(partition, method)
             fit_s, total_s = [], {T: [] for T in cfg.Ts}
             for _ in range(cfg.timing_repeats):
                 for e in nets:
@@ -673,9 +689,9 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
                     fit_s.append(time.perf_counter() - s0)
                     for T in cfg.Ts:
                         s0 = time.perf_counter()
-                        koopman_once(single, snaps[:, e], T, cfg.jump_method)
+                        koopman_once(single, snaps[:, e], T)
                         total_s[T].append(time.perf_counter() - s0)
-            batched = _timeit(lambda: KoopmanTrainer(partition, method=method).fit(snaps), max(2, cfg.timing_repeats // 2))
+            batched = _timeit(lambda: koopman_fit(partition, method).fit(snaps), max(2, cfg.timing_repeats // 2))
             koop_time[name][method] = {"fit_seconds": _median(fit_s),
                                        "fit_and_jump_seconds": {T: _median(v) for T, v in total_s.items()},
                                        "batched_fit_seconds_per_network": _median(batched) / E}

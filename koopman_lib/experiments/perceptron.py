@@ -7,7 +7,7 @@ rule is ``dW = -eta (y_hat - y) x^T``. ``n_sims`` independent simulations run as
 batched computation on weights ``W`` ``(S, 2, n_inputs)``.
 
 After ``koopman_start`` rule steps the weights are handed to Koopman operators fitted
-(float64, ``finite_section``) on the snapshots ``W(start - window) .. W(start)`` with
+(float64, :class:`koopman_lib.Koopman`) on the snapshots ``W(start - window) .. W(start)`` with
 three partitions (Single Weight, Node = the weights into one output, Network), and
 evolved with them for the remaining steps. Every method is scored on the same fresh
 inputs (common random numbers): the percent of output units that are wrong at each
@@ -28,13 +28,15 @@ import numpy as np
 import torch
 
 from ..config import torch_threads
-from ..evolve import path
+from ..estimator import Koopman
+from ..fit import numerical_rank
 from ..partition import LayerShape, make_partition
 from ..progress import bar
-from ..trainer import KoopmanTrainer
 
 #: method name -> partition spec (``rule`` is the perceptron rule alone)
 METHODS = {"rule": None, "single_weight": "single", "node": "node", "network": "network"}
+#: ``Config.fit_method`` -> ``Koopman(method=...)`` ("pinv" is the SVD fit with the paper's cutoff)
+FIT_METHODS = {"pinv": "svd", "svd": "svd", "lstsq": "lstsq", "cholesky": "cholesky"}
 ERROR_UNITS = ("output", "pattern")
 
 
@@ -53,7 +55,8 @@ class Config:
     koopman_start: int = 100          # "after 100 training steps" (S8.2)
     window: int = 100                 # unstated: number of rule steps before koopman_start in the fit
                                       # (window + 1 snapshots); 100 = everything the rule has done so far
-    fit_method: str = "pinv"          # the paper's pinv (minimum norm on rank-deficient recordings)
+    fit_method: str = "pinv"          # the paper's pinv (minimum norm on rank-deficient recordings):
+                                      # Koopman(method="svd") with the paper cutoff; see FIT_METHODS
     smooth: int = 50                  # sliding window of Fig. S4d
     smooth_centered: bool = False     # unstated: trailing (causal) window; True centres it on each step
     error_unit: str = "output"        # unstated: "output" = percent of output units wrong;
@@ -94,8 +97,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError("smooth and n_sims must be >= 1 and bootstrap >= 0")
     if cfg.error_unit not in ERROR_UNITS:
         raise ValueError(f"error_unit must be one of {ERROR_UNITS}, got {cfg.error_unit!r}")
-    if cfg.fit_method not in ("pinv", "lstsq", "svd", "cholesky"):
-        raise ValueError(f"fit_method must be 'pinv', 'lstsq', 'svd' or 'cholesky', got {cfg.fit_method!r}")
+    if cfg.fit_method not in FIT_METHODS:
+        raise ValueError(f"fit_method must be one of {tuple(FIT_METHODS)}, got {cfg.fit_method!r}")
 
 
 def activity(cfg: Config) -> float:
@@ -176,21 +179,14 @@ def percent_error(W: torch.Tensor, x: torch.Tensor, y: torch.Tensor, threshold: 
     return score(y_hat - y, unit)
 
 
-def evolve_chunks(trainer: KoopmanTrainer, theta0: torch.Tensor, T: int, chunk: int):
-    """Yield the Koopman evolution ``theta(t2+1) .. theta(t2+T)`` in time chunks ``(c, *batch, D)``.
-
-    Each chunk is one :func:`koopman_lib.path` per block group (one batched matrix product
-    per step), so memory stays ``O(chunk)`` in time.
-    """
-    part, batch = trainer.partition, trainer.batch_shape_
-    ws = trainer._require_fit(theta0)
-    done = 0
-    while done < T:
-        c = min(chunk, T - done)
-        paths = [path(U, w, c)[1:] for U, w in zip(trainer.operators_, ws)]  # (c, batch*P, m)
-        ws = [p_[-1] for p_ in paths]
-        yield part.assemble([p_.reshape((c,) + batch + tuple(g.shape)) for p_, g in zip(paths, part.groups)])
-        done += c
+def fit_koopman(part, rec: torch.Tensor, fit_method: str = "pinv") -> Koopman:
+    """Koopman operators of the recording ``rec`` ``(k, S, D)`` (time first) in float64, in the
+    dense form that :meth:`Koopman.path` steps (blocks larger than the window, ``m > k - 1``,
+    are fitted in low-rank form ``A B`` and multiplied out: the same operator)."""
+    kp = Koopman(part, method=FIT_METHODS[fit_method]).fit(rec)
+    if any(op.low_rank for op in kp.operators_):
+        kp = Koopman.from_operators(part, [op.as_dense() for op in kp.operators_], kp.batch_shape_)
+    return kp
 
 
 def hold_last_finite(W: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
@@ -262,16 +258,16 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
         m = part.block_sizes[0]
         for window in windows:
             rec = snaps[t0 - window:].reshape(window + 1, S, 2 * n)
-            trainer = KoopmanTrainer(part, method=cfg.fit_method).fit(rec)
+            kp = fit_koopman(part, rec, cfg.fit_method)
             blocks = part.blocks(rec)[0].reshape(window + 1, -1, m).permute(1, 2, 0)  # (S*P, m, k)
-            rank = torch.linalg.matrix_rank(blocks[..., :-1])
-            radius = trainer.max_spectral_radius()
+            rank = numerical_rank(blocks)
+            radius = kp.spectral_radius_
             err = err_rule.clone()
             held = torch.zeros(S, dtype=torch.bool)
             W_eval = snaps[t0].clone()
             wm, ex = [], []
             t = t0  # the chunk's first row holds the weights after t + 1 steps
-            for chunk in bar(evolve_chunks(trainer, rec[-1], T - t0, cfg.chunk), desc=f"{desc}: {method} w={window}"):
+            for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=f"{desc}: {method} w={window}"):
                 c = chunk.shape[0]
                 ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
                 held |= ~ok.all(0)

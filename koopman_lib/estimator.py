@@ -1,0 +1,282 @@
+"""The front door: :class:`Koopman`, an estimator in the spirit of PyDMD's ``DMD().fit(X)``.
+
+>>> kp = Koopman(partition, cutoff="paper").fit(recording)    # (k, *batch, D), time first
+>>> theta_T = kp.predict(theta_t2, T=1000)                      # (*batch, D) in one jump
+>>> kp.spectral_radius_                                         # (*batch,)
+
+Construct with a partition and a fit spec, ``fit`` a recording, then ``predict`` (one jump),
+``rollout`` (guarded, strided evaluation) or ``path`` (every step, in chunks). Fitted
+attributes end in ``_``. Every fit goes through :mod:`koopman_lib.fit` and every evolution
+through :func:`koopman_lib.evolve.rollout` / :mod:`koopman_lib.evolve`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+from .evolve import Rollout, _check_T, jump as _jump, path as _path, rollout as _rollout
+from .fit import CHUNK_BYTES, Cutoff, FitSpec, Operators, fit_operators
+from .observables import Identity
+from .operators import FitError, finite_section
+from .partition import Partition
+from .recorder import TrajectoryRecorder
+
+DEFAULT_MEMORY_LIMIT = 4 * 2**30  # bytes
+METHODS = ("svd", "lstsq", "cholesky", "eigh")
+
+
+class Koopman:
+    """Per-block Koopman operators of a network's weight trajectory (finite section).
+
+    Parameters
+    ----------
+    partition : :class:`koopman_lib.Partition`
+        Which weights share an operator (``make_partition(model, "node")``).
+    cutoff : :class:`koopman_lib.fit.Cutoff` value
+        ``"paper"`` (default), ``"machine"``, ``"jax"``, ``"float32"``, a relative float, an
+        integer rank or ``0`` (Gavish-Donoho); see :mod:`koopman_lib.fit`.
+    ridge, clip : float
+        Tikhonov filter (relative to ``s_max``) and eigenvalue-clipping radius.
+    method : ``"svd"`` | ``"lstsq"`` | ``"cholesky"`` | ``"eigh"``
+        ``svd`` (default) is the one factorisation of :mod:`koopman_lib.fit`; the others are
+        the normal-equation and LAPACK solvers of :func:`koopman_lib.finite_section` (the only
+        ones a streaming recording, which keeps Gram matrices, can use: ``cholesky``, ``eigh``).
+    observables : a dictionary of :mod:`koopman_lib.observables` (default: the identity)
+        The lifted state evolves linearly; the weights are its first ``m`` rows.
+    dtype : the dtype of the fit (float64).
+    """
+
+    def __init__(self, partition: Partition, cutoff=None, ridge: float = 0.0, clip: float | None = None,
+                 method: str = "svd", observables=None, dtype=torch.float64,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if not isinstance(partition, Partition):
+            raise FitError(f"partition must be a koopman_lib.Partition (make_partition(model, 'node')), "
+                           f"got {type(partition).__name__}")
+        if method not in METHODS:
+            raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
+        if method != "svd" and (ridge or clip is not None):
+            raise FitError(f"ridge and clip are options of method='svd', not {method!r}")
+        if method == "cholesky" and cutoff is not None:
+            raise FitError("method='cholesky' keeps every singular value; drop cutoff or use method='svd'")
+        self.partition, self.method, self.dtype = partition, method, dtype
+        self.spec = FitSpec("paper" if cutoff is None else cutoff, ridge, clip)
+        self.cutoff = None if cutoff is None else self.spec.cutoff
+        self.observables = observables or Identity()
+        self.memory_limit = memory_limit
+        self.operators_: list[Operators] | None = None
+        self.stats_: list[dict] = []
+        self.batch_shape_: tuple[int, ...] = ()
+
+    # -- fitting ---------------------------------------------------------------------------
+    def estimate_bytes(self, n_snapshots: int, n_batch: int = 1, itemsize: int = 8) -> int:
+        """Rough peak memory of a fit: the fitted operators of every group (dense ``n x n``, or
+        the thin factors ``A``, ``B`` when ``n > k - 1``) plus the largest working set (the
+        ``svd`` fit factorises about :data:`koopman_lib.fit.CHUNK_BYTES` of snapshots at a time,
+        several copies; the other methods and lifted observables hold a whole group)."""
+        k = n_snapshots
+        chunked = self.method == "svd" and type(self.observables) is Identity
+        ops, work = 0, 0
+        for g in self.partition.groups:
+            P, n = int(g.shape[0]) * n_batch, self.observables.n_features(int(g.shape[1]))
+            ops += P * n * min(n, 2 * max(k - 1, 1)) * itemsize
+            whole = P * (3 * n * n + 3 * n * k) * itemsize
+            work = max(work, 4 * max(CHUNK_BYTES, n * k * itemsize) if chunked else whole)
+        return ops + work
+
+    def _check_memory(self, k: int, n_batch: int) -> None:
+        need = self.estimate_bytes(k, n_batch, torch.empty((), dtype=self.dtype).element_size())
+        if need > self.memory_limit:
+            raise MemoryError(
+                f"fitting {self.partition.describe()} on {k} snapshots needs about {need / 2**30:.1f} GiB "
+                f"(limit {self.memory_limit / 2**30:.1f} GiB); use a finer partition (node or quasi_node), "
+                "fewer snapshots, or raise memory_limit")
+
+    def _groups(self, recording: torch.Tensor):
+        """Per group: (lifted block snapshots ``(batch*P, n, k')`` in the fit dtype, stats, m)."""
+        if not isinstance(recording, torch.Tensor) or recording.ndim < 2:
+            raise FitError("the recording must be a tensor (k, D) or (k, *batch, D), time first; got "
+                           f"{getattr(recording, 'shape', type(recording).__name__)}")
+        k = recording.shape[0]
+        self.batch_shape_ = tuple(recording.shape[1:-1])
+        self._check_memory(k, math.prod(self.batch_shape_))
+        lifted = type(self.observables) is not Identity
+        for g, x in zip(self.partition.groups, self.partition.time_last(recording)):
+            m = int(g.shape[1])                                               # x: (batch*P, m, k), a view
+            if not lifted:
+                yield x, {}, m
+                continue
+            x = x.to(self.dtype)
+            stats = self.observables.stats(x)
+            z = self.observables.lift(x, stats)
+            if z.shape[-1] < 2:
+                raise FitError(f"{self.observables.name} leaves {z.shape[-1]} lifted snapshot(s); widen the window")
+            yield z, stats, m
+
+    def fit(self, recording) -> "Koopman":
+        """Fit on a recording ``(k, D)`` or ``(k, *batch, D)`` (time first) or a complete
+        :class:`koopman_lib.TrajectoryRecorder`. The recording is only read."""
+        if isinstance(recording, TrajectoryRecorder):
+            return self._fit_recorder(recording)
+        ops, stats = [], []
+        for x, st, m in self._groups(recording):
+            ops.append(self._fit_group(x, m))
+            stats.append(st)
+        self.operators_, self.stats_ = ops, stats
+        return self
+
+    def _fit_group(self, x: torch.Tensor, m: int) -> Operators:
+        constant = self.observables.constant
+        if self.method == "svd":
+            return fit_operators(x, self.spec, self.dtype, constant=constant, n_out=m)
+        rcond = None if self.cutoff is None else self.cutoff.rtol(x.shape[-2], x.shape[-1] - 1, self.dtype)
+        U = finite_section(x.to(self.dtype), self.method, rcond=rcond)
+        if constant:
+            U[..., -1, :] = 0
+            U[..., -1, -1] = 1
+        return Operators(U=U, n_out=m)
+
+    def fit_variants(self, recording: torch.Tensor, specs: dict) -> dict[str, "Koopman"]:
+        """``{name: fitted Koopman}`` for every :class:`koopman_lib.fit.FitSpec` (or cutoff value)
+        in ``specs``, from one factorisation per block (method ``svd``)."""
+        if self.method != "svd":
+            raise FitError("fit_variants shares one SVD between fits: use method='svd'")
+        specs = {n: s if isinstance(s, FitSpec) else FitSpec(s) for n, s in specs.items()}
+        per = {n: [] for n in specs}
+        stats = []
+        for x, st, m in self._groups(recording):
+            for n, ops in fit_operators(x, specs, self.dtype, constant=self.observables.constant, n_out=m).items():
+                per[n].append(ops)
+            stats.append(st)
+        out = {}
+        for n, s in specs.items():
+            kp = Koopman(self.partition, s.cutoff, s.ridge, s.clip, observables=self.observables, dtype=self.dtype,
+                         memory_limit=self.memory_limit)
+            kp.operators_, kp.stats_, kp.batch_shape_ = per[n], stats, self.batch_shape_
+            out[n] = kp
+        return out
+
+    def _fit_recorder(self, recorder: TrajectoryRecorder) -> "Koopman":
+        if not recorder.complete:
+            raise FitError(f"the recording holds {recorder.count} of {recorder.k} snapshots; finish t1..t2 first")
+        if recorder.mode == "stored":
+            return self.fit(recorder.snapshots)
+        if self.method not in ("cholesky", "eigh") or type(self.observables) is not Identity:
+            raise FitError("a streaming recording keeps only Gram matrices of the weights: fit it with "
+                           "Koopman(partition, method='cholesky' or 'eigh')")
+        rcond = None if self.cutoff is None else float(self.cutoff.value)
+        self.operators_ = [Operators(U=a.operators(0.0, self.method, rcond)) for a in recorder.accumulators]
+        self.stats_ = [{} for _ in self.operators_]
+        self.batch_shape_ = recorder.batch_shape
+        return self
+
+    @classmethod
+    def from_operators(cls, partition: Partition, operators: list, batch_shape: tuple = (), **kwargs) -> "Koopman":
+        """A fitted estimator from given per-group operators: :class:`Operators` or dense tensors
+        ``(batch*P_g, m, m)`` (member-major). For tests and hand-made operators."""
+        kp = cls(partition, **kwargs)
+        ops = [o if isinstance(o, Operators) else Operators(U=o) for o in operators]
+        if len(ops) != len(partition.groups):
+            raise FitError(f"got {len(ops)} operator groups for a partition of {len(partition.groups)}")
+        n = math.prod(batch_shape)
+        for o, g in zip(ops, partition.groups):
+            if o.n_blocks != n * int(g.shape[0]) or o.n_out != int(g.shape[1]):
+                raise FitError(f"operators of {o.n_blocks} blocks of size {o.n_out} do not match the group "
+                               f"{n} x {tuple(g.shape)}")
+        kp.operators_, kp.stats_, kp.batch_shape_ = ops, [{} for _ in ops], tuple(batch_shape)
+        return kp
+
+    # -- evolution -------------------------------------------------------------------------
+    @property
+    def history(self) -> int:
+        """How many consecutive recorded states a prediction starts from (1 but for delays)."""
+        return self.observables.history
+
+    def _start(self, start: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per group the lifted states ``(batch*P, n)`` and ``theta0`` ``(*batch, D)``."""
+        if self.operators_ is None:
+            raise FitError("call fit() before predicting")
+        want = self.batch_shape_ + (self.partition.n_params,)
+        h = self.observables.history
+        hist = start.unsqueeze(0) if tuple(start.shape) == want else start
+        if tuple(hist.shape[1:]) != want or (h == 1 and hist.shape[0] != 1):
+            raise FitError(f"the starting weights have shape {tuple(start.shape)}; the fit needs {want} "
+                           f"(or (h,) + {want}, the last h recorded states, for a {self.observables.name} fit)")
+        if hist.shape[0] < h:
+            raise FitError(f"{self.observables.name} needs the last {h} states to start from, got {hist.shape[0]}")
+        z0 = []
+        for x, op, st in zip(self.partition.time_last(hist[-h:]), self.operators_, self.stats_):
+            z0.append(self.observables.lift(x.to(op.dtype), st)[..., -1])      # x: (batch*P, m, h)
+        return z0, hist[-1]
+
+    def predict(self, start: torch.Tensor, T: int) -> torch.Tensor:
+        """``theta(t2 + T)`` ``(*batch, D)`` in one jump from ``start = theta(t2)`` ``(*batch, D)``
+        (or the last ``history`` recorded states ``(h, *batch, D)``), in the fit dtype."""
+        T = _check_T(T)
+        z0, _ = self._start(start)
+        ws = []
+        for op, z, g in zip(self.operators_, z0, self.partition.groups):
+            if op.low_rank:
+                w, _ = op.advance(op.start(z), T)
+            else:
+                w = _jump(op.U, z, T, "power")[:, : op.n_out]
+            ws.append(w.reshape(self.batch_shape_ + tuple(g.shape)))
+        return self.partition.assemble(ws)
+
+    def rollout(self, start: torch.Tensor, T: int, every: int | None = None, loss_fn=None,
+                max_growth: float | None = None, loss_limit: float | None = None, jump: bool = True,
+                dtype=None) -> Rollout:
+        """Guarded evolution of every network of the batch (:func:`koopman_lib.evolve.rollout`):
+        ``loss_fn(theta (E, D))`` at steps ``0, every, 2 every, .., T``; ``Rollout.theta``
+        ``(E, D)`` holds each network's last weights that passed the guard (``E`` = the batch,
+        flattened; 1 for an unbatched fit)."""
+        z0, theta0 = self._start(start)
+        E = math.prod(self.batch_shape_)
+        return _rollout(self.partition, self.operators_, z0, theta0.reshape(E, -1).to(self.dtype), T, every, loss_fn,
+                        max_growth, loss_limit, jump, dtype)
+
+    def path(self, start: torch.Tensor, T: int, chunk: int = 256) -> Iterator[torch.Tensor]:
+        """Yield ``theta(t2+1) .. theta(t2+T)`` in time chunks ``(c, *batch, D)``, one matrix
+        product per block group and step (:func:`koopman_lib.path`); memory ``O(chunk)`` in time."""
+        T = _check_T(T)
+        z0, _ = self._start(start)
+        if any(op.low_rank for op in self.operators_):
+            raise FitError("path() steps dense operators; use rollout() for low-rank (m > k - 1) blocks")
+        return self._path(z0, T, chunk)
+
+    def _path(self, zs, T, chunk):
+        done = 0
+        while done < T:
+            c = min(chunk, T - done)
+            paths = [_path(op.U, z, c)[1:] for op, z in zip(self.operators_, zs)]   # (c, batch*P, n)
+            zs = [p[-1] for p in paths]
+            yield self.partition.assemble([p[..., : op.n_out].reshape((c,) + self.batch_shape_ + tuple(g.shape))
+                                           for p, op, g in zip(paths, self.operators_, self.partition.groups)])
+            done += c
+
+    # -- diagnostics -----------------------------------------------------------------------
+    @property
+    def spectral_radii_(self) -> list[torch.Tensor]:
+        """Per group, the spectral radius of every block operator, ``(*batch, P_g)``."""
+        if self.operators_ is None:
+            raise FitError("call fit() first")
+        return [op.spectral_radius().reshape(self.batch_shape_ + (int(g.shape[0]),))
+                for op, g in zip(self.operators_, self.partition.groups)]
+
+    @property
+    def spectral_radius_(self) -> torch.Tensor:
+        """Largest spectral radius over all blocks, ``(*batch,)``."""
+        return torch.cat([r.reshape(self.batch_shape_ + (-1,)) for r in self.spectral_radii_], -1).amax(-1)
+
+    def operator_entries(self) -> int:
+        """Operator entries per network (a memory / cost proxy)."""
+        return sum(int(g.shape[0]) * self.observables.n_features(int(g.shape[1])) ** 2 for g in self.partition.groups)
+
+    def __repr__(self) -> str:
+        fitted = "fitted" if self.operators_ is not None else "not fitted"
+        return (f"Koopman({self.partition.describe()}, method={self.method!r}, fit={self.spec.name!r}, "
+                f"observables={self.observables.name!r}, {fitted})")
+
+
+__all__ = ["Koopman", "Cutoff", "FitSpec", "Rollout", "METHODS"]
