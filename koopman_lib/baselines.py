@@ -24,7 +24,9 @@ from typing import Callable, Sequence
 
 import torch
 
-OPTIMIZERS = ("sgd", "sgd_momentum", "adam", "adadelta", "adagrad")
+from .training import OPTIMIZERS as _ALL_OPTIMIZERS, make_optimizer
+
+OPTIMIZERS = tuple(_ALL_OPTIMIZERS)
 
 
 # -- extrapolation -------------------------------------------------------------------------
@@ -65,21 +67,7 @@ def linear_path(snapshots: torch.Tensor, steps: Sequence[int], L: int | None = N
 
 
 # -- optimizers ----------------------------------------------------------------------------
-def make_optimizer(name: str, params, lr: float, momentum: float = 0.9, betas=(0.9, 0.999),
-                   rho: float = 0.9, eps: float | None = None) -> torch.optim.Optimizer:
-    """An elementwise torch optimizer by name (``OPTIMIZERS``); on an ensemble leaf ``(E, D)``
-    each is exactly ``E`` independent runs."""
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr)
-    if name == "sgd_momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, **({} if eps is None else {"eps": eps}))
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, rho=rho, **({} if eps is None else {"eps": eps}))
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, **({} if eps is None else {"eps": eps}))
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS} (or use MemberLBFGS)")
+# ``make_optimizer`` is :func:`koopman_lib.training.make_optimizer` (imported above).
 
 
 @dataclass

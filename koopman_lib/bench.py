@@ -342,8 +342,9 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
     """One MNIST init: train to t2 recording the window stored and streaming (callbacks
     timed), Koopman jump and evaluation, then the optimizer epochs after t2 with the Koopman
     timings interleaved between them. ``fit_bench``: also run :func:`fit_benchmark`."""
-    from .nets import EnsembleMLP
-    from .training import EnsembleTrainer, evaluate
+    from .ensembles import EnsembleMLP
+    from .ensembles import evaluate
+    from .training import EnsembleTrainer
     x, y, xt, yt = data
     net = EnsembleMLP(cfg.mnist_sizes, "relu", 1, seed=seed)
     part = make_partition(net.shapes, list(cfg.mnist_partition))
@@ -512,7 +513,7 @@ def de_run(cfg: BenchConfig, seed: int) -> dict:
     """DE solver sizes: optimizer steps (Adam, betas (0.999, 0.9999), lr 8/(1000+t)) timed in
     chunks, a recorded window fitted by node operators, then Koopman step / jump timings
     interleaved with further optimizer chunks."""
-    from .nets import EnsembleMLP
+    from .ensembles import EnsembleMLP
     dtype = getattr(torch, cfg.de_dtype)
     net = EnsembleMLP(cfg.de_sizes, "sigmoid", 1, seed=seed, dtype=dtype)
     t = torch.linspace(0, 4 * math.pi, cfg.de_points, dtype=dtype)

@@ -1,6 +1,6 @@
 """A fast training loop for ensembles of independent MLPs on preloaded tensors.
 
-The ``E`` members of a :class:`koopman_lib.nets.EnsembleMLP` share one flat parameter
+The ``E`` members of a :class:`koopman_lib.ensembles.EnsembleMLP` share one flat parameter
 leaf ``theta`` ``(E, D)``. Every step draws, for each member, its own minibatch by an
 index gather from tensors already in memory (no ``DataLoader``, no per-sample
 transforms, no ``.item()`` calls), sums the members' mean losses (so each member gets
@@ -24,7 +24,7 @@ API (stable; other modules import it):
   PyTorch MNIST example) and accuracy, batched over members, without autograd.
 - :func:`ensemble_forward` ``(net, x, theta) -> (E, B, out)``: the forward pass with a
   shared input computed as one GEMM for the first layer.
-- :func:`make_optimizer` ``(params, name, lr, **kwargs)``.
+- :func:`make_optimizer` ``(name, params, lr, **options)``.
 
 ``on_step(step, theta)`` is called after every optimizer step with the global step
 count (1-based, counted over all epochs run by this trainer) and the detached ``theta``
@@ -41,29 +41,41 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .nets import ACTIVATIONS, EnsembleMLP
+from .ensembles import LOSSES, EnsembleMLP, _loss_sum, ensemble_forward
 
+#: optimizer name -> (torch class, the options it takes besides ``lr``)
 OPTIMIZERS = {
-    "adadelta": torch.optim.Adadelta,
-    "adam": torch.optim.Adam,
-    "adagrad": torch.optim.Adagrad,
-    "sgd": torch.optim.SGD,
+    "adadelta": (torch.optim.Adadelta, ("rho", "eps")),
+    "adam": (torch.optim.Adam, ("betas", "eps")),
+    "adagrad": (torch.optim.Adagrad, ("eps",)),
+    "sgd": (torch.optim.SGD, ()),
+    "sgd_momentum": (torch.optim.SGD, ("momentum",)),
 }
-LOSSES = ("cross_entropy", "mse")
 
 StepCallback = Callable[[int, torch.Tensor], None]
 
 
-def make_optimizer(params, name: str = "adadelta", lr: float = 1.0, **kwargs) -> torch.optim.Optimizer:
-    """``torch.optim`` optimizer ``name`` (adadelta | adam | adagrad | sgd) with ``lr`` and ``kwargs``.
-
-    ``name`` may also be a callable ``(params, lr=..., **kwargs) -> Optimizer``.
+def make_optimizer(name, params, lr: float = 1.0, **options) -> torch.optim.Optimizer:
+    """The one optimizer factory: ``torch.optim`` optimizer ``name`` (:data:`OPTIMIZERS`) with
+    ``lr`` and its own ``options`` (``None`` values are left at torch's defaults; ``sgd_momentum``
+    is SGD with ``momentum``, default 0.9). On an ensemble leaf ``(E, D)`` every elementwise
+    optimizer is exactly ``E`` independent runs. ``name`` may also be a callable
+    ``(params, lr=..., **options) -> Optimizer``.
     """
     if callable(name):
-        return name(params, lr=lr, **kwargs)
+        return name(params, lr=lr, **options)
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)} or pass a callable")
-    return OPTIMIZERS[name](params, lr=lr, **kwargs)
+    cls, allowed = OPTIMIZERS[name]
+    options = {k: v for k, v in options.items() if v is not None}
+    extra = sorted(set(options) - set(allowed))
+    if extra:
+        raise ValueError(f"optimizer {name!r} takes {list(allowed) or 'no options'} besides lr, not {extra}")
+    if name == "sgd_momentum":
+        options.setdefault("momentum", 0.9)
+    if "betas" in options:
+        options["betas"] = tuple(options["betas"])
+    return cls(params, lr=lr, **options)
 
 
 @dataclass
@@ -76,67 +88,6 @@ class EpochStats:
     seconds: float
     lr: float
     train_loss: torch.Tensor
-
-
-def ensemble_forward(net: EnsembleMLP, x: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
-    """Outputs ``(E, B, out)`` of every member on a shared input ``x`` ``(B, in)``
-    (or per-member inputs ``(E, B, in)``). For a shared input the first layer is one
-    GEMM ``x @ [W_1; ...; W_E]^T`` instead of ``E`` products with an expanded copy."""
-    theta = net.theta if theta is None else theta
-    if x.ndim == 3:
-        return net.forward(x, theta)
-    if x.ndim != 2:
-        raise ValueError(f"x must be (B, in) or (E, B, in), got {tuple(x.shape)}")
-    E = theta.shape[0]
-    act = ACTIVATIONS[net.activation]
-    layers = list(net.layers(theta))
-    h = None
-    for i, (W, b) in enumerate(layers):
-        if i == 0:
-            n_out = W.shape[1]
-            h = (x @ W.reshape(E * n_out, -1).T).reshape(x.shape[0], E, n_out).transpose(0, 1) + b.unsqueeze(1)
-        else:
-            h = torch.baddbmm(b.unsqueeze(1), h, W.transpose(1, 2))
-        if i < len(layers) - 1:
-            h = act(h)
-    return h
-
-
-def _loss_sum(out: torch.Tensor, target: torch.Tensor, loss: str) -> torch.Tensor:
-    """Per-member summed loss ``(E,)`` of outputs ``(E, B, C)`` against ``target`` ``(E, B)`` / ``(E, B, C)``."""
-    if loss == "cross_entropy":
-        ce = F.cross_entropy(out.reshape(-1, out.shape[-1]), target.reshape(-1), reduction="none")
-        return ce.reshape(out.shape[:2]).sum(1)
-    if loss == "mse":
-        return (out - target).pow(2).reshape(out.shape[0], -1).sum(1)
-    raise ValueError(f"unknown loss {loss!r}; choose one of {LOSSES}")
-
-
-@torch.no_grad()
-def evaluate(net: EnsembleMLP, x: torch.Tensor, y: torch.Tensor, theta: torch.Tensor | None = None,
-             batch_size: int = 10000, loss: str = "cross_entropy") -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss and accuracy of every member on ``(x (N, in), y (N,))``.
-
-    ``theta`` ``(E, D)`` defaults to ``net.theta``; it is cast to ``x``'s dtype (so float64
-    Koopman predictions are evaluated like weights loaded back into the float32 model).
-    Returns ``loss`` ``(E,)`` = sum over samples / ``N`` (the PyTorch MNIST example's
-    test loss) and ``acc`` ``(E,)`` = fraction correct (``nan`` for ``loss="mse"``).
-    """
-    theta = (net.theta if theta is None else theta).detach().to(x.dtype)
-    if theta.ndim == 1:
-        theta = theta.unsqueeze(0)
-    E, N = theta.shape[0], x.shape[0]
-    total = torch.zeros(E, dtype=torch.float64)
-    correct = torch.zeros(E, dtype=torch.float64)
-    for s in range(0, N, batch_size):
-        xb, yb = x[s:s + batch_size], y[s:s + batch_size]
-        out = ensemble_forward(net, xb, theta)
-        target = yb.unsqueeze(0).expand(E, *yb.shape)
-        total += _loss_sum(out, target, loss).double()
-        if loss == "cross_entropy":
-            correct += (out.argmax(-1) == target).sum(1).double()
-    acc = correct / N if loss == "cross_entropy" else torch.full((E,), float("nan"), dtype=torch.float64)
-    return total / N, acc
 
 
 class EnsembleTrainer:
@@ -171,7 +122,7 @@ class EnsembleTrainer:
         self.batch_size, self.loss, self.drop_last = batch_size, loss, drop_last
         self.lr0 = float(lr)
         self.gamma = None if gamma in (None, 1, 1.0) else float(gamma)
-        self.optimizer = make_optimizer([net.theta], optimizer, lr, **(optimizer_kwargs or {}))
+        self.optimizer = make_optimizer(optimizer, [net.theta], lr, **(optimizer_kwargs or {}))
         self.generator = torch.Generator().manual_seed(seed)
         self.member_generators = None
         if member_seeds is not None:

@@ -166,7 +166,7 @@ def test_recorder_streaming_equals_stored_at_mnist_block_sizes():
 
 
 def test_de_loss_tangent_propagation_equals_autograd():
-    from koopman_lib.nets import EnsembleMLP
+    from koopman_lib.ensembles import EnsembleMLP
     net = EnsembleMLP((1, 10, 10, 2), "sigmoid", n_members=3, seed=2, dtype=torch.float64)
     t = torch.linspace(0, 4 * math.pi, 25, dtype=torch.float64)
     theta = net.theta.detach()

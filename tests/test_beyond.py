@@ -7,7 +7,7 @@ import torch
 
 from koopman_lib.experiments import beyond as bd
 from koopman_lib.experiments import config_for, reproduce
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 
 TINY = dict(
     de_inits=2, de_steps=300, de_t1=100, de_t2=200, de_T=50, de_starts=(50, 100), de_lengths=(50, 100),

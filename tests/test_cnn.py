@@ -1,7 +1,7 @@
 import torch
 
 import koopman_lib as kl
-from koopman_lib.cnn import EnsembleCNN, evaluate
+from koopman_lib.ensembles import EnsembleCNN, evaluate
 from koopman_lib.training import EnsembleTrainer
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from koopman_lib.experiments import de_solver as ds
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.partition import load_flat, make_partition
 from koopman_lib.results import to_jsonable
 
@@ -95,7 +95,7 @@ def test_batched_members_equal_unbatched_runs():
     for k, name in enumerate(names):
         model = ds.OriginalNet(SIZES).to(torch.float64)
         load_flat(model.body, base[member])
-        opt = ds.make_optimizer(name, model.parameters(), cfg)
+        opt = ds.de_optimizer(name, model.parameters(), cfg)
         losses = []
         for step in range(steps):
             ds.set_lr(opt, ds.learning_rate(step))

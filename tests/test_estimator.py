@@ -5,7 +5,7 @@ from torch import nn
 
 import koopman_lib as kl
 from koopman_lib.fit import FitSpec
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 from conftest import stable_operators
 
 

@@ -11,7 +11,7 @@ from koopman_lib import finite_section, make_partition, t_eq_parts
 from koopman_lib.estimator import Koopman
 from koopman_lib.experiments import config_for, mnist
 from koopman_lib.fit import Cutoff, FitSpec, Operators, fit_operators
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.operators import FitError
 from koopman_lib.partition import LayerShape
 from koopman_lib.results import to_jsonable

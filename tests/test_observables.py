@@ -3,7 +3,7 @@ import torch
 
 import koopman_lib as kl
 from koopman_lib import FitSpec, Koopman
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.observables import Affine, Delay, Identity, Polynomial, parse_observables
 from koopman_lib.operators import FitError
 from koopman_lib.partition import LayerShape

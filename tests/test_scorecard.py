@@ -160,3 +160,76 @@ def test_loss_comparison_rule_has_a_stated_tie_band():
     assert compare_loss(1.0 + LOSS_TIE / 2, 1.0) == compare_loss(1.0 - LOSS_TIE / 2, 1.0) == "tie"
     assert compare_loss(1.0 + 2 * LOSS_TIE, 1.0) == "worse"
     assert compare_loss(float("nan"), 1.0) == "worse"
+
+
+# -- chapter thresholds: (name, a value on the side where it holds, one on the other side, the
+#    reference for relative thresholds, what the text must mention)
+THRESHOLD_CASES = [
+    ("WINDOW_MATTERS_A_LOT", 0.51, 0.5, None, "0.5"),
+    ("WINDOW_MATTERS", 0.21, 0.2, None, "0.2"),
+    ("PROGRESS", 0.01, 0.0, None, "above 0"),
+    ("WINDOW_CHOICE_GOOD", 0.9, 0.89, 1.0, "0.9 times"),
+    ("CRITERION_INFORMATIVE", 0.31, 0.3, None, "0.3"),
+    ("OBSERVABLE_HELPS", 0.11, 0.1, None, "0.1"),
+    ("OBSERVABLE_COSTLIER", 1.11, 1.1, None, "1.1"),
+    ("CYCLES_FASTER", 8.9, 9.0, 10.0, "0.9 times"),
+    ("BEATS_OPTIMIZER", 1.01, 1.0, None, "above 1"),
+    ("SUMMARY_TEQ_FAILS", 0.49, 0.5, None, "0.5"),
+    ("SUMMARY_TEQ_REPRODUCED", 0.75, 0.74, None, "0.75"),
+    ("SUMMARY_DIVERGENCE", 0.04, 0.0, None, "above 0"),
+    ("EXPONENT_CLOSE", 0.5, 0.51, None, "0.5"),
+    ("KOOPMAN_FASTER", 1.01, 1.0, None, "above 1"),
+    ("RECORDING_OVERHEAD", 0.1, 0.11, None, "10%"),
+    ("BOOK_CI_MINUTES", 15.0, 15.1, None, "15 minutes"),
+    ("PAPER_WALL_MINUTES", 60.0, 60.1, None, "60 minutes"),
+    ("DE_NOT_SOLVED", 0.26, 0.25, 1.0, "0.25 times"),
+    ("DE_ENERGY_LOST", 0.051, 0.05, 0.1, "0.5 times"),
+    ("DE_ORIGINAL_WORKS", 0.024, 0.025, 0.1, "0.25 times"),
+    ("LOSS_DIVERGED", 0.31, 0.3, 0.2, "above 1.5 times"),
+    ("LOSS_KEPT_UP", 0.29, 0.31, 0.2, "below 1.5 times"),
+    ("EIG_EXACT", 2e-14, 2.3e-14, None, "2.2e-14"),
+    ("TO_ROUNDING", 2e-13, 2.3e-13, None, "2.2e-13"),
+    ("NOT_CLOSED", 0.011, 0.01, None, "0.01"),
+    ("EXPONENT_MATCH", 0.29, 0.3, None, "0.3"),
+]
+
+
+@pytest.mark.parametrize("name,yes,no,of,mentions", THRESHOLD_CASES)
+def test_chapter_thresholds_classify_both_sides_and_state_their_value(name, yes, no, of, mentions):
+    t = getattr(sc, name)
+    assert t.holds(yes, of=of) and not t.holds(no, of=of)
+    assert t.fails(no, of=of) and not t.fails(yes, of=of)
+    assert mentions in t.text
+
+
+def test_every_chapter_threshold_is_tested_and_registered():
+    assert {sc.THRESHOLDS[k] for k in sc.THRESHOLDS} == {getattr(sc, c[0]) for c in THRESHOLD_CASES}
+    assert len(sc.THRESHOLDS) == len(THRESHOLD_CASES)
+    assert not sc.Threshold("t", 1.0, "<", "").holds(math.nan) and not sc.Threshold("t", 1.0, "<", "").fails(math.nan)
+    with pytest.raises(ValueError):
+        sc.Threshold("t", 1.0, "=", "")
+
+
+def test_thresholds_keep_the_comparisons_they_replaced():
+    # the notebooks used these exact expressions; the rules must give the same answer at the boundary
+    assert sc.LOSS_DIVERGED.holds(0.3, of=0.2) == (0.3 > 1.5 * 0.2)
+    assert sc.LOSS_KEPT_UP.holds(0.3, of=0.2) == (0.3 < 1.5 * 0.2)
+    assert sc.WINDOW_CHOICE_GOOD.holds(0.27, of=0.3) == (0.27 >= 0.9 * 0.3)
+    assert sc.CYCLES_FASTER.holds(0.9, of=1.0) is False and sc.EXPONENT_CLOSE.holds(0.5) is True
+    assert sc.RECORDING_OVERHEAD.fails(0.1) is False and sc.RECORDING_OVERHEAD.fails(0.1000001) is True
+    assert sc.EIG_EXACT.value == 100 * sc.EPS64 and sc.TO_ROUNDING.value == 1e3 * sc.EPS64
+
+
+def test_targets_agree_with_the_bench():
+    from koopman_lib import bench
+    assert bench.TARGETS["recording_overhead_streaming"][1:] == (sc.RECORDING_OVERHEAD.value, sc.RECORDING_OVERHEAD.op)
+    assert bench.TARGETS["book_ci_minutes"][1:] == (sc.BOOK_CI_MINUTES.value, sc.BOOK_CI_MINUTES.op)
+
+
+@pytest.mark.parametrize("ours,want", [(15 * 0.75, sc.REPRODUCED), (100, sc.REPRODUCED), (11.2, sc.PARTLY),
+                                       (15 * 0.25, sc.PARTLY), (3.7, sc.NOT_REPRODUCED), (None, sc.NOT_MEASURED),
+                                       (math.inf, sc.NOT_MEASURED)])
+def test_cost_speed_rule(ours, want):
+    assert sc.COST_SPEED.verdict(ours, 15) == want
+    assert "0.75" in sc.COST_SPEED.text and "0.25" in sc.COST_SPEED.text
+    assert sc.COST_SPEED.key not in sc.RULES  # a chapter rule, not one of the scorecard's claims

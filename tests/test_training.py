@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 
 from koopman_lib import TrajectoryRecorder, flatten_params
-from koopman_lib.nets import EnsembleMLP
-from koopman_lib.training import EnsembleTrainer, ensemble_forward, evaluate, make_optimizer, train_epochs
+from koopman_lib.ensembles import EnsembleMLP
+from koopman_lib.ensembles import ensemble_forward, evaluate
+from koopman_lib.training import EnsembleTrainer, make_optimizer, train_epochs
 
 
 def _data(n=150, d=12, c=4, seed=0, dtype=torch.float64):
@@ -20,7 +21,7 @@ def _reference_runs(net, x, y, epochs, batch, lr, gamma, seed, optimizer="adadel
     on the batches the documented shuffle rule gives it."""
     E = net.theta.shape[0]
     models = [net.member_module(e) for e in range(E)]
-    opts = [make_optimizer(m.parameters(), optimizer, lr) for m in models]
+    opts = [make_optimizer(optimizer, m.parameters(), lr) for m in models]
     scheds = [torch.optim.lr_scheduler.StepLR(o, 1, gamma) for o in opts]
     gen = torch.Generator().manual_seed(seed)
     n = x.shape[0]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import koopman_lib as kl
-from koopman_lib.nets import EnsembleMLP
+from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.window import (Window, choose, holdout_errors, rank_agreement, score_window, spectral_score,
                                 window_grid)
 

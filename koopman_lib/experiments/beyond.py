@@ -37,18 +37,17 @@ import numpy as np
 import torch
 
 from ..baselines import continue_lbfgs, continue_training, line_fit, linear_extrapolation, value_at_time
-from ..cnn import EnsembleCNN, evaluate as evaluate_any
 from ..config import torch_threads
 from ..data import load_mnist
+from ..ensembles import EnsembleCNN, EnsembleMLP, evaluate
 from ..estimator import Koopman
 from ..fit import FitSpec
 from ..metrics import t_eq_parts
-from ..nets import EnsembleMLP
 from ..observables import Identity, parse_observables
 from ..partition import make_partition
 from ..progress import bar
 from ..recorder import TrajectoryRecorder
-from ..training import EnsembleTrainer, evaluate as evaluate_mlp
+from ..training import EnsembleTrainer
 from ..window import Window, choose, rank_agreement, score_window, window_grid
 from . import de_solver as de
 
@@ -232,16 +231,7 @@ def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | N
 
 def make_evaluator(net, images: Images):
     """``theta (E, D) -> (test loss (E,), test accuracy (E,))``; ``nan`` for non-finite members."""
-    if isinstance(net, EnsembleMLP):
-        def fn(theta):
-            theta = theta.detach()
-            finite = torch.isfinite(theta).all(-1)
-            th = torch.where(finite.unsqueeze(-1), theta, torch.zeros_like(theta))
-            loss, acc = evaluate_mlp(net, images.x_test, images.y_test, th)
-            nan = torch.full_like(loss, float("nan"))
-            return torch.where(finite, loss, nan), torch.where(finite, acc, nan)
-        return fn
-    return lambda theta: evaluate_any(net, images.x_test, images.y_test, theta.detach())
+    return lambda theta: evaluate(net, images.x_test, images.y_test, theta.detach())
 
 
 @dataclass

@@ -10,7 +10,7 @@ grid of ``n_points`` times is
     L = mean_i (x_hat'(t_i) - p_hat(t_i))^2 + mean_i (p_hat'(t_i) + x_hat + lam x_hat^3)^2.
 
 Numerics. ``E`` independent networks live in one ``theta`` ``(E, D)`` (the layout of
-:class:`koopman_lib.nets.EnsembleMLP`). The time derivatives ``N'(t)`` come from forward-mode
+:class:`koopman_lib.ensembles.EnsembleMLP`). The time derivatives ``N'(t)`` come from forward-mode
 tangent propagation through the MLP (values and tangents stacked along the batch axis, one
 ``bmm`` per layer); :meth:`Oscillator.loss_and_grad` returns the loss and its exact gradient
 with respect to ``theta`` by a hand-written reverse pass through that tangent network (checked
@@ -40,7 +40,8 @@ from ..config import torch_threads
 from ..estimator import Koopman
 from ..fit import singular_values
 from ..metrics import error_ratio, t_eq_parts
-from ..nets import EnsembleMLP
+from ..training import make_optimizer
+from ..ensembles import EnsembleMLP
 from ..partition import LayerShape, make_partition
 from ..progress import bar
 
@@ -206,7 +207,7 @@ class Oscillator:
     """The NN DE solver's loss for an ensemble ``theta`` ``(E, D)``.
 
     ``sizes`` are the MLP sizes ``(1, ..., 2)``; ``theta`` uses the node-matrix layout of
-    :class:`koopman_lib.nets.EnsembleMLP` (rows ``[W | b]``, layer after layer).
+    :class:`koopman_lib.ensembles.EnsembleMLP` (rows ``[W | b]``, layer after layer).
     """
 
     def __init__(self, sizes=(1, 10, 10, 2), activation: str = "sigmoid", t: torch.Tensor | None = None,
@@ -377,16 +378,13 @@ def original_loss(model: nn.Module, t: torch.Tensor, x0=1.3, p0=1.0, lam=1.0) ->
     return ((xd - p) ** 2).mean() + ((pd + x + lam * x ** 3) ** 2).mean()
 
 
-def make_optimizer(name: str, params, cfg: Config) -> torch.optim.Optimizer:
-    """Adam (betas of Table S4), Adagrad (defaults), Adadelta (rho of Table S6); lr set per step."""
-    lr = learning_rate(0, cfg.lr_numerator, cfg.lr_offset)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=tuple(cfg.adam_betas))
-    if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, rho=cfg.adadelta_rho)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
+def de_optimizer(name: str, params, cfg: Config) -> torch.optim.Optimizer:
+    """Adam (betas of Table S4), Adagrad (defaults), Adadelta (rho of Table S6) through the one
+    :func:`koopman_lib.training.make_optimizer`; lr set per step."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {OPTIMIZERS}")
+    options = {"adam": {"betas": cfg.adam_betas}, "adadelta": {"rho": cfg.adadelta_rho}}.get(name, {})
+    return make_optimizer(name, params, learning_rate(0, cfg.lr_numerator, cfg.lr_offset), **options)
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
@@ -427,7 +425,7 @@ def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Confi
     E = M // n_opt
     theta = theta0.detach().clone()
     views = [theta[k * E:(k + 1) * E] for k in range(n_opt)]
-    opts = [make_optimizer(name, [v], cfg) for name, v in zip(optimizer_names, views)]
+    opts = [de_optimizer(name, [v], cfg) for name, v in zip(optimizer_names, views)]
     losses = torch.empty(n_steps + 1, M, dtype=theta.dtype)
     stored_steps = sorted(set(int(s) for s in stored_steps if 0 <= s <= n_steps))
     slot = {s: i for i, s in enumerate(stored_steps)}
@@ -541,7 +539,7 @@ def time_paper_style(problem: Oscillator, theta_row: torch.Tensor, name: str, cf
     model = OriginalNet(problem.sizes, problem.activation).to(dtype)
     from ..partition import load_flat
     load_flat(model.body, theta_row.detach().to(torch.float64))
-    opt = make_optimizer(name, model.parameters(), cfg)
+    opt = de_optimizer(name, model.parameters(), cfg)
     grid = torch.linspace(0.0, cfg.t_max, cfg.n_points, dtype=dtype).reshape(-1, 1)
     history = []
     start = time.perf_counter()
@@ -563,7 +561,7 @@ def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Con
     """Seconds for ``steps`` steps of the networks ``theta`` ``(E, D)`` with the analytic
     gradient and nothing else per step (no bookkeeping, no host syncs)."""
     th = theta.detach().clone()
-    opt = make_optimizer(name, [th], cfg)
+    opt = de_optimizer(name, [th], cfg)
     start = time.perf_counter()
     for step in range(steps):
         _, g = problem.loss_and_grad(th)
