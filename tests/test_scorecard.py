@@ -23,7 +23,7 @@ def de_results(scale_speed=1.0, success=None, teq=None, extra_T=True):
             "provenance": {"profile": "ci"}}
 
 
-def mnist_results(loss_ko=1.0, loss_opt=0.2):
+def mnist_results(loss_ko=1.0, loss_opt=0.2, loss_t2=0.18):
     return {"table": [{"n_inits": 5, "success_rate": 1.0, "teq_over_t_median": 0.97,
                        "speedup_paper_style_median": 15.0, "speedup_fast_loop_median": 0.8, "T_epochs": 2}],
             "replication": [
@@ -32,10 +32,10 @@ def mnist_results(loss_ko=1.0, loss_opt=0.2):
                 {"partition": "node", "dtype": "float32", "T_epochs": 1, "final_test_loss_koopman": 0.3,
                  "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.001},
                 {"setting": "replication", "partition": "node", "dtype": "float32", "T_epochs": 2,
-                 "final_test_loss_koopman": loss_ko, "final_test_loss_optimizer": loss_opt,
+                 "test_loss_t2": loss_t2, "final_test_loss_koopman": loss_ko, "final_test_loss_optimizer": loss_opt,
                  "max_spectral_radius": 1.001},
                 {"setting": "replication", "partition": "layer", "dtype": "float32", "T_epochs": 2,
-                 "final_test_loss_koopman": 0.4, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
+                 "test_loss_t2": 0.18, "final_test_loss_koopman": 0.4, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
                 {"setting": "paper", "partition": "node", "dtype": "float64", "T_epochs": 2,
                  "final_test_loss_koopman": 9.0, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0}],
             "provenance": {"profile": "ci"}}
@@ -92,13 +92,13 @@ def test_paper_values_measured_back_are_reproduced():
         assert rows[key]["verdict"] == sc.REPRODUCED, (key, rows[key])
     assert rows["de-adam-success"]["ours"] == "84%"
     assert rows["abstract-10x-fast-loop"]["verdict"] == sc.NOT_REPRODUCED  # 0.8x against the fast loop
-    assert rows["replication-divergence"]["ours_value"] == pytest.approx(5.0)
+    assert rows["replication-divergence"]["ours_value"] == 1.0  # both parts of the rule hold
     assert rows["range-de"]["ours"] == "T = 2500 steps"
 
 
 def test_disagreements_get_the_verdict_the_rules_give():
     rows = by_key(sc.evaluate({"de-solver": de_results(scale_speed=0.2, success=0.5, teq=0.2),
-                               "mnist": mnist_results(loss_ko=0.21, loss_opt=0.2),
+                               "mnist": mnist_results(loss_ko=0.15, loss_opt=0.2),
                                "perceptron": perceptron_results(node=950, network=990)}, {}))
     assert rows["de-adam-speedup"]["verdict"] == sc.PARTLY          # 19.6x vs 98x: factor 5
     assert rows["de-adam-success"]["verdict"] == sc.NOT_REPRODUCED  # 50% vs 84%
@@ -233,3 +233,16 @@ def test_cost_speed_rule(ours, want):
     assert sc.COST_SPEED.verdict(ours, 15) == want
     assert "0.75" in sc.COST_SPEED.text and "0.25" in sc.COST_SPEED.text
     assert sc.COST_SPEED.key not in sc.RULES  # a chapter rule, not one of the scorecard's claims
+
+
+def test_divergence_rule_has_two_parts_each_reported():
+    """(1) the Koopman loss grows from its own start, (2) it ends above Adadelta's median."""
+    row = {"test_loss_t2": 0.18, "final_test_loss_koopman": 0.19, "final_test_loss_optimizer": 0.2}
+    assert sc.divergence_parts(row)[:2] == (True, False)            # grows, but stays below Adadelta: partly
+    rows = by_key(sc.evaluate({"mnist": mnist_results(loss_ko=0.19)}, {}))
+    assert rows["replication-divergence"]["verdict"] == sc.PARTLY
+    assert "(1) grows" in rows["replication-divergence"]["ours"] and "(2)" in rows["replication-divergence"]["ours"]
+    # the per-network growth median wins over the ratio of medians when the results have it
+    assert sc.divergence_parts({**row, "koopman_loss_growth_median": 0.9})[0] is False
+    # every network stopped by the guard: both parts hold
+    assert sc.divergence_parts({"final_test_loss_koopman": None, "final_test_loss_optimizer": 0.2})[:2] == (True, True)

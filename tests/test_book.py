@@ -1,0 +1,64 @@
+"""The book build hides both parameter cells (the notebook's defaults and papermill's injected
+values) from the rendered page, and keeps them in the executed notebook."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from koopman_lib.book import PARAMETER_TAGS, hide_parameter_cells, toc_chapters
+from koopman_lib.results import REPO_ROOT
+
+
+def tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def synthetic_notebook(path):
+    """A notebook as papermill leaves it: markdown, the parameters cell, the injected cell
+    (made by papermill itself, so the tag is papermill's), a plain code cell."""
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_markdown_cell("# A chapter"),
+                nbformat.v4.new_code_cell('profile = "ci"', metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print(profile)", metadata={"tags": ["hide-input"]})]
+    nbformat.write(nb, path)
+    nb = parameterize_notebook(load_notebook_node(str(path)), {"profile": "paper"}, report_mode=False)
+    nbformat.write(nb, path)
+    return path
+
+
+def test_both_parameter_cells_are_removed_from_the_page_and_kept_in_the_notebook(tmp_path):
+    path = synthetic_notebook(tmp_path / "chapter.ipynb")
+    before = nbformat.read(path, as_version=4)
+    assert [tags(c) for c in before.cells] == [[], ["parameters"], ["injected-parameters"], ["hide-input"]]
+    hide_parameter_cells(path)
+    after = nbformat.read(path, as_version=4)
+    assert len(after.cells) == len(before.cells), "cells must stay in the executed notebook"
+    assert [c.source for c in after.cells] == [c.source for c in before.cells]
+    assert tags(after.cells[1]) == ["parameters", "remove-cell"]
+    assert tags(after.cells[2]) == ["injected-parameters", "remove-cell"]
+    assert 'profile = "paper"' in after.cells[2].source
+    assert tags(after.cells[0]) == [] and tags(after.cells[3]) == ["hide-input"], "other cells are untouched"
+
+
+def test_hiding_is_idempotent(tmp_path):
+    path = synthetic_notebook(tmp_path / "chapter.ipynb")
+    hide_parameter_cells(path)
+    once = nbformat.read(path, as_version=4)
+    hide_parameter_cells(path)
+    twice = nbformat.read(path, as_version=4)
+    assert [tags(c) for c in twice.cells] == [tags(c) for c in once.cells]
+    assert sum(t == "remove-cell" for c in twice.cells for t in tags(c)) == len(PARAMETER_TAGS)
+
+
+@pytest.mark.parametrize("name", [n for n in toc_chapters(REPO_ROOT / "book" / "_toc.yml")
+                                  if (REPO_ROOT / "notebooks" / f"{n}.md").is_file()])
+def test_every_chapter_notebook_has_a_parameters_cell(name):
+    """papermill injects its cell after the ``parameters`` cell; without one it would inject
+    at the top and the chapter's own defaults would be what the page runs with."""
+    import jupytext
+    nb = jupytext.read(REPO_ROOT / "notebooks" / f"{name}.md")
+    assert any("parameters" in tags(c) for c in nb.cells if c.cell_type == "code"), \
+        f"notebooks/{name}.md has no code cell tagged `parameters`"
