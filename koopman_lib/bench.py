@@ -191,8 +191,7 @@ def loglog_slope(x, y) -> float | None:
 
 def _group_snapshots(snapshots: torch.Tensor, partition) -> list[torch.Tensor]:
     """Time-first ``(k, *batch, D)`` -> per group ``(batch*P, m, k)`` (contiguous copies)."""
-    k = snapshots.shape[0]
-    return [b.reshape(k, -1, b.shape[-1]).permute(1, 2, 0).contiguous() for b in partition.blocks(snapshots)]
+    return [x.contiguous() for x in partition.time_last(snapshots)]
 
 
 def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

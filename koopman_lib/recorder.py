@@ -104,10 +104,8 @@ class TrajectoryRecorder:
 
     def _flush(self) -> None:
         buf = self._buffer[: self._fill]
-        for acc, blocks in zip(self.accumulators, self.partition.blocks(buf)):
-            c = blocks.shape[0]
-            # (c, *batch, P, m) -> (batch*P, m, c)
-            acc.update(blocks.reshape(c, -1, blocks.shape[-1]).permute(1, 2, 0))
+        for acc, blocks in zip(self.accumulators, self.partition.time_last(buf)):
+            acc.update(blocks)                                          # (batch*P, m, c)
         self._fill = 0
 
     def last(self) -> torch.Tensor:

@@ -93,8 +93,7 @@ def holdout_errors(snapshots: torch.Tensor, partition: Partition, holdout: int, 
     test = test.to(torch.float64)
     err2 = torch.zeros(batch, dtype=torch.float64)
     move2 = torch.zeros(batch, dtype=torch.float64)
-    for op, g, blocks in zip(tr.operators_, partition.groups, partition.blocks(test)):
-        x = blocks.reshape(holdout + 1, -1, g.shape[1]).permute(1, 2, 0)  # (batch*P, m, h+1)
+    for op, x in zip(tr.operators_, partition.time_last(test)):          # x: (batch*P, m, h+1)
         # one step ahead from every held-out state but the last
         pred = _one_step(op, x[..., :-1])
         e = (pred - x[..., 1:]).reshape(batch + (-1,))

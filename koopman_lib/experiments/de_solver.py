@@ -504,10 +504,10 @@ def block_condition_numbers(snapshots: torch.Tensor, partition) -> torch.Tensor:
 
     ``snapshots`` ``(k, E, D)`` float64; ``F`` is the block's ``(m, k - 1)`` data matrix.
     """
-    k, E = snapshots.shape[:2]
+    E = snapshots.shape[1]
     out = []
-    for g, blocks in zip(partition.groups, partition.blocks(snapshots)):
-        s = singular_values(blocks.reshape(k, -1, g.shape[1]).permute(1, 2, 0))   # (E*P, min(m, k-1))
+    for x in partition.time_last(snapshots):
+        s = singular_values(x)                                    # (E*P, min(m, k-1))
         out.append((s[..., 0] / s[..., -1]).reshape(E, -1))
     return torch.cat(out, dim=1)
 

@@ -855,8 +855,7 @@ def _cholesky_check(partition, snaps, theta_t2, T, kt_pinv, net, x_test, y_test,
     x64 = snaps.to(torch.float64)
     out = {"blocks": [], "loss_pinv_T": loss_pinv}
     chol_ops = []
-    for g, (idx, blocks) in enumerate(zip(partition.groups, partition.blocks(x64))):
-        x = blocks.permute(1, 2, 0)                                   # (P, m, k)
+    for g, (idx, x) in enumerate(zip(partition.groups, partition.time_last(x64))):   # x: (P, m, k)
         S = singular_values(x)
         cond = S[..., 0] / S[..., -1]
         U_p = kt_pinv.operators_[g].as_dense()                        # init 0

@@ -259,7 +259,7 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
         for window in windows:
             rec = snaps[t0 - window:].reshape(window + 1, S, 2 * n)
             kp = fit_koopman(part, rec, cfg.fit_method)
-            blocks = part.blocks(rec)[0].reshape(window + 1, -1, m).permute(1, 2, 0)  # (S*P, m, k)
+            blocks = part.time_last(rec)[0]                                      # (S*P, m, k)
             rank = numerical_rank(blocks)
             radius = kp.spectral_radius_
             err = err_rule.clone()

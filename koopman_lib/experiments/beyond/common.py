@@ -1,0 +1,370 @@
+"""What the studies of :mod:`koopman_lib.experiments.beyond` share: the configuration and its
+profiles, small helpers (medians, timings, ``T_eq/T``, weight errors), the image classifiers' data,
+training with a recorded trajectory (:class:`Run`, :func:`train_run`) and evaluation, the test loss
+along a Koopman path, the paper's MNIST partition and the two fits of the paper-settings studies,
+and the NN DE solver's recorded run (:class:`DeRun`) with the two runs' windows.
+"""
+from __future__ import annotations
+
+import functools
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...data import load_mnist
+from ...ensembles import evaluate
+from ...estimator import Koopman
+from ...fit import FitSpec
+from ...metrics import t_eq_parts
+from ...progress import bar
+from ...training import EnsembleTrainer
+
+PAPER_NORMALIZE = (0.1307, 0.3081)
+REPLICATION_NORMALIZE = (0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 0
+    # -- NN DE solver (items 1, 2, 3, 5): the paper's problem and schedule, one optimizer ------------
+    de_inits: int = 8
+    de_optimizer: str = "adadelta"      # the paper's best case (Table 1: 100 % success)
+    de_steps: int = 60000
+    de_t1: int = 35000
+    de_t2: int = 45000
+    de_T: int = 2500                    # the authors' example
+    de_starts: tuple = (5000, 15000, 25000, 35000, 40000)   # heatmap: window starts t1 (steps)
+    de_lengths: tuple = (1000, 2500, 5000, 10000, 20000)    # heatmap: window lengths t2 - t1 (steps)
+    de_eval_every: int = 25             # loss evaluations of the continued baselines
+    de_baselines: tuple = (("adam", 1e-4), ("adam", 1e-3), ("sgd_momentum", 1e-3), ("sgd_momentum", 1e-2))
+    de_lbfgs_steps: int = 2500
+    de_observables: tuple = ("identity", "affine", "delay:2", "delay:4", "poly:2:x")
+    # -- MNIST at the paper's settings (items 1, 2, 3, 5) ---------------------------------------------
+    mlp_sizes: tuple = (784, 20, 20, 20, 10)   # the paper's MNIST network (items 1-6, Fashion-MNIST in 7)
+    layer1_q: int = 157                 # quasi-node chunks of layer 1 (785 = 5 x 157), Node elsewhere
+    mnist_inits: int = 4
+    mnist_epochs: int = 10
+    window_epochs: tuple = (3, 5)       # weights after every step of epochs 3..5 (2814 snapshots)
+    T_epochs: int = 2
+    eval_every: int = 67                # test loss every 67 steps (14 per epoch); divides 938
+    mnist_baselines: tuple = (("adam", 1e-3), ("sgd_momentum", 1e-2), ("sgd_momentum", 1e-1))
+    lbfgs_steps: int = 400              # L-BFGS iterations from t2 (each on a fresh minibatch)
+    lbfgs_batch: int = 1024             # unstated (no paper baseline): L-BFGS needs larger batches than 64
+    extrap_L: tuple = (0, 938, 94)      # lines through the last L snapshots; 0 = the whole window
+    heat_starts: tuple = (1, 2, 3, 4)   # heatmap: windows start with epoch ... (1-based)
+    heat_lengths: tuple = (1, 2, 3)     # heatmap: window lengths in epochs (fractions allowed)
+    holdout_fraction: float = 0.2       # held-out criterion: last 20 % of the window
+    mnist_observables: tuple = ("identity", "affine", "delay:2", "poly:2")
+    obs_members: int | None = None      # item 5 on MNIST: fit the first members only (None: all)
+    # -- item 4: the replication's setting ---------------------------------------------------------
+    rep_inits: int = 2
+    rep_partition: str = "node"         # the replication's full-node (785-dim) operators in layer 1
+    rep_window_epochs: tuple = (3, 4)
+    rep_T_epochs: tuple = (1, 2, 5)
+    rep_curve_every: int = 469          # test loss of the Koopman path every half epoch
+    rep_rank: int = 50                  # truncated SVD: leading singular values kept
+    ridge_rel: float = 1e-3             # Tikhonov: s / (s^2 + (ridge_rel s_max)^2)
+    # -- item 6: cycles ---------------------------------------------------------------------------------
+    cyc_inits: int = 3
+    cyc_warmup_epochs: int = 2          # optimizer only before the first cycle
+    cyc_record: int = 469               # optimizer steps per cycle, all recorded (the window)
+    cyc_T: int = 938                    # Koopman steps per jump
+    cyc_target_epoch: int = 8           # target: the optimizer-alone test loss after this epoch
+    cyc_max_epochs: int = 10            # stop after this many epochs of steps (optimizer + jumps)
+    # -- item 7: other networks and data ------------------------------------------------------------
+    other_epochs: int = 6
+    other_window_epochs: tuple = (3, 4)
+    other_T_epochs: int = 2
+    wide_sizes: tuple = (784, 128, 128, 10)
+    wide_inits: int = 2
+    cnn_channels: tuple = (8, 16)
+    cnn_inits: int = 2
+    cnn_train_subset: int | None = None  # None: all 60000 images
+    fashion_inits: int = 3
+    items: tuple = ("de", "mnist", "stabilisation", "cycles", "networks")
+    train_subset: int | None = None     # MNIST/Fashion training images used (None: all 60000; tests use a few)
+    test_subset: int | None = None      # test images used (None: all 10000)
+    torch_threads: int = 1              # intra-op threads while the experiment runs (restored after): every
+    #                                     tensor here is small, and 2 threads on a shared 2-core machine spin
+
+
+PROFILES = {
+    # The whole design (the defaults above): about 45 minutes on a quiet 2-core machine.
+    "full": Config(),
+    # The paper's settings (DE schedule 35000-45000 + 2500, MNIST epochs 3-5 + 2 epochs, the
+    # replication's full-node operators), with fewer networks and smaller grids than Config()'s
+    # defaults so that the full-scale run fits in about half an hour on a shared 2-core machine.
+    "paper": Config(
+        de_lbfgs_steps=500, de_eval_every=50,
+        mnist_inits=3, heat_starts=(1, 3, 5), heat_lengths=(1, 3), lbfgs_steps=100,
+        rep_inits=1, cyc_inits=2, wide_inits=1, cnn_inits=2, fashion_inits=2),
+    "ci": Config(
+        de_inits=4, de_steps=20000, de_t1=12000, de_t2=16000, de_T=2500,
+        de_starts=(4000, 8000, 12000), de_lengths=(1000, 4000, 8000), de_eval_every=50,
+        de_baselines=(("adam", 1e-4), ("sgd_momentum", 1e-3)), de_lbfgs_steps=300,
+        de_observables=("identity", "affine", "delay:2", "poly:2:x"),
+        mnist_inits=2, mnist_epochs=7, eval_every=67, mnist_baselines=(("adam", 1e-3), ("sgd_momentum", 1e-2)),
+        lbfgs_steps=60, heat_starts=(2, 3), heat_lengths=(0.5, 1), mnist_observables=("identity", "affine"),
+        obs_members=None, rep_inits=1, rep_partition="quasi_node:157", rep_curve_every=469,
+        cyc_inits=2, cyc_warmup_epochs=1, cyc_target_epoch=4, cyc_max_epochs=5,
+        other_epochs=3, other_window_epochs=(2, 2), other_T_epochs=1, wide_inits=1, cnn_inits=1,
+        cnn_train_subset=15000, fashion_inits=2),
+}
+
+
+# ------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------
+def _median(xs):
+    v = [float(x) for x in np.asarray(xs, dtype=float).ravel() if np.isfinite(x)]
+    return float(statistics.median(v)) if v else None
+
+
+def _frac(mask) -> float:
+    m = np.asarray(mask, dtype=bool).ravel()
+    return float(m.mean()) if m.size else float("nan")
+
+
+def _timed(fn):
+    s = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - s
+
+
+def teq_over_t(loss_koopman, opt_losses: torch.Tensor, every: int, T: int) -> list[float]:
+    """Per member ``T_eq / T``: ``opt_losses`` ``(n, E)`` are the optimizer's losses at ``t2 +
+    j every`` (``j = 0..n-1``); ``T_eq`` by :func:`koopman_lib.metrics.t_eq_parts` in units of
+    ``every`` steps. Non-finite Koopman losses give 0 (no progress)."""
+    lk = torch.as_tensor(loss_koopman, dtype=torch.float64).reshape(-1)
+    out = []
+    for e in range(lk.shape[0]):
+        parts = t_eq_parts(float(lk[e]), opt_losses[:, e].double().numpy())
+        out.append(parts.value * every / T)
+    return out
+
+
+def censored(loss_koopman, opt_losses: torch.Tensor) -> list[bool]:
+    lk = torch.as_tensor(loss_koopman, dtype=torch.float64).reshape(-1)
+    return [bool(t_eq_parts(float(lk[e]), opt_losses[:, e].double().numpy()).censored) for e in range(lk.shape[0])]
+
+
+def rel_error(pred: torch.Tensor, true_end: torch.Tensor, true_start: torch.Tensor) -> torch.Tensor:
+    """``||pred - w(t2+T)|| / ||w(t2+T) - w(t2)||`` per member ``(E,)`` (``inf`` if not finite)."""
+    pred, true_end, true_start = (x.double() for x in (pred, true_end, true_start))
+    err = (pred - true_end).norm(dim=-1) / (true_end - true_start).norm(dim=-1)
+    return torch.where(torch.isfinite(err), err, torch.full_like(err, float("inf")))
+
+
+# ------------------------------------------------------------------------------------------
+# image classifiers: data, training with a recorded trajectory, evaluation
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Images:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    normalize: tuple
+
+
+@functools.lru_cache(maxsize=2)
+def _raw_images(dataset: str):
+    """Pixels in [0, 1] and labels, read (and checksum-verified) once per process."""
+    xtr, ytr = load_mnist("train", dataset=dataset, normalize=None)
+    xte, yte = load_mnist("test", dataset=dataset, normalize=None)
+    return xtr, ytr, xte, yte
+
+
+def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | None = None,
+                test_subset: int | None = None) -> Images:
+    """``normalize``: ``"paper"`` (0.1307/0.3081), ``"replication"`` (0.5/0.5), ``"dataset"``
+    (mean and std of the training images) or a ``(mean, std)`` pair."""
+    xtr, ytr, xte, yte = _raw_images(dataset)
+    if normalize == "paper":
+        m, s = PAPER_NORMALIZE
+    elif normalize == "replication":
+        m, s = REPLICATION_NORMALIZE
+    elif normalize == "dataset":
+        m, s = float(xtr.mean()), float(xtr.std())
+    else:
+        m, s = normalize
+    if train_subset:
+        xtr, ytr = xtr[:train_subset], ytr[:train_subset]
+    if test_subset:
+        xte, yte = xte[:test_subset], yte[:test_subset]
+    return Images((xtr - m) / s, ytr, (xte - m) / s, yte, (round(m, 4), round(s, 4)))
+
+
+def make_evaluator(net, images: Images):
+    """``theta (E, D) -> (test loss (E,), test accuracy (E,))``; ``nan`` for non-finite members."""
+    return lambda theta: evaluate(net, images.x_test, images.y_test, theta.detach())
+
+
+@dataclass
+class Run:
+    """A trained ensemble: float32 snapshots after steps ``lo..hi`` ``(hi - lo + 1, E, D)``, test
+    loss/accuracy every ``every`` steps (``grid[step] = (loss, acc)``), optimizer seconds per
+    ensemble step with the recording and evaluations excluded."""
+
+    net: object
+    images: Images
+    trainer: EnsembleTrainer
+    S: int
+    lo: int
+    snaps: torch.Tensor
+    grid: dict
+    every: int
+    step_seconds: float
+    evaluate: object
+
+    @property
+    def E(self) -> int:
+        return self.snaps.shape[1]
+
+    def snap(self, step: int) -> torch.Tensor:
+        if step in getattr(self, "kept", {}):
+            return self.kept[step]
+        if not self.lo <= step < self.lo + self.snaps.shape[0]:
+            raise ValueError(f"step {step} was not stored")
+        return self.snaps[step - self.lo]
+
+    def window(self, t1: int, t2: int) -> torch.Tensor:
+        """Snapshots after steps ``t1..t2`` ``(t2 - t1 + 1, E, D)`` (float32, a view)."""
+        if t1 < self.lo or t2 > self.lo + self.snaps.shape[0] - 1:
+            raise ValueError(f"steps {t1}..{t2} are outside the stored {self.lo}..{self.lo + self.snaps.shape[0] - 1}")
+        return self.snaps[t1 - self.lo: t2 - self.lo + 1]
+
+    def epoch_window(self, e0: int, e1: int) -> tuple[int, int]:
+        """Steps of 'after every step of epochs e0..e1' (1-based): ``((e0-1) S + 1, e1 S)``."""
+        return (e0 - 1) * self.S + 1, e1 * self.S
+
+    def curve(self, t2: int, T: int) -> torch.Tensor:
+        """Optimizer test losses at ``t2, t2 + every, ..`` up to ``t2 + T`` ``(T/every + 1, E)``."""
+        return torch.stack([self.grid[t2 + j][0] for j in range(0, T + 1, self.every)])
+
+    def curve_acc(self, t2: int, T: int) -> torch.Tensor:
+        return torch.stack([self.grid[t2 + j][1] for j in range(0, T + 1, self.every)])
+
+    def after(self, t2: int) -> torch.Tensor:
+        """All optimizer test losses from ``t2`` on (every ``every`` steps), ``(n, E)``."""
+        last = max(self.grid)
+        return torch.stack([self.grid[s][0] for s in range(t2, last + 1, self.every)])
+
+
+def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: int, seed: int,
+              desc: str = "training", lr: float = 1.0, keep=()) -> Run:
+    """Adadelta (lr ``lr``, StepLR ``gamma`` per epoch, batch 64) for ``epochs`` epochs on the
+    fast ensemble loop, storing float32 snapshots after steps ``lo..hi`` (and after each step in
+    ``keep``, in ``Run.kept``) and evaluating the test set every ``every`` steps (and at step 0)."""
+    E = net.theta.shape[0]
+    tr = EnsembleTrainer(net, images.x_train, images.y_train, 64, "adadelta", lr, gamma,
+                         member_seeds=[1000 * seed + 500 + e for e in range(E)])
+    S = tr.steps_per_epoch
+    if S % every:
+        raise ValueError(f"eval_every={every} must divide the {S} steps of an epoch")
+    hi = min(hi, epochs * S)
+    lo = max(lo, 0)
+    snaps = torch.empty(hi - lo + 1, E, net.theta.shape[1], dtype=net.theta.dtype)
+    evaluate = make_evaluator(net, images)
+    grid = {0: evaluate(net.theta)}
+    if lo == 0:
+        snaps[0] = net.theta.detach()
+    overhead = 0.0
+    kept = {}
+
+    def on_step(step, theta):
+        nonlocal overhead
+        s = time.perf_counter()
+        if lo <= step <= hi:
+            snaps[step - lo] = theta
+        if step in keep:
+            kept[step] = theta.clone()
+        if step % every == 0:
+            grid[step] = evaluate(theta)
+        overhead += time.perf_counter() - s
+
+    total = 0.0
+    for _ in bar(range(epochs), desc=desc):
+        total += tr.run_epoch(on_step).seconds
+    step_seconds = (total - overhead) / (epochs * S)
+    out = Run(net, images, tr, S, lo, snaps, grid, every, step_seconds, evaluate)
+    out.kept = kept
+    return out
+
+
+def _rows(values: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` evaluations ``(n, E)`` of a rollout, ``nan`` past the step at which it ended
+    (a rollout ends once every network has stopped)."""
+    values = values[:n]
+    return torch.cat([values, values.new_full((n - values.shape[0],) + values.shape[1:], float("nan"))])
+
+
+def koopman_curve(fit: Koopman, start: torch.Tensor, T: int, every: int, evaluate,
+                  dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test loss and accuracy ``(T/every + 1, E)`` of the Koopman path at ``0, every, .., T`` steps
+    (:meth:`Koopman.rollout`), the weights evaluated in the training ``dtype`` (loaded back into
+    the model). Only non-finite weights stop a network (``nan`` from then on, as their loss)."""
+    ro = fit.rollout(start, T, every, evaluate, dtype=dtype)
+    return _rows(ro.loss, T // every + 1), _rows(ro.acc, T // every + 1)
+
+
+
+# ------------------------------------------------------------------------------------------
+# the paper's settings (items 1, 2, 3, 5): the two recorded runs, their windows, partition and fits
+# ------------------------------------------------------------------------------------------
+@dataclass
+class DeRun:
+    """The NN DE solver's recorded run: float64 snapshots after steps ``lo..de_steps`` ``(n, E,
+    D)``, the training losses ``(de_steps + 1, E)`` (``losses[t]`` = loss of ``w(t)``), the
+    optimizer's seconds per ensemble step and ``loss_fn(theta (E, D)) -> (E,)``."""
+
+    problem: object
+    partition: object
+    losses: torch.Tensor
+    snaps: torch.Tensor
+    lo: int
+    step_seconds: float
+    loss_fn: object
+
+    def snap(self, t: int) -> torch.Tensor:
+        return self.snaps[t - self.lo]
+
+    def window(self, t1: int, t2: int) -> torch.Tensor:
+        """Snapshots after steps ``t1..t2`` ``(t2 - t1 + 1, E, D)`` (a view)."""
+        return self.snaps[t1 - self.lo: t2 - self.lo + 1]
+
+
+def de_schedule(cfg: Config) -> tuple[int, int, int, str]:
+    """The NN DE solver's window ``t1..t2``, ``T`` (steps) and the ``setting`` of its rows."""
+    t1, t2, T = cfg.de_t1, cfg.de_t2, cfg.de_T
+    return t1, t2, T, f"window {t1}-{t2}, T = {T} steps"
+
+
+def mnist_schedule(cfg: Config, S: int) -> tuple[int, int, int, str]:
+    """MNIST at the paper's settings (``S`` steps per epoch): the window ``t1..t2`` (after every
+    step of epochs ``window_epochs``), ``T`` (steps) and the ``setting`` of its rows."""
+    T = cfg.T_epochs * S
+    t1, t2 = (cfg.window_epochs[0] - 1) * S + 1, cfg.window_epochs[1] * S
+    return t1, t2, T, f"window epochs {cfg.window_epochs[0]}-{cfg.window_epochs[1]}, T = {cfg.T_epochs} epochs"
+
+
+def paper_partition(cfg: Config) -> list[str]:
+    """Quasi-node (q = ``layer1_q``) operators in layer 1, node operators elsewhere (the paper's MNIST choice)."""
+    return [f"quasi_node:{cfg.layer1_q}"] + ["node"] * (len(cfg.mlp_sizes) - 2)
+
+
+#: the two fits of the paper-settings studies (the keys are the ``fit`` of the results rows)
+FITS = {"pinv": FitSpec("paper"), "stable": FitSpec("float32")}
+FIT_NAMES = {"pinv": "pinv, default cutoff (paper)", "stable": "pinv, float32-resolution cutoff"}
+
+
+def fit_variants(partition, window: torch.Tensor, specs: dict, observables=None,
+                 dtype=torch.float64) -> tuple[dict[str, Koopman], float]:
+    """``({name: fitted Koopman}, seconds per network)`` of every spec in ``specs`` from one
+    factorisation per block (:meth:`Koopman.fit_variants`); ``window`` ``(k, E, D)``."""
+    kp = Koopman(partition, observables=observables, dtype=dtype)
+    fits, sec = _timed(lambda: kp.fit_variants(window, specs))
+    return fits, sec / window.shape[1]
