@@ -35,8 +35,9 @@ class Koopman:
     partition : :class:`koopman_lib.Partition`
         Which weights share an operator (``make_partition(model, "node")``).
     cutoff : :class:`koopman_lib.fit.Cutoff` value
-        ``"paper"`` (default), ``"machine"``, ``"jax"``, ``"float32"``, a relative float, an
-        integer rank or ``0`` (Gavish-Donoho); see :mod:`koopman_lib.fit`.
+        ``"paper"`` (default), ``"machine"``, ``"jax"``, ``"float32"``, ``"resolution"`` (that of
+        the recording's dtype), a relative float, an integer rank or ``0`` (Gavish-Donoho); see
+        :mod:`koopman_lib.fit`.
     ridge, clip : float
         Tikhonov filter (relative to ``s_max``) and eigenvalue-clipping radius.
     method : ``"svd"`` | ``"lstsq"`` | ``"cholesky"`` | ``"eigh"``
@@ -66,6 +67,7 @@ class Koopman:
         self.observables = observables or Identity()
         self.memory_limit = memory_limit
         self.operators_: list[Operators] | None = None
+        self.recorded_dtype_ = None
         self.stats_: list[dict] = []
         self.batch_shape_: tuple[int, ...] = ()
 
@@ -99,6 +101,7 @@ class Koopman:
             raise FitError("the recording must be a tensor (k, D) or (k, *batch, D), time first; got "
                            f"{getattr(recording, 'shape', type(recording).__name__)}")
         k = recording.shape[0]
+        self.recorded_dtype_ = recording.dtype
         self.batch_shape_ = tuple(recording.shape[1:-1])
         self._check_memory(k, math.prod(self.batch_shape_))
         lifted = type(self.observables) is not Identity
@@ -129,8 +132,9 @@ class Koopman:
     def _fit_group(self, x: torch.Tensor, m: int) -> Operators:
         constant = self.observables.constant
         if self.method == "svd":
-            return fit_operators(x, self.spec, self.dtype, constant=constant, n_out=m)
-        rcond = None if self.cutoff is None else self.cutoff.rtol(x.shape[-2], x.shape[-1] - 1, self.dtype)
+            return fit_operators(x, self.spec, self.dtype, constant=constant, n_out=m, recorded=self.recorded_dtype_)
+        rcond = None if self.cutoff is None else self.cutoff.rtol(x.shape[-2], x.shape[-1] - 1, self.dtype,
+                                                                  self.recorded_dtype_)
         U = finite_section(x.to(self.dtype), self.method, rcond=rcond)
         if constant:
             U[..., -1, :] = 0
@@ -146,7 +150,8 @@ class Koopman:
         per = {n: [] for n in specs}
         stats = []
         for x, st, m in self._groups(recording):
-            for n, ops in fit_operators(x, specs, self.dtype, constant=self.observables.constant, n_out=m).items():
+            for n, ops in fit_operators(x, specs, self.dtype, constant=self.observables.constant, n_out=m,
+                                        recorded=self.recorded_dtype_).items():
                 per[n].append(ops)
             stats.append(st)
         out = {}

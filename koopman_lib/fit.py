@@ -14,12 +14,15 @@ value              singular values kept                             where it com
 ``"machine"``      ``s > max(m, k) eps s_max`` (eps of the fit)     ``pinv``'s default in the working precision
 ``"jax"``          ``s > 10 max(m, k) eps32 s_max``                 ``jnp.linalg.pinv`` on float32 data (replication)
 ``"float32"``      ``s > max(m, k) eps32 s_max``                    the resolution of weights recorded in float32
+``"resolution"``   ``s > max(m, k) eps_rec s_max``                  the resolution of the recording's own dtype
 float ``r``        ``s > r s_max``                                  an explicit relative cutoff
 int ``n >= 1``     the leading ``n`` (and above ``"machine"``)      a truncated SVD of rank ``n``
 int ``0``          ``s > omega(beta) median(s)``                    optimal hard threshold (Gavish & Donoho 2014)
 =================  ===============================================  ===========================================
 
-(``m, k`` are the shape of ``F``; eps64 / eps32 are the float64 / float32 machine epsilons.)
+(``m, k`` are the shape of ``F``; eps64 / eps32 are the float64 / float32 machine epsilons;
+eps_rec is that of the dtype the snapshots were recorded in, before any cast for the fit:
+singular values below it carry only the rounding of the recorded weights.)
 
 Regularisation and stabilisation are options of the same fit (:class:`FitSpec`): ``ridge``
 (Tikhonov filter ``s / (s^2 + (ridge s_max)^2)``) and ``clip`` (eigenvalues outside that radius
@@ -38,7 +41,7 @@ import torch
 
 from .operators import FitError, check_finite, clip_spectrum, eigenvalues
 
-PRESETS = ("paper", "machine", "jax", "float32")
+PRESETS = ("paper", "machine", "jax", "float32", "resolution")
 #: bytes of snapshots factorised at a time by :func:`fit_operators` (the work needs a few times that)
 CHUNK_BYTES = 2.5e8
 
@@ -74,10 +77,13 @@ class Cutoff:
             return f"rank:{self.value}" if self.value else "gavish-donoho"
         return f"{self.value:g}"
 
-    def rtol(self, m: int, k: int, dtype=torch.float64) -> float:
-        """The relative cutoff ``s > rtol * s_max`` for ``F`` of shape ``(m, k)`` in ``dtype``
-        (for a rank cutoff: the working-precision floor it never goes below)."""
+    def rtol(self, m: int, k: int, dtype=torch.float64, recorded=None) -> float:
+        """The relative cutoff ``s > rtol * s_max`` for ``F`` of shape ``(m, k)`` fitted in ``dtype``
+        from snapshots recorded in ``recorded`` (default: ``dtype``); for a rank cutoff, the
+        working-precision floor it never goes below."""
         v, n = self.value, max(m, k)
+        if v == "resolution":
+            return n * torch.finfo(recorded or dtype).eps
         if v == "paper":
             return n * torch.finfo(torch.float64).eps
         if v == "jax":
@@ -88,9 +94,10 @@ class Cutoff:
             return n * torch.finfo(dtype).eps
         return float(v)
 
-    def keep(self, S: torch.Tensor, m: int, k: int) -> torch.Tensor:
-        """Boolean mask ``(..., r)`` of the singular values ``S`` ``(..., r)`` (descending) kept."""
-        keep = S > self.rtol(m, k, S.dtype) * S[..., :1]
+    def keep(self, S: torch.Tensor, m: int, k: int, recorded=None) -> torch.Tensor:
+        """Boolean mask ``(..., r)`` of the singular values ``S`` ``(..., r)`` (descending) kept
+        (``recorded``: the dtype of the snapshots before the cast to ``S.dtype``)."""
+        keep = S > self.rtol(m, k, S.dtype, recorded) * S[..., :1]
         if self.is_rank and self.value >= 1:
             keep = keep & (torch.arange(S.shape[-1], device=S.device) < int(self.value))
         elif self.is_rank:
@@ -268,6 +275,7 @@ class Factorization:
     S: torch.Tensor
     FpV: torch.Tensor
     k: int
+    recorded: torch.dtype | None = None   # the dtype the snapshots were recorded in (before the cast)
 
     @property
     def n(self) -> int:
@@ -281,7 +289,7 @@ class Factorization:
     def filter_factors(self, spec: FitSpec) -> tuple[torch.Tensor, torch.Tensor]:
         """``(f(S), keep)`` ``(P, r0)``: the inverted singular values of ``spec`` and the kept mask."""
         S = self.S
-        keep = spec.cutoff.keep(S, self.n, self.k - 1)
+        keep = spec.cutoff.keep(S, self.n, self.k - 1, self.recorded)
         if spec.ridge > 0:
             inv = S / (S * S + (spec.ridge * S[..., :1]) ** 2)
         else:
@@ -308,9 +316,9 @@ class Factorization:
         return Operators(U=U, rank=rank, n_out=n_out)
 
 
-def factorise(snapshots: torch.Tensor) -> Factorization:
+def factorise(snapshots: torch.Tensor, recorded=None) -> Factorization:
     """Thin SVD of ``F = snapshots[..., :-1]`` with ``F' V`` for a batch ``(P, n, k)`` (time last),
-    in the dtype of ``snapshots``.
+    in the dtype of ``snapshots`` (``recorded``: the dtype they were recorded in, if they were cast).
 
     A Householder QR of the long side first (``F^T = Q R`` when ``F`` is wide), then the SVD of
     the small triangular factor: both steps are backward stable, so the singular values carry
@@ -328,10 +336,10 @@ def factorise(snapshots: torch.Tensor) -> Factorization:
     if F.shape[-2] <= F.shape[-1]:          # wide: F^T = Q R, F = R^T Q^T
         Q, R = torch.linalg.qr(F.mT)
         UF, S, Vh = torch.linalg.svd(R.mT)
-        return Factorization(UF, S, (Fp @ Q) @ Vh.mT, k)
+        return Factorization(UF, S, (Fp @ Q) @ Vh.mT, k, recorded)
     Q, R = torch.linalg.qr(F)                # tall: F = Q R
     Ur, S, Vh = torch.linalg.svd(R)
-    return Factorization(Q @ Ur, S, Fp @ Vh.mT, k)
+    return Factorization(Q @ Ur, S, Fp @ Vh.mT, k, recorded)
 
 
 def singular_values(snapshots: torch.Tensor) -> torch.Tensor:
@@ -350,12 +358,13 @@ def numerical_rank(snapshots: torch.Tensor, cutoff="machine") -> torch.Tensor:
 
 
 def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = False, n_out: int | None = None,
-                  chunk_bytes: float = CHUNK_BYTES, low_rank: bool | None = None):
+                  chunk_bytes: float = CHUNK_BYTES, low_rank: bool | None = None, recorded=None):
     """Operators of a batch of blocks ``(P, n, k)`` (time last; any strides) for one
     :class:`FitSpec` (returns :class:`Operators`) or a dict of them (returns ``{name: Operators}``),
     from one factorisation per block, in ``dtype`` (default: that of ``snapshots``). Blocks are
     cast and factorised about ``chunk_bytes`` of snapshots at a time (the factorisation needs a
-    few times that), so the peak memory does not grow with the number of blocks."""
+    few times that), so the peak memory does not grow with the number of blocks. ``recorded``: the
+    dtype the weights were recorded in (default: that of ``snapshots``), for ``Cutoff("resolution")``."""
     single = not isinstance(specs, dict)
     specs = {"fit": specs} if single else specs
     if not specs:
@@ -371,7 +380,7 @@ def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = F
     for a in range(0, P, per):
         x = snapshots[a:a + per].to(dtype)
         check_finite(x)
-        fac = factorise(x)
+        fac = factorise(x, recorded=recorded or snapshots.dtype)
         del x
         for name, s in specs.items():
             parts[name].append(fac.operators(s, constant, n_out, low_rank))

@@ -120,3 +120,24 @@ def test_operators_validate_their_input():
         fit_operators(torch.randn(1, 9, 5, dtype=torch.float64), FitSpec()).clip(1.0)
     with pytest.raises(kl.FitError, match="NaN or inf"):
         fit_operators(torch.full((1, 2, 5), float("nan"), dtype=torch.float64), FitSpec())
+
+
+def test_resolution_cutoff_follows_the_recorded_dtype_not_the_fit_dtype():
+    """Weights recorded in float32 and fitted in float64: "resolution" is the float32 cutoff."""
+    g = torch.Generator().manual_seed(7)
+    X32 = torch.randn(2, 6, 40, generator=g, dtype=torch.float64).to(torch.float32)
+    via_resolution = fit_operators(X32, FitSpec("resolution"), dtype=torch.float64)
+    via_float32 = fit_operators(X32, FitSpec("float32"), dtype=torch.float64)
+    torch.testing.assert_close(via_resolution.U, via_float32.U, atol=0, rtol=0)
+    X64 = X32.double()
+    torch.testing.assert_close(fit_operators(X64, FitSpec("resolution")).U, fit_operators(X64, FitSpec("machine")).U,
+                               atol=0, rtol=0)
+    assert Cutoff("resolution").rtol(6, 39, torch.float64, torch.float32) == 39 * EPS32
+    # the estimator passes the recording's dtype through its fit
+    from koopman_lib.partition import LayerShape
+    part = kl.make_partition([LayerShape("l", 2, 2)], "node")
+    rec = torch.randn(30, part.n_params, generator=g).to(torch.float32)
+    kp = kl.Koopman(part, cutoff="resolution").fit(rec)
+    ref = kl.Koopman(part, cutoff="float32").fit(rec)
+    assert kp.recorded_dtype_ == torch.float32
+    torch.testing.assert_close(kp.operators_[0].U, ref.operators_[0].U, atol=0, rtol=0)
