@@ -48,7 +48,7 @@ from .estimator import Koopman
 from .evolve import iterate as _iterate, jump as _jump, path as _path
 from .experiments import reproduce
 from .fit import singular_values
-from .metrics import equivalent_runtime, t_eq_parts
+from .metrics import equivalent_runtime, finite_median, t_eq_parts
 from .operators import (FitError, GramAccumulator, finite_section, pinv_reference, solve_normal_equations,
                         solve_normal_equations_pinv)
 from .partition import LayerShape, make_partition
@@ -172,8 +172,7 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int,
 
 
 def median(xs) -> float | None:
-    xs = [x for x in xs if x is not None]
-    return float(statistics.median(xs)) if xs else None
+    return finite_median(xs)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

@@ -74,18 +74,22 @@ class Koopman:
     # -- fitting ---------------------------------------------------------------------------
     def estimate_bytes(self, n_snapshots: int, n_batch: int = 1, itemsize: int = 8) -> int:
         """Rough peak memory of a fit: the fitted operators of every group (dense ``n x n``, or
-        the thin factors ``A``, ``B`` when ``n > k - 1``) plus the largest working set (the
-        ``svd`` fit factorises about :data:`koopman_lib.fit.CHUNK_BYTES` of snapshots at a time,
-        several copies; the other methods and lifted observables hold a whole group)."""
+        the thin factors ``A``, ``B`` when ``n > k - 1``) plus the largest working set: the
+        ``svd`` fit factorises about :data:`koopman_lib.fit.CHUNK_BYTES` of snapshots at a time
+        (several copies), after lifting a whole group when the observables are not the identity;
+        the other methods hold a whole group and its Gram-size workspace."""
         k = n_snapshots
-        chunked = self.method == "svd" and type(self.observables) is Identity
+        lifted = type(self.observables) is not Identity
         ops, work = 0, 0
         for g in self.partition.groups:
             P, n = int(g.shape[0]) * n_batch, self.observables.n_features(int(g.shape[1]))
             ops += P * n * min(n, 2 * max(k - 1, 1)) * itemsize
-            whole = P * (3 * n * n + 3 * n * k) * itemsize
-            work = max(work, 4 * max(CHUNK_BYTES, n * k * itemsize) if chunked else whole)
-        return ops + work
+            if self.method == "svd":
+                group = (P * n * k * itemsize if lifted else 0) + 4 * max(CHUNK_BYTES, n * k * itemsize)
+            else:
+                group = P * (3 * n * n + 3 * n * k) * itemsize
+            work = max(work, group)
+        return int(ops + work)
 
     def _check_memory(self, k: int, n_batch: int) -> None:
         need = self.estimate_bytes(k, n_batch, torch.empty((), dtype=self.dtype).element_size())

@@ -81,3 +81,11 @@ def error_ratio(predicted: np.ndarray, true_end: np.ndarray, true_start: np.ndar
     med_err, med_evo = float(np.median(err[best])), float(np.median(evo[best]))
     return {"median_abs_error": med_err, "median_abs_evolution": med_evo,
             "ratio": med_err / med_evo if med_evo > 0 else float("inf"), "networks": best.tolist()}
+
+
+def finite_median(xs, empty=None):
+    """Median of the finite numbers in ``xs`` (any nesting; ``None`` entries skipped), or
+    ``empty`` when there are none. The one median of the results files."""
+    a = np.asarray([np.nan if x is None else x for x in np.asarray(xs, dtype=object).ravel()], dtype=float)
+    a = a[np.isfinite(a)]
+    return float(np.median(a)) if a.size else empty

@@ -66,3 +66,10 @@ def test_error_ratio_selects_best_networks():
     assert out["ratio"] == pytest.approx(0.015)
     with pytest.raises(ValueError):
         kl.error_ratio(pred[0], end[0], start[0])
+
+
+def test_finite_median_skips_none_nan_and_inf():
+    from koopman_lib.metrics import finite_median
+    assert finite_median([3.0, None, float("nan"), 1.0, float("inf"), 2.0]) == 2.0
+    assert finite_median([[1.0, 4.0], [2.0, 3.0]]) == 2.5
+    assert finite_median([]) is None and finite_median([None], empty=-1.0) == -1.0

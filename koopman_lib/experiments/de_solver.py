@@ -39,7 +39,7 @@ from torch import nn
 from ..config import torch_threads
 from ..estimator import Koopman
 from ..fit import singular_values
-from ..metrics import error_ratio, t_eq_parts
+from ..metrics import error_ratio, finite_median, t_eq_parts
 from ..training import make_optimizer
 from ..ensembles import EnsembleMLP
 from ..partition import LayerShape, make_partition
@@ -486,8 +486,7 @@ def energy(x, p, lam=1.0):
 
 # -- helpers ------------------------------------------------------------------------------------
 def _median(xs):
-    xs = [float(x) for x in xs if x is not None and np.isfinite(x)]
-    return float(statistics.median(xs)) if xs else None
+    return finite_median(xs)
 
 
 def _timeit(fn, repeats: int) -> list[float]:

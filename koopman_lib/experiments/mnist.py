@@ -49,7 +49,7 @@ from ..config import torch_threads
 from ..estimator import Koopman
 from ..evolve import path as evolve_path
 from ..fit import Cutoff, singular_values
-from ..metrics import TEq, equivalent_runtime, success, t_eq_parts
+from ..metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
 from ..ensembles import EnsembleMLP, evaluate
 from ..operators import FitError, finite_section
 from ..partition import Partition, make_partition
@@ -362,9 +362,7 @@ def koopman_seconds(partition: Partition, recording: torch.Tensor, theta_t2: tor
 # the experiment
 # ------------------------------------------------------------------------------------------
 def _median(x) -> float:
-    a = np.asarray(x, dtype=float)
-    a = a[np.isfinite(a)]
-    return float(np.median(a)) if a.size else float("nan")
+    return finite_median(x, empty=float("nan"))
 
 
 def _loss_fn(net, x, y):

@@ -18,7 +18,7 @@ from ...data import load_mnist
 from ...ensembles import evaluate
 from ...estimator import Koopman
 from ...fit import FitSpec
-from ...metrics import t_eq_parts
+from ...metrics import finite_median, t_eq_parts
 from ...progress import bar
 from ...training import EnsembleTrainer
 
@@ -119,8 +119,7 @@ PROFILES = {
 # small helpers
 # ------------------------------------------------------------------------------------------
 def _median(xs):
-    v = [float(x) for x in np.asarray(xs, dtype=float).ravel() if np.isfinite(x)]
-    return float(statistics.median(v)) if v else None
+    return finite_median(xs)
 
 
 def _frac(mask) -> float:
