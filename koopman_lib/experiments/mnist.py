@@ -56,9 +56,8 @@ from ..partition import Partition, make_partition
 from ..progress import bar
 from ..recorder import TrajectoryRecorder
 from ..training import EnsembleTrainer
+from .images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, normalise, raw_images
 
-PAPER_NORMALIZE = (0.1307, 0.3081)
-REPLICATION_NORMALIZE = (0.5, 0.5)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 GUARD_GROWTH = 1e3   # a Koopman evolution is stopped when its weight norm grows 1000-fold (or turns non-finite)
 
@@ -156,9 +155,8 @@ class Data:
 
     @classmethod
     def load(cls, train_subset=None, test_subset=None) -> "Data":
-        from ..data import FILES, load_mnist, locate, read_idx
-        xtr, ytr = load_mnist("train", normalize=None)
-        xte, yte = load_mnist("test", normalize=None)
+        from ..data import FILES, locate, read_idx
+        xtr, ytr, xte, yte = raw_images("mnist")
         raw = read_idx(locate(FILES["train"][0]))
         if train_subset:
             xtr, ytr, raw = xtr[:train_subset], ytr[:train_subset], raw[:train_subset]
@@ -167,8 +165,7 @@ class Data:
         return cls(xtr, ytr, xte, yte, raw)
 
     def normalized(self, normalize, dtype=torch.float32):
-        m, s = normalize
-        return ((self.x_train - m) / s).to(dtype), ((self.x_test - m) / s).to(dtype)
+        return normalise(self.x_train, normalize).to(dtype), normalise(self.x_test, normalize).to(dtype)
 
 
 def member_seeds(cfg: Config, i: int) -> tuple[int, int]:

@@ -6,6 +6,12 @@ For every HTML page of ``_build/book/_build/html``: the math was typeset by Math
 link and anchor resolves, and every file the page requested was served. The front page is
 saved as ``_build/artifacts/front-page.png``.
 
+And laid out for a reader, in a 1280 px wide window (``test_page_layout``): nothing in the
+article is wider than the content column (a wide table scrolls inside its own box,
+book/_static/cell-outputs.css), the page's first figure comes before any visible code cell of
+more than 15 lines, no parameters cell is shown, and the page's first screen is saved as
+``_build/artifacts/pages/<page>.png``.
+
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them)
 and selenium (``requirements/test-browser.txt``, installed by ``scripts/test.sh``). The
 pages are served from a local HTTP server on 127.0.0.1; nothing else is contacted.
@@ -43,6 +49,10 @@ CONSOLE_FAILS = ("Uncaught", "Failed to load resource", "net::ERR_")
 #: inline config script twice on every page, so the second `const THEBE_JS_URL` throws; thebe
 #: (live code) is not used by this book, and the rest of the page is unaffected.
 CONSOLE_ALLOWED = ("Identifier 'THEBE_JS_URL' has already been declared",)
+#: the reading window of the layout checks (the screenshots are taken at this size)
+WINDOW = (1280, 1600)
+#: a visible code cell longer than this, before the page's first figure, buries the result
+LONG_CODE_LINES = 15
 ERROR_LINE = re.compile(r"^\s*(Traceback \(most recent call last\)|[A-Za-z_.]*(Error|Exception|Warning): )", re.M)
 
 
@@ -166,6 +176,55 @@ return {
 """
 
 
+LAYOUT = """
+const [longLines] = arguments;
+const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+const limit = article.getBoundingClientRect().right + 1;
+// shown to a reader: rendered, not in a collapsed <details> (hide-input), not invisible
+const closed = e => { const d = e.closest("details:not([open])");
+                      return !!d && !e.closest("summary") && d.contains(e) && d !== e; };
+const shown = e => e.getClientRects().length > 0 && !closed(e)
+    && (e.checkVisibility ? e.checkVisibility({visibilityProperty: true}) : getComputedStyle(e).visibility !== "hidden");
+const name = e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+    + [...e.classList].slice(0, 3).map(c => "." + c).join("");
+const scrolls = e => ["auto", "scroll"].includes(getComputedStyle(e).overflowX);
+// (a) wider than the content column, unless a scrolling box inside the column holds it
+const wide = [];
+for (const e of article.querySelectorAll("*")) {
+  const r = e.getBoundingClientRect();
+  if (!r.width || r.right <= limit) continue;
+  let held = false;
+  for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
+    if (scrolls(p) && p.getBoundingClientRect().right <= limit) { held = true; break; }
+  }
+  if (!held && !wide.some(w => w.el.contains(e))) wide.push({el: e, right: Math.round(r.right)});
+}
+// (b) the first figure (an image in a cell output) and the first long visible code cell
+const lines = pre => pre.textContent.replace(/\\n+$/, "").split("\\n").length;
+const longCode = [...article.querySelectorAll(".cell_input pre")]
+    .filter(pre => shown(pre) && lines(pre) > longLines);
+const figure = [...article.querySelectorAll(".cell_output img")].find(shown) || null;
+const before = (a, b) => !!(a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING);
+// (c) parameters cells (tags parameters / injected-parameters, or papermill's "# Parameters" line first)
+const code = cell => { const pre = cell.querySelector(".cell_input pre"); return pre ? pre.textContent : ""; };
+const params = [...article.querySelectorAll("div.cell")].filter(cell => shown(cell) && (
+    cell.matches(".tag_parameters, .tag_injected-parameters")
+    || (shown(cell.querySelector(".cell_input") || cell) && /^\\s*# Parameters\\s*$/.test(
+        code(cell).split("\\n").find(l => l.trim()) || ""))));
+return {
+  innerWidth: window.innerWidth,
+  column: Math.round(limit - 1),
+  pageScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  wide: wide.slice(0, 5).map(w => `${name(w.el)} reaches ${w.right} px: ${w.el.textContent.trim().slice(0, 60)}`),
+  nWide: wide.length,
+  longCode: longCode.map(pre => ({lines: lines(pre), text: pre.textContent.slice(0, 60),
+                                  beforeFigure: !figure || before(pre, figure)})),
+  figure: figure && (figure.currentSrc || figure.src),
+  params: params.map(cell => name(cell) + ": " + code(cell).trim().slice(0, 60)),
+};
+"""
+
+
 def inspect(driver, url: str) -> dict:
     driver.get(url)
     state = driver.execute_async_script(WAIT_FOR_MATHJAX)
@@ -176,6 +235,9 @@ def inspect(driver, url: str) -> dict:
 
 
 PAGES = book_pages()
+REDIRECT = re.compile(r'^\s*<meta http-equiv="refresh"[^>]*>\s*$', re.I)
+#: pages with content: not the redirect stubs (index.html -> the root page) Sphinx writes
+CONTENT_PAGES = [p for p in PAGES if not REDIRECT.match((HTML / p).read_text(errors="replace")[:2000])]
 
 
 def test_book_was_built():
@@ -237,6 +299,48 @@ def test_page_reads_correctly(page, browser, server):
                and not any(a in e["message"] for a in CONSOLE_ALLOWED)]
     if console:
         problems.append(f"console errors: {console[:3]}")
+
+    assert not problems, f"{page}:\n  " + "\n  ".join(problems)
+
+
+def screenshot_path(page: str) -> Path:
+    """``_build/artifacts/pages/<page>.png`` (``a/b.html`` -> ``a--b.png``)."""
+    return ARTIFACTS / "pages" / (page[:-len(".html")].replace("/", "--") + ".png")
+
+
+@pytest.mark.parametrize("page", CONTENT_PAGES)
+def test_page_layout(page, browser, server):
+    """The page as a reader sees it in a 1280 px window: nothing wider than the content column,
+    the first figure before any long visible code, no parameters cell; a screenshot is kept."""
+    base, _ = server
+    browser.set_window_size(*WINDOW)
+    browser.get(urljoin(base, page))
+    browser.execute_async_script(WAIT_FOR_MATHJAX)
+    info = browser.execute_script(LAYOUT, LONG_CODE_LINES)
+    problems = []
+
+    if info["innerWidth"] < WINDOW[0] - 40:
+        problems.append(f"the window is {info['innerWidth']} px wide, not about {WINDOW[0]} px")
+    # (a) no horizontal overflow of the content column (tables and figures included)
+    if info["nWide"]:
+        problems.append(f"{info['nWide']} element(s) wider than the content column (right edge at "
+                        f"{info['column']} px) without a scrolling box of their own: {info['wide']}")
+    if info["pageScroll"] > 0:
+        problems.append(f"the page scrolls sideways by {info['pageScroll']} px")
+    # (b) the answer (the first figure) before long code
+    buried = [c for c in info["longCode"] if c["beforeFigure"]]
+    if buried:
+        where = "before the first figure" if info["figure"] else "on a page without a figure"
+        problems.append(f"{len(buried)} visible code cell(s) longer than {LONG_CODE_LINES} lines {where} "
+                        f"(tag them hide-input): first has {buried[0]['lines']} lines: {buried[0]['text']!r}")
+    # (c) parameters cells are for papermill, not for readers
+    if info["params"]:
+        problems.append(f"visible parameters cell(s): {info['params'][:3]}")
+    # (d) the first screen, kept for people to look at
+    shot = screenshot_path(page)
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    if not browser.save_screenshot(str(shot)):
+        problems.append(f"the screenshot {shot} could not be written")
 
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 

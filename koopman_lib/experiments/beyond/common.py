@@ -6,24 +6,21 @@ and the NN DE solver's recorded run (:class:`DeRun`) with the two runs' windows.
 """
 from __future__ import annotations
 
-import functools
-import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ...data import load_mnist
 from ...ensembles import evaluate
 from ...estimator import Koopman
 from ...fit import FitSpec
 from ...metrics import finite_median, t_eq_parts
 from ...progress import bar
+from ...recorder import TrajectoryRecorder
 from ...training import EnsembleTrainer
+from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, normalise, raw_images
 
-PAPER_NORMALIZE = (0.1307, 0.3081)
-REPLICATION_NORMALIZE = (0.5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -169,19 +166,11 @@ class Images:
     normalize: tuple
 
 
-@functools.lru_cache(maxsize=2)
-def _raw_images(dataset: str):
-    """Pixels in [0, 1] and labels, read (and checksum-verified) once per process."""
-    xtr, ytr = load_mnist("train", dataset=dataset, normalize=None)
-    xte, yte = load_mnist("test", dataset=dataset, normalize=None)
-    return xtr, ytr, xte, yte
-
-
 def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | None = None,
                 test_subset: int | None = None) -> Images:
     """``normalize``: ``"paper"`` (0.1307/0.3081), ``"replication"`` (0.5/0.5), ``"dataset"``
     (mean and std of the training images) or a ``(mean, std)`` pair."""
-    xtr, ytr, xte, yte = _raw_images(dataset)
+    xtr, ytr, xte, yte = raw_images(dataset)
     if normalize == "paper":
         m, s = PAPER_NORMALIZE
     elif normalize == "replication":
@@ -194,7 +183,7 @@ def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | N
         xtr, ytr = xtr[:train_subset], ytr[:train_subset]
     if test_subset:
         xte, yte = xte[:test_subset], yte[:test_subset]
-    return Images((xtr - m) / s, ytr, (xte - m) / s, yte, (round(m, 4), round(s, 4)))
+    return Images(normalise(xtr, (m, s)), ytr, normalise(xte, (m, s)), yte, (round(m, 4), round(s, 4)))
 
 
 def make_evaluator(net, images: Images):
@@ -266,19 +255,17 @@ def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: 
         raise ValueError(f"eval_every={every} must divide the {S} steps of an epoch")
     hi = min(hi, epochs * S)
     lo = max(lo, 0)
-    snaps = torch.empty(hi - lo + 1, E, net.theta.shape[1], dtype=net.theta.dtype)
+    rec = TrajectoryRecorder(net.theta.shape[1], lo, hi, batch_shape=(E,), dtype=net.theta.dtype)
     evaluate = make_evaluator(net, images)
     grid = {0: evaluate(net.theta)}
-    if lo == 0:
-        snaps[0] = net.theta.detach()
+    rec(0, net.theta)                           # step 0 is stored when the window starts there
     overhead = 0.0
     kept = {}
 
     def on_step(step, theta):
         nonlocal overhead
         s = time.perf_counter()
-        if lo <= step <= hi:
-            snaps[step - lo] = theta
+        rec(step, theta)
         if step in keep:
             kept[step] = theta.clone()
         if step % every == 0:
@@ -289,7 +276,7 @@ def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: 
     for _ in bar(range(epochs), desc=desc):
         total += tr.run_epoch(on_step).seconds
     step_seconds = (total - overhead) / (epochs * S)
-    out = Run(net, images, tr, S, lo, snaps, grid, every, step_seconds, evaluate)
+    out = Run(net, images, tr, S, lo, rec.snapshots, grid, every, step_seconds, evaluate)
     out.kept = kept
     return out
 
