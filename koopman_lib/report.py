@@ -24,13 +24,14 @@ def saved_results(name: str, profile: str) -> dict | None:
 
 
 def largest_saved_run(name: str) -> tuple[str, dict | None]:
-    """``(profile, results)`` of the largest committed run of ``name``: profile ``full`` where it
-    exists (only ``beyond`` has it), else ``paper``; results ``None`` when neither was saved."""
-    for profile in ("full", "paper"):
-        results = saved_results(name, profile)
-        if results:
-            return profile, results
-    return "paper", None
+    """``(profile, results)`` of the committed run of ``name`` a chapter shows: the most recent
+    one (a later run was made by later code), and of two equally recent the larger (profile
+    ``full``, which only ``beyond`` has, before ``paper``); results ``None`` when neither was saved."""
+    runs = [(p, r) for p in ("full", "paper") if (r := saved_results(name, p))]
+    if not runs:
+        return "paper", None
+    when = lambda run: str(run[1].get("provenance", {}).get("utc_time", ""))  # noqa: E731  ISO 8601 sorts
+    return max(runs, key=when)  # max keeps the first of equals: full before paper
 
 
 def provenance_line(results: dict | None) -> str:

@@ -76,11 +76,14 @@ def test_torch_threads_sets_and_restores_even_on_error():
         assert torch.get_num_threads() == before
 
 
-def test_largest_saved_run_prefers_full_then_paper(tmp_path, monkeypatch):
+def test_largest_saved_run_prefers_the_newest_then_full(tmp_path, monkeypatch):
     from koopman_lib import report
     monkeypatch.setattr(report, "PAPER_RESULTS", tmp_path / "paper")
     assert report.largest_saved_run("x") == ("paper", None)
-    results.save_results(tmp_path / "paper", "x", {"p": 1})
-    assert report.largest_saved_run("x") == ("paper", {"p": 1})
-    results.save_results(tmp_path / "full", "x", {"f": 2})
-    assert report.largest_saved_run("x") == ("full", {"f": 2})
+    old, new = {"provenance": {"utc_time": "2026-01-01T00:00:00+00:00"}}, {"provenance": {"utc_time": "2026-02-01T00:00:00+00:00"}}
+    results.save_results(tmp_path / "paper", "x", {"p": 1, **old})
+    assert report.largest_saved_run("x")[0] == "paper"
+    results.save_results(tmp_path / "full", "x", {"f": 2, **old})
+    assert report.largest_saved_run("x") == ("full", {"f": 2, **old})       # equally recent: the larger
+    results.save_results(tmp_path / "paper", "x", {"p": 3, **new})
+    assert report.largest_saved_run("x") == ("paper", {"p": 3, **new})      # a later run: later code
