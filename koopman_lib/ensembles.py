@@ -31,6 +31,16 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def node_views(shapes, theta: torch.Tensor):
+    """Yield ``(W (E, out, fan_in), b (E, out))`` views of ``theta`` ``(E, D)``, layer after layer,
+    for node matrices ``[W | b]`` laid out as :func:`koopman_lib.partition.flatten_params` does."""
+    offset = 0
+    for s in shapes:
+        node = theta[:, offset:offset + s.size].reshape(theta.shape[0], s.n_out, s.row)
+        offset += s.size
+        yield node[..., :s.fan_in], node[..., s.fan_in]
+
+
 class EnsembleMLP:
     """``E`` independent fully connected networks ``sizes[0] : ... : sizes[-1]``.
 
@@ -55,12 +65,8 @@ class EnsembleMLP:
         self.theta = torch.cat(parts, dim=1).to(dtype).requires_grad_(True)
 
     def layers(self, theta: torch.Tensor):
-        """Yield ``(W (E, out, in), b (E, out))`` views of ``theta`` ``(E, D)``."""
-        offset = 0
-        for s in self.shapes:
-            node = theta[:, offset:offset + s.size].reshape(theta.shape[0], s.n_out, s.row)
-            offset += s.size
-            yield node[..., :s.fan_in], node[..., s.fan_in]
+        """Yield ``(W (E, out, fan_in), b (E, out))`` views of ``theta`` ``(E, D)``."""
+        return node_views(self.shapes, theta)
 
     def forward(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``(B, in)`` (shared by all members) or ``(E, B, in)`` -> ``(E, B, out)``."""
@@ -123,11 +129,7 @@ class EnsembleCNN:
 
     def layers(self, theta: torch.Tensor):
         """Yield ``(W (E, out, fan_in), b (E, out))`` views of ``theta`` ``(E, D)``."""
-        off = 0
-        for s in self.shapes:
-            node = theta[:, off:off + s.size].reshape(theta.shape[0], s.n_out, s.row)
-            off += s.size
-            yield node[..., :s.fan_in], node[..., s.fan_in]
+        return node_views(self.shapes, theta)
 
     def forward(self, x: torch.Tensor, theta: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` ``(B, image^2)`` (shared) or ``(E, B, image^2)`` -> logits ``(E, B, n_classes)``."""
