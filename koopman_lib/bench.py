@@ -538,10 +538,10 @@ def de_run(cfg: BenchConfig, seed: int) -> dict:
     part = make_partition(net.shapes, "node")
     snaps = rec.snapshots
     # "pinv": the paper's fit (one SVD per block, MATLAB's cutoff); "cholesky": the normal equations
-    estimators = {"pinv": lambda: Koopman(part), "cholesky": lambda: Koopman(part, method="cholesky")}
+    estimators = {"pinv": lambda: Koopman(part, cutoff="paper"), "cholesky": lambda: Koopman(part, method="cholesky")}
     fits, fitted = interleaved({m: _failsafe(lambda m=m: estimators[m]().fit(snaps)) for m in estimators}, cfg.repeats)
     fits = {m: (None if isinstance(fitted[m], FitError) else v) for m, v in fits.items()}
-    kt = Koopman(part).fit(snaps)
+    kt = Koopman(part, cutoff="paper").fit(snaps)
     theta = net.theta.detach().double()
     w0, ops = block_states(kt, theta), dense_operators(kt)
     T = cfg.de_T

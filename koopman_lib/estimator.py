@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 
 from .evolve import Rollout, _check_T, jump as _jump, path as _path, rollout as _rollout
-from .fit import CHUNK_BYTES, Cutoff, FitSpec, Operators, fit_operators
+from .fit import CHUNK_BYTES, DEFAULT_FIT, Cutoff, FitSpec, Operators, fit_operators, named_fit, recorded_precision
 from .observables import Identity
 from .operators import FitError, finite_section
 from .partition import Partition
@@ -35,11 +35,14 @@ class Koopman:
     partition : :class:`koopman_lib.Partition`
         Which weights share an operator (``make_partition(model, "node")``).
     cutoff : :class:`koopman_lib.fit.Cutoff` value
-        ``"paper"`` (default), ``"machine"``, ``"jax"``, ``"float32"``, ``"resolution"`` (that of
-        the recording's dtype), a relative float, an integer rank or ``0`` (Gavish-Donoho); see
-        :mod:`koopman_lib.fit`.
+        ``"resolution"`` (default: the singular values the recorded weights resolve, from the
+        recording's precision), ``"paper"``, ``"machine"``, ``"jax"``, ``"float32"``, a relative
+        float, an integer rank or ``0`` (Gavish-Donoho); see :mod:`koopman_lib.fit`.
     ridge, clip : float
         Tikhonov filter (relative to ``s_max``) and eigenvalue-clipping radius.
+    fit : a name of :data:`koopman_lib.fit.FITS` (``"paper"``, ``"default"``,
+        ``"default-stabilised"``) or a :class:`~koopman_lib.fit.FitSpec`, instead of ``cutoff``,
+        ``ridge`` and ``clip``.
     method : ``"svd"`` | ``"lstsq"`` | ``"cholesky"`` | ``"eigh"``
         ``svd`` (default) is the one factorisation of :mod:`koopman_lib.fit`; the others are
         the normal-equation and LAPACK solvers of :func:`koopman_lib.finite_section` (the only
@@ -51,18 +54,23 @@ class Koopman:
 
     def __init__(self, partition: Partition, cutoff=None, ridge: float = 0.0, clip: float | None = None,
                  method: str = "svd", observables=None, dtype=torch.float64,
-                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT, fit: str | FitSpec | None = None):
         if not isinstance(partition, Partition):
             raise FitError(f"partition must be a koopman_lib.Partition (make_partition(model, 'node')), "
                            f"got {type(partition).__name__}")
         if method not in METHODS:
             raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
-        if method != "svd" and (ridge or clip is not None):
-            raise FitError(f"ridge and clip are options of method='svd', not {method!r}")
         if method == "cholesky" and cutoff is not None:
             raise FitError("method='cholesky' keeps every singular value; drop cutoff or use method='svd'")
+        if fit is not None:
+            if cutoff is not None or ridge or clip is not None:
+                raise FitError("give either fit= (a name or a FitSpec) or cutoff/ridge/clip, not both")
+            spec = fit if isinstance(fit, FitSpec) else named_fit(fit)
+            cutoff, ridge, clip = spec.cutoff, spec.ridge, spec.clip
+        if method != "svd" and (ridge or clip is not None):
+            raise FitError(f"ridge and clip are options of method='svd', not {method!r}")
         self.partition, self.method, self.dtype = partition, method, dtype
-        self.spec = FitSpec("paper" if cutoff is None else cutoff, ridge, clip)
+        self.spec = FitSpec(DEFAULT_FIT.cutoff if cutoff is None else cutoff, ridge, clip)
         self.cutoff = None if cutoff is None else self.spec.cutoff
         self.observables = observables or Identity()
         self.memory_limit = memory_limit
@@ -105,7 +113,7 @@ class Koopman:
             raise FitError("the recording must be a tensor (k, D) or (k, *batch, D), time first; got "
                            f"{getattr(recording, 'shape', type(recording).__name__)}")
         k = recording.shape[0]
-        self.recorded_dtype_ = recording.dtype
+        self.recorded_dtype_ = recorded_precision(recording)
         self.batch_shape_ = tuple(recording.shape[1:-1])
         self._check_memory(k, math.prod(self.batch_shape_))
         lifted = type(self.observables) is not Identity

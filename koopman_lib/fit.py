@@ -14,15 +14,26 @@ value              singular values kept                             where it com
 ``"machine"``      ``s > max(m, k) eps s_max`` (eps of the fit)     ``pinv``'s default in the working precision
 ``"jax"``          ``s > 10 max(m, k) eps32 s_max``                 ``jnp.linalg.pinv`` on float32 data (replication)
 ``"float32"``      ``s > max(m, k) eps32 s_max``                    the resolution of weights recorded in float32
-``"resolution"``   ``s > max(m, k) eps_rec s_max``                  the resolution of the recording's own dtype
+``"resolution"``   ``s > max(m, k) eps_rec s_max``                  the resolution of the recorded weights
+                                                                   (**the library's default**)
 float ``r``        ``s > r s_max``                                  an explicit relative cutoff
 int ``n >= 1``     the leading ``n`` (and above ``"machine"``)      a truncated SVD of rank ``n``
 int ``0``          ``s > omega(beta) median(s)``                    optimal hard threshold (Gavish & Donoho 2014)
 =================  ===============================================  ===========================================
 
 (``m, k`` are the shape of ``F``; eps64 / eps32 are the float64 / float32 machine epsilons;
-eps_rec is that of the dtype the snapshots were recorded in, before any cast for the fit:
-singular values below it carry only the rounding of the recorded weights.)
+eps_rec is that of the precision the weights were recorded in, before any cast for the fit:
+singular values below it carry only the rounding of the recorded weights. A float64 recording
+whose values are all exact float32 numbers, weights trained in float32 and cast, has the
+float32 resolution: :func:`recorded_precision` finds it from the data.)
+
+The default fit, chosen before any loss was seen (:data:`FITS`): ``"default"`` inverts only the
+singular values the recording resolves (``Cutoff("resolution")``): a direction of ``F`` whose
+singular value is below the rounding of the recorded weights is not a property of the
+trajectory, and inverting it multiplies that rounding by up to ``1 / (max(m, k) eps_rec)``.
+``"default-stabilised"`` adds clipping of the eigenvalues to the unit disk (``clip=1.0``): a
+converging optimizer has no growing mode, so no fitted mode may grow. ``"paper"`` is the
+paper's fit (MATLAB's ``pinv`` in float64, whatever the recording's precision).
 
 Regularisation and stabilisation are options of the same fit (:class:`FitSpec`): ``ridge``
 (Tikhonov filter ``s / (s^2 + (ridge s_max)^2)``) and ``clip`` (eigenvalues outside that radius
@@ -50,7 +61,7 @@ CHUNK_BYTES = 2.5e8
 class Cutoff:
     """Which singular values of ``F`` a fit inverts; ``value`` as in the module's table."""
 
-    value: str | float | int = "paper"
+    value: str | float | int = "resolution"
 
     def __post_init__(self):
         v = self.value
@@ -114,7 +125,7 @@ def gavish_donoho_threshold(S: torch.Tensor, m: int, k: int) -> torch.Tensor:
 
 
 def as_cutoff(cutoff) -> Cutoff:
-    """``cutoff`` as a :class:`Cutoff` (``None`` is the paper's)."""
+    """``cutoff`` as a :class:`Cutoff` (``None`` is the default, ``"resolution"``)."""
     if cutoff is None:
         return Cutoff()
     return cutoff if isinstance(cutoff, Cutoff) else Cutoff(cutoff)
@@ -125,7 +136,7 @@ class FitSpec:
     """One fit from a factorisation: ``cutoff`` (:class:`Cutoff` value), ``ridge`` (Tikhonov,
     relative to each block's largest singular value) and ``clip`` (eigenvalue radius, or ``None``)."""
 
-    cutoff: str | float | int | Cutoff = "paper"
+    cutoff: str | float | int | Cutoff = "resolution"
     ridge: float = 0.0
     clip: float | None = None
 
@@ -144,6 +155,36 @@ class FitSpec:
         if self.clip is not None:
             s += f"+clip:{self.clip:g}"
         return s
+
+
+#: The named fits of the book and the results files (``fit`` key): the paper's, the library's
+#: default and the default with its documented stabilisation (see the module docstring).
+FITS = {"paper": FitSpec("paper"), "default": FitSpec("resolution"),
+        "default-stabilised": FitSpec("resolution", clip=1.0)}
+DEFAULT_FIT = FITS["default"]
+
+
+def named_fit(name: str) -> FitSpec:
+    """The :class:`FitSpec` of a name in :data:`FITS`."""
+    try:
+        return FITS[name]
+    except KeyError:
+        raise FitError(f"unknown fit {name!r}; use one of {tuple(FITS)} or a FitSpec") from None
+
+
+def recorded_precision(snapshots: torch.Tensor, chunk_bytes: float = CHUNK_BYTES):
+    """The precision the values of ``snapshots`` were recorded in: ``torch.float32`` when a
+    float64 tensor holds only exact float32 numbers (weights trained in float32, then cast),
+    else its own dtype. Reads the tensor in chunks of about ``chunk_bytes``."""
+    if snapshots.dtype != torch.float64:
+        return snapshots.dtype
+    flat = snapshots.reshape(snapshots.shape[0], -1) if snapshots.ndim > 1 else snapshots.reshape(-1, 1)
+    per = max(1, int(chunk_bytes // max(1, flat.shape[1] * 8)))
+    for a in range(0, flat.shape[0], per):
+        x = flat[a:a + per]
+        if not torch.equal(x.float().double(), x):
+            return torch.float64
+    return torch.float32
 
 
 # -- operators, dense or low rank ----------------------------------------------------------
@@ -373,6 +414,8 @@ def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = F
     if snapshots.ndim != 3:
         raise FitError(f"snapshots must be (P, n, k), got {tuple(snapshots.shape)}; put time last")
     dtype = dtype or snapshots.dtype
+    if recorded is None and any(s.cutoff.value == "resolution" for s in specs.values()):
+        recorded = recorded_precision(snapshots)
     P, n, k = snapshots.shape
     itemsize = torch.empty((), dtype=dtype).element_size()
     per = max(1, int(chunk_bytes // max(1, n * k * itemsize)))
@@ -389,5 +432,5 @@ def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = F
     return out["fit"] if single else out
 
 
-__all__ = ["Cutoff", "FitSpec", "Operators", "Factorization", "factorise", "fit_operators", "as_cutoff",
+__all__ = ["Cutoff", "FitSpec", "FITS", "DEFAULT_FIT", "named_fit", "recorded_precision", "Operators", "Factorization", "factorise", "fit_operators", "as_cutoff",
            "gavish_donoho_threshold", "PRESETS", "CHUNK_BYTES", "singular_values", "numerical_rank"]

@@ -117,7 +117,8 @@ def _default_fit(partition, method, cutoff, ridge):
     method = "svd" if method == "pinv" else method
 
     def fit(snapshots):
-        return Koopman(partition, cutoff=cutoff, ridge=ridge, method=method).fit(snapshots.to(torch.float64))
+        c = "paper" if cutoff is None and method == "svd" else cutoff     # the paper's pinv unless told
+        return Koopman(partition, cutoff=c, ridge=ridge, method=method).fit(snapshots.to(torch.float64))
     return fit
 
 

@@ -223,3 +223,17 @@ def test_memory_guard_refuses_network_partition_up_front():
     kp = kl.Koopman(part, memory_limit=2**30)
     with pytest.raises(MemoryError, match="GiB"):
         kp.fit(torch.zeros(2814, 1, dtype=torch.float64).expand(2814, part.n_params))
+
+
+def test_named_fit_argument_matches_the_spelled_out_settings():
+    from koopman_lib.fit import FITS
+    part = kl.make_partition([kl.LayerShape("fc", 3, 2)], "node")
+    rec = torch.randn(40, part.n_params, generator=torch.Generator().manual_seed(0)).float()
+    a = kl.Koopman(part, fit="default-stabilised").fit(rec)
+    b = kl.Koopman(part, cutoff="resolution", clip=1.0).fit(rec)
+    assert a.spec == b.spec == FITS["default-stabilised"] and a.recorded_dtype_ == torch.float32
+    torch.testing.assert_close(a.operators_[0].as_dense(), b.operators_[0].as_dense(), rtol=0, atol=0)
+    assert float(a.spectral_radius_.max()) <= 1 + 1e-12
+    assert kl.Koopman(part).spec.cutoff.value == "resolution"                     # the library default
+    with pytest.raises(kl.FitError, match="either fit="):
+        kl.Koopman(part, fit="paper", cutoff=1e-3)

@@ -141,3 +141,39 @@ def test_resolution_cutoff_follows_the_recorded_dtype_not_the_fit_dtype():
     ref = kl.Koopman(part, cutoff="float32").fit(rec)
     assert kp.recorded_dtype_ == torch.float32
     torch.testing.assert_close(kp.operators_[0].U, ref.operators_[0].U, atol=0, rtol=0)
+
+
+def test_recorded_precision_finds_float32_weights_cast_to_float64():
+    from koopman_lib.fit import recorded_precision
+    g = torch.Generator().manual_seed(1)
+    w32 = torch.randn(30, 4, 7, generator=g)
+    assert recorded_precision(w32) == torch.float32
+    assert recorded_precision(w32.double()) == torch.float32                       # exact float32 values
+    assert recorded_precision(w32.double() + 1e-12) == torch.float64              # not representable
+    assert recorded_precision(w32.double(), chunk_bytes=1) == torch.float32      # chunked reads agree
+
+
+def test_named_fits_are_the_documented_default_and_options():
+    from koopman_lib.fit import DEFAULT_FIT, FITS, named_fit
+    assert set(FITS) == {"paper", "default", "default-stabilised"}
+    assert DEFAULT_FIT == FitSpec() == FitSpec("resolution") and Cutoff().value == "resolution"
+    assert FITS["default-stabilised"].clip == 1.0 and FITS["paper"].cutoff == Cutoff("paper")
+    with pytest.raises(kl.FitError, match="unknown fit"):
+        named_fit("best")
+
+
+def test_default_fit_drops_exactly_the_directions_below_the_recording_resolution():
+    # a float32 recording cast to float64: the default cuts at max(m, k) eps32, the paper at eps64
+    X32 = torch.randn(2, 6, 60, generator=torch.Generator().manual_seed(2))
+    X32[:, 5] = X32[:, 4] + 1e-6 * torch.randn(2, 60, generator=torch.Generator().manual_seed(3))  # a tiny direction
+    X = X32.double()
+    S = singular_values(X)
+    fits = fit_operators(X, {"paper": FitSpec("paper"), "default": FitSpec()})
+    n_paper = (S > 59 * EPS64 * S[:, :1]).sum(-1)
+    n_default = (S > 59 * EPS32 * S[:, :1]).sum(-1)
+    assert fits["paper"].rank.tolist() == n_paper.tolist()
+    assert fits["default"].rank.tolist() == n_default.tolist()
+    # the same data recorded in float64 (values off the float32 grid): resolution = the paper's cutoff
+    Y = X + 1e-13 * torch.randn(X.shape, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    both = fit_operators(Y, {"paper": FitSpec("paper"), "default": FitSpec()})
+    torch.testing.assert_close(both["paper"].as_dense(), both["default"].as_dense(), rtol=0, atol=0)

@@ -86,7 +86,7 @@ def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
     ref = losses[t2:, :]                  # Adadelta continuation, every step
     rows, curves = [], {"T": list(range(0, T + 1, cfg.de_eval_every))}
     l_t2 = losses[t2]
-    kp = Koopman(partition)
+    kp = Koopman(partition, cutoff="paper")
     _, fit_s = _timed(lambda: kp.fit(window))
     pred, jump_s = _timed(lambda: kp.predict(snap(t2), T))
     k_sec = (fit_s + jump_s) / E

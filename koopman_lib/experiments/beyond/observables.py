@@ -23,7 +23,7 @@ def de_observables(cfg: Config, d: DeRun) -> list[dict]:
     true_end = snap(t2 + T)
     for spec in cfg.de_observables:
         obs = parse_observables(spec)
-        otr = Koopman(partition, observables=obs)
+        otr = Koopman(partition, cutoff="paper", observables=obs)
         _, sec = _timed(lambda: otr.fit(window))
         hist = window[-obs.history:]
         p, jsec = _timed(lambda: otr.predict(hist, T))

@@ -38,7 +38,7 @@ def de_precision_fits(partition, window: torch.Tensor, T: int) -> dict:
     pred, jsec = _timed(lambda: kp.predict(window[-1], T))
     out = {DE_PRECISION_METHODS["cutoff"]: (pred, sec + jsec)}
     rounded = window.to(torch.float32).to(torch.float64)
-    kp = Koopman(partition)
+    kp = Koopman(partition, cutoff="paper")
     _, sec = _timed(lambda: kp.fit(rounded))
     pred, jsec = _timed(lambda: kp.predict(rounded[-1], T))
     out[DE_PRECISION_METHODS["rounded"]] = (pred, sec + jsec)

@@ -69,7 +69,7 @@ def de_window_study(cfg: Config, d: DeRun, windows: list[Window]) -> tuple[list[
     teqs = []
     for w in bar(windows, desc="de-solver windows"):
         win = d.window(w.t1, w.t2)
-        ktw = Koopman(partition).fit(win)
+        ktw = Koopman(partition, cutoff="paper").fit(win)
         p = ktw.predict(snap(w.t2), T)
         lp = loss_fn(p)
         r = teq_over_t(lp, losses[w.t2:], 1, T)
