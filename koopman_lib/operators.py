@@ -271,8 +271,11 @@ def spectral_radius(operators: torch.Tensor) -> torch.Tensor:
 def clip_spectrum(operators: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     """Scale every eigenvalue with ``|lambda| > radius`` back onto the circle of that radius.
 
-    Operators are rebuilt as ``V diag(lambda') V^{-1}`` (real part kept). Blocks whose
-    eigenvector basis is singular are returned unchanged.
+    Operators are rebuilt as ``V diag(lambda') V^{-1}`` (real part kept). The rebuild inherits
+    the conditioning of ``V`` (nearly parallel eigenvectors put the rebuilt eigenvalues up to a
+    few 1e-6 off), and a block whose ``V`` is singular cannot be rebuilt: such blocks, whose
+    spectral radius is still above ``radius``, are scaled as a whole by ``radius / rho``, so every
+    returned block has spectral radius at most ``radius`` (as :func:`spectral_radius` measures it).
     """
     lam, V = torch.linalg.eig(operators)
     mod = lam.abs()
@@ -281,7 +284,11 @@ def clip_spectrum(operators: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     Vinv, info = torch.linalg.inv_ex(V)
     rebuilt = (V * lam.unsqueeze(-2)) @ Vinv
     ok = (info == 0).reshape(info.shape + (1, 1))
-    return torch.where(ok, rebuilt.real.to(operators.dtype), operators)
+    out = torch.where(ok, rebuilt.real.to(operators.dtype), operators)
+    rho = spectral_radius(out)
+    over = (rho > radius).reshape(rho.shape + (1, 1))
+    shrink = radius / rho.clamp_min(1e-300) * (1 - 8 * torch.finfo(out.dtype).eps)   # margin for eig's rounding
+    return torch.where(over, out * shrink.reshape(rho.shape + (1, 1)), out)
 
 
 def affine_observables(snapshots: torch.Tensor) -> torch.Tensor:

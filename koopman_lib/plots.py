@@ -159,7 +159,8 @@ def scorecard_figure(rows: Sequence[Mapping], build_label: str = "this build", w
     give the verdict; its position is the measured value the verdict was taken from divided by
     the paper's value, on a log axis with a line at 1 (claims that are not one number, such as
     an ordering, show the share of the claim that holds). A hollow circle shows this build's own
-    value where the verdict came from the saved full-scale run. Values beyond the axis are drawn
+    value where the verdict came from the saved full-scale run; a small white diamond just below,
+edged in its verdict's colour, is the same claim with the library's default fit. Values beyond the axis are drawn
     at its edge as triangles; the right-hand column gives every value in its own units. Claims
     nobody measured yet say so. ``width`` is in inches: 7 in is 700 px at the default 100 dpi, about
     the article column of the book at a 1280 px window (so the figure is shown at nearly its own
@@ -183,6 +184,7 @@ def scorecard_figure(rows: Sequence[Mapping], build_label: str = "this build", w
 
     best = [(yy, r, *measured(r)) for yy, r in items]
     ratios = [q for yy, r, v, _ in best if (q := ratio(r, v)) is not None and q > 0]
+    ratios += [q for _, r in items if (q := ratio(r, _finite(r.get("default_value")))) is not None and q > 0]
     this_build = [ratio(r, _finite(r.get("ours_value"))) for _, r in items]
     ratios += [q for q in this_build if q is not None and q > 0]
     lo = max(min(ratios + [0.2]) / 1.8, 1 / RATIO_LIMIT)
@@ -223,6 +225,14 @@ def scorecard_figure(rows: Sequence[Mapping], build_label: str = "this build", w
         x, m = place(q)
         ax.plot([x], [yy], marker=m or marker, ms=8 if m is None else 9, color=colour, mec="white", mew=0.6,
                 ls="none", zorder=4, gid="verdict-marker")
+    for (yy, r, _, _) in best:          # the same claim with the library's default fit
+        qd = ratio(r, _finite(r.get("default_value")))
+        if qd is None:
+            continue
+        colour, _ = VERDICT_STYLE.get(r.get("default_verdict", NOT_MEASURED), VERDICT_STYLE[NOT_MEASURED])
+        x, m = place(qd)
+        ax.plot([x], [yy - 0.3], marker=m or "D", ms=5.5, mfc="white", mec=colour, mew=1.6, ls="none", zorder=5,
+                gid="default-fit-marker")
 
     ax.set_yticks([yy for yy, _ in items], [short_name(r) for _, r in items], fontsize=9)
     ax.set_yticks([yy for yy, _ in heads], [name for _, name in heads], minor=True, fontsize=9.5,
@@ -248,6 +258,8 @@ def scorecard_figure(rows: Sequence[Mapping], build_label: str = "this build", w
                for v, (c, m) in VERDICT_STYLE.items()]
     handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="0.35", mew=1.1,
                           label=f"{build_label} (verdict from the full-scale run)"))
+    handles.append(Line2D([], [], ls="none", marker="D", ms=5.5, mfc="white", mec="0.35", mew=1.6,
+                          label="library's default fit (edge colour = its verdict)"))
     handles.append(Line2D([], [], color="0.25", lw=1.0, label="paper's value"))
     handles.append(Line2D([], [], ls="none", marker="<", ms=8, color="0.45", label="off the axis (value on the right)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8.5, frameon=False)

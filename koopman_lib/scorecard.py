@@ -385,7 +385,7 @@ def _de_row(results, optimizer: str) -> tuple[dict, str]:
         return rows[0], ""
     row = min(with_T, key=lambda r: abs(r["T"] - DE_T))
     note = f"T = {row['T']:g}" + ("" if row["T"] == DE_T else f" (no row at the paper's T = {DE_T})")
-    return row, note + (f" ({reading})" if reading else "")
+    return row, note + (f" ({reading})" if reading else "") + _radius(row, "median_max_spectral_radius")
 
 
 def _speedup(row: dict, field: str, name: str) -> tuple[float, str]:
@@ -466,7 +466,13 @@ def _mnist_row(results) -> tuple[dict, str]:
     at_T = [r for r in rows if r.get("T_epochs") == MNIST_T]
     row = (at_T or rows)[0]
     note = f"T = {row['T_epochs']:g} epochs" if isinstance(row.get("T_epochs"), (int, float)) else ""
-    return row, note
+    return row, note + _radius(row, "max_spectral_radius_median")
+
+
+def _radius(row: dict, key: str) -> str:
+    """``"; median largest |eigenvalue| r"`` where the row has it."""
+    v = row.get(key)
+    return f"; median largest |eigenvalue| {v:.5g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else ""
 
 
 def mnist_success(results):
@@ -654,6 +660,50 @@ def _claims() -> tuple[Claim, ...]:
 CLAIMS: tuple[Claim, ...] = _claims()
 
 
+# -- the two fits ---------------------------------------------------------------------------
+#: every claim is measured twice: with the paper's fit and with the library's default
+#: (:data:`koopman_lib.fit.FITS`); results rows say which in their ``fit`` key
+SCORE_FITS = ("paper", "default")
+#: the replication's rows with its own fit (JAX's float32 pinv) stand for the paper column
+REPLICATION_FIT = "replication"
+
+
+def select_fit(results: Mapping[str, dict | None], fit: str) -> dict[str, dict | None]:
+    """The results as one fit sees them: ``table`` rows with ``fit == fit`` (rows without the key
+    are the paper's fit, as in files written before the key existed), ``replication`` rows with
+    that fit (the paper column: the replication's own fit), and for the perceptron the ``table``
+    instead of its paper-fit ``methods`` summary. Other keys are kept; with ``fit="paper"`` a file
+    without ``fit`` keys is returned unchanged."""
+    out: dict[str, dict | None] = {}
+    rep_fit = REPLICATION_FIT if fit == "paper" else fit
+    for name, res in results.items():
+        if not res:
+            out[name] = res
+            continue
+        res = dict(res)
+        if isinstance(res.get("table"), list):
+            res["table"] = [r for r in res["table"] if r.get("fit", "paper") == fit]
+        if isinstance(res.get("replication"), list):
+            res["replication"] = [r for r in res["replication"] if r.get("fit", REPLICATION_FIT) == rep_fit]
+        if fit != "paper":
+            res.pop("methods", None)
+            by_fit = res.get("error_ratio_median_by_fit")
+            res["error_ratio_median"] = by_fit.get(fit) if isinstance(by_fit, dict) else None
+        out[name] = res
+    return out
+
+
+def why_differs(claim: Claim, paper_fit: Measured | None, default_fit: Measured | None) -> str:
+    """One sentence for a claim whose two verdicts differ: both values, and what the default fit
+    changes (it inverts only the singular values the recording resolves)."""
+    if paper_fit is None or default_fit is None:
+        which = "the default fit" if default_fit is None else "the paper's fit"
+        return f"Not measured with {which} in these results."
+    return (f"With the paper's fit {paper_fit.shown}, with the default {default_fit.shown}: the default "
+            f"inverts only singular values above the rounding of the recorded weights, so it does not turn "
+            f"rounding into modes ({default_fit.note or paper_fit.note}).")
+
+
 # -- evaluation -------------------------------------------------------------------------------
 def measure(claim: Claim, results: Mapping[str, dict | None]) -> tuple[Measured | None, str]:
     """``(Measured, "")`` or ``(None, why not)``."""
@@ -674,10 +724,11 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
     The verdict comes from the saved full-scale run where it measures the claim, otherwise
     from this build's results (``basis`` says which)."""
     rows = []
+    fitted = {f: (select_fit(ours, f), select_fit(saved_paper, f)) for f in SCORE_FITS}
     for c in claims:
         rule = RULES[c.rule]
-        m_ours, why_ours = measure(c, ours)
-        m_paper, why_paper = measure(c, saved_paper)
+        m_ours, why_ours = measure(c, fitted["paper"][0])
+        m_paper, why_paper = measure(c, fitted["paper"][1])
         v_ours = rule.verdict(m_ours.value if m_ours else None, c.paper_value)
         v_paper = rule.verdict(m_paper.value if m_paper else None, c.paper_value)
         if m_paper is not None:
@@ -695,13 +746,31 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
             "paper_profile_value": m_paper.value if m_paper else None,
             "paper_profile_verdict": v_paper, "paper_profile_missing": why_paper,
             "verdict": verdict, "basis": basis, "note": note,
+            **_default_columns(c, rule, fitted["default"], m_paper or m_ours, verdict),
         })
     return rows
 
 
-def counts(rows: list[dict]) -> dict[str, int]:
-    """How many claims got each verdict."""
-    return {v: sum(r["verdict"] == v for r in rows) for v in VERDICTS}
+def _default_columns(c: Claim, rule: Rule, results: tuple, paper_fit: Measured | None, verdict: str) -> dict:
+    """The claim measured with the library's default fit, by the same rule and the same basis
+    (the saved full-scale run where it measures the claim, else this build)."""
+    ours, saved = results
+    m_ours, why_ours = measure(c, ours)
+    m_saved, _ = measure(c, saved)
+    m, basis = (m_saved, "paper profile") if m_saved is not None else (m_ours, "this build") if m_ours else \
+        (None, "")
+    v = rule.verdict(m.value if m else None, c.paper_value)
+    return {"default_ours": m_ours.shown if m_ours else None, "default_ours_value": m_ours.value if m_ours else None,
+            "default_paper_profile": m_saved.shown if m_saved else None,
+            "default_paper_profile_value": m_saved.value if m_saved else None,
+            "default_shown": m.shown if m else None, "default_value": m.value if m else None,
+            "default_verdict": v, "default_basis": basis, "default_note": m.note if m else why_ours,
+            "differs_why": why_differs(c, paper_fit, m) if v != verdict else ""}
+
+
+def counts(rows: list[dict], key: str = "verdict") -> dict[str, int]:
+    """How many claims got each verdict (``key="default_verdict"``: with the default fit)."""
+    return {v: sum(r[key] == v for r in rows) for v in VERDICTS}
 
 
 # -- loading (read-only) ----------------------------------------------------------------------
@@ -749,16 +818,27 @@ def rules_markdown() -> str:
 def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None) -> str:
     """The scorecard as a markdown table. ``chapters`` maps a chapter name to a link
     target; claims whose chapter is in it get a link."""
-    head = ["claim", "paper", ours_label, "ours (paper profile)", "verdict", "rule", "notes"]
+    head = ["claim", "paper", "ours, paper's fit", "verdict", "ours, library's default fit", "verdict", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    label = ours_label.replace("ours ", "").strip("()") or "this build"
+
+    def value(paper_profile, build):
+        """The full-scale value, with this build's in brackets."""
+        if paper_profile is None:
+            return f"{build} ({label})" if build is not None else "not measured"
+        return f"{paper_profile} ({label}: {build if build is not None else 'not measured'})"
+
     for r in rows:
         where = r["where"]
         if chapters and r["chapter"] in chapters:
             where = f"[{where}]({chapters[r['chapter']]})"
         claim = f"**{_cell(where)}**: {_cell(r['claim'])}"
-        ours = r["ours"] if r["ours"] is not None else "not measured"
-        paper = r["paper_profile"] if r["paper_profile"] is not None else "not run yet"
         verdict = f"**{r['verdict']}**" + (f" ({r['basis']})" if r["basis"] else "")
-        lines.append("| " + " | ".join(_cell(x) for x in (claim, r["paper"], ours, paper, verdict, r["rule"],
-                                                          r["note"])) + " |")
+        default = value(r.get("default_paper_profile"), r.get("default_ours"))
+        d_verdict = f"**{r.get('default_verdict', NOT_MEASURED)}**" + \
+            (f" ({r['default_basis']})" if r.get("default_basis") else "")
+        note = f"rule: {r['rule']}. {r['note']}" + \
+            (f" *Why the verdicts differ:* {r['differs_why']}" if r.get("differs_why") else "")
+        lines.append("| " + " | ".join(_cell(x) for x in (claim, r["paper"], value(r["paper_profile"], r["ours"]),
+                                                          verdict, default, d_verdict, note)) + " |")
     return "\n".join(lines)

@@ -145,3 +145,15 @@ def test_affine_observables_represent_a_straight_line_exactly():
     U = kl.finite_section(lifted, "pinv")
     pred = kl.jump(U.unsqueeze(0), lifted[:, -1].unsqueeze(0), 50, method="power")[0]
     assert torch.allclose(pred[:2], torch.tensor([2.0 + 0.1 * 79, -1.0 - 0.3 * 79], dtype=torch.float64), atol=1e-8)
+
+
+def test_clip_spectrum_bounds_the_radius_even_for_nearly_defective_blocks():
+    g = torch.Generator().manual_seed(7)
+    # Jordan-like blocks: eigenvalue 1.01 with nearly parallel eigenvectors, plus random blocks
+    J = torch.eye(6, dtype=torch.float64) * 1.01 + torch.diag(torch.ones(5, dtype=torch.float64), 1)
+    J = J + 1e-9 * torch.randn(6, 6, generator=g, dtype=torch.float64)
+    R = 1.05 * torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))[0]
+    U = torch.stack([J, R, 0.5 * torch.eye(6, dtype=torch.float64)])
+    C = kl.clip_spectrum(U, 1.0)
+    assert (kl.spectral_radius(C) <= 1.0).all()
+    torch.testing.assert_close(C[2], U[2])                 # a block inside the disk is untouched

@@ -8,7 +8,7 @@ import torch
 
 import koopman_lib as kl
 from koopman_lib.experiments import perceptron as pc
-from koopman_lib.fit import numerical_rank
+from koopman_lib.fit import FITS, numerical_rank
 from koopman_lib.experiments import reproduce
 from koopman_lib.partition import LayerShape
 
@@ -150,7 +150,7 @@ def test_koopman_runs_share_the_rule_before_the_start_and_the_inputs_after():
     res = pc.simulate(TINY, windows=(TINY.window,), keep_weights=True)
     rule = res["errors"]["rule"]
     for m in ("single_weight", "node", "network"):
-        err = res["errors"][(m, TINY.window)]
+        err = res["errors"][(m, TINY.window, "paper")]
         assert err.shape == (TINY.steps, TINY.n_sims)
         torch.testing.assert_close(err[:TINY.koopman_start], rule[:TINY.koopman_start])
         assert set(np.unique(err.numpy())) <= {0.0, 50.0, 100.0}
@@ -174,6 +174,29 @@ def test_reproduce_writes_the_result_contract(tmp_path, monkeypatch):
     assert (tmp_path / "perceptron-table.csv").is_file() and (tmp_path / "perceptron-input_sweep.csv").is_file()
     assert len(saved["curves"]["rule"]["mean"]) == TINY.steps
     assert res["methods"]["rule"]["final_percent_error"] == saved["methods"]["rule"]["final_percent_error"]
+    # the table: one row per (method, fit), every fit complete with the rule's row
+    table = saved["table"]
+    assert all(r["fit"] in FITS for r in table)
+    assert sorted((r["method"], r["fit"]) for r in table) == sorted((m, f) for m in pc.METHODS for f in FITS)
+    assert [r["fit"] for r in table[:4]] == ["paper"] * 4       # paper rows first, as in older files
+    rules = [{k: v for k, v in r.items() if k != "fit"} for r in table if r["method"] == "rule"]
+    assert all(r == rules[0] for r in rules)
+    for r in table:
+        assert r["steps_to_rule_final"] is None or 1 <= r["steps_to_rule_final"] <= TINY.steps
+        assert 0.0 <= r["p_sooner_than_rule"] <= 1.0
+        s = saved["methods_by_fit"][r["fit"]][r["method"]]
+        assert all(s[k] == v for k, v in r.items() if k not in ("method", "fit"))
+    assert saved["methods_by_fit"]["paper"] == saved["methods"]
+    # the sweeps carry the sweep fits, paper rows first
+    sweep_fits = list(TINY.sweep_fits)
+    for key in ("window_sweep", "input_sweep"):
+        fits = [r["fit"] for r in saved[key]]
+        assert sorted(set(fits), key=sweep_fits.index) == sweep_fits and fits == sorted(fits, key=sweep_fits.index)
+    for m in pc.KOOPMAN:
+        for f in FITS:
+            assert len(pc.curve(saved, m, f)["mean"]) == TINY.steps
+    assert [c["claim"] for c in pc.claims(saved, "default")] == [c["claim"] for c in pc.claims(saved)]
+    assert len(pc.claims(saved, "default-stabilised")) == 2     # no input sweep for that fit
 
 
 def test_centred_smoothing_and_pattern_errors():
@@ -228,3 +251,62 @@ def test_bootstrap_reach_tells_a_clear_lead_from_a_tie():
     assert 0.05 < out["same"]["p_sooner_than_rule"] < 0.95
     lo, hi = out["fast"]["steps_to_rule_final_ci95"]
     assert 1 <= lo <= hi <= T + 1
+
+
+def _recording(n_sims=200, window=40, n_inputs=4, seed=7):
+    """``W(t0 - window) .. W(t0)`` ``(window + 1, S, 2 n)`` of the rule (float64), as :func:`pc.simulate`."""
+    cfg = dataclasses.replace(TINY, n_sims=n_sims, n_inputs=n_inputs, koopman_start=window, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    W = cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(n_sims, 2, n_inputs, generator=g, dtype=torch.float64)
+    X = pc.sample_inputs(window, n_sims, n_inputs, pc.activity(cfg), generator=g)
+    snaps = [W]
+    for t in range(window):
+        W, _ = pc.rule_step(W, X[t].double(), pc.targets(X[t]), cfg.eta, cfg.threshold)
+        snaps.append(W)
+    return torch.stack(snaps).reshape(window + 1, n_sims, 2 * n_inputs)
+
+
+def _part(spec, n=4):
+    return kl.make_partition([LayerShape("p", 2, n, False)], spec)
+
+
+@pytest.mark.parametrize("window", [10, 40])
+def test_stabilised_fit_has_no_growing_mode_and_default_is_the_paper_fit_on_float64(window):
+    rec = _recording(window=window)
+    for spec in ("single", "node", "network"):
+        kps = pc.fit_koopmans(_part(spec), rec, tuple(FITS))
+        assert list(kps) == list(FITS)
+        # float64 weights off the float32 grid: the default's cutoff is the paper's, bit for bit
+        assert pc.same_operators(kps["paper"], kps["default"])
+        assert pc.same_operators(kps["paper"], pc.fit_koopman(_part(spec), rec))
+        radii = torch.cat([r.reshape(-1) for r in kps["default-stabilised"].spectral_radii_])
+        assert float(kps["paper"].spectral_radius_.max()) > 1.0   # the rule's recording has growing modes ...
+        # ... which the stabilised fit clips onto the unit circle: exactly for scalar blocks; the
+        # rebuilt V diag(lambda) V^-1 of a clipped matrix block carries its eigenvector basis's
+        # conditioning (koopman_lib.operators.clip_spectrum), up to ~1e-6 here
+        assert float(radii.max()) <= 1 + (1e-12 if spec == "single" else 1e-5)
+
+
+def test_default_keeps_no_more_singular_values_than_the_paper_fit_on_a_float32_recording():
+    rec32 = _recording(window=40).float().double()           # weights recorded in float32, then cast
+    assert kl.fit.recorded_precision(rec32) == torch.float32
+    fewer = 0
+    for spec in ("single", "node", "network"):
+        fits = kl.Koopman(_part(spec)).fit_variants(rec32, {f: FITS[f] for f in ("paper", "default")})
+        paper, default = fits["paper"].operators_[0].rank, fits["default"].operators_[0].rank
+        assert bool((default <= paper).all())
+        fewer += int((default < paper).sum())
+    assert fewer > 0   # float32 rounding of the piecewise-constant weights is resolved by the paper cutoff only
+
+
+def test_a_fit_with_the_operators_of_an_earlier_one_shares_its_errors():
+    cfg = dataclasses.replace(TINY, n_sims=30)
+    res = pc.simulate(cfg, fits=("paper", "default"), main_fits=tuple(FITS))
+    for m in pc.KOOPMAN:
+        assert res["info"][(m, cfg.window, "default")]["same_operators_as"] == "paper"
+        assert res["errors"][(m, cfg.window, "default")] is res["errors"][(m, cfg.window, "paper")]
+        assert res["info"][(m, cfg.window, "default-stabilised")]["same_operators_as"] is None
+    assert (pc.KOOPMAN[0], cfg.window, "default-stabilised") in res["errors"]
+    for bad in (("default",), ("paper", "paper"), ("paper", "nope")):
+        with pytest.raises(ValueError, match="fits"):
+            pc.check_config(dataclasses.replace(TINY, fits=bad))

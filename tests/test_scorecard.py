@@ -246,3 +246,21 @@ def test_divergence_rule_has_two_parts_each_reported():
     assert sc.divergence_parts({**row, "koopman_loss_growth_median": 0.9})[0] is False
     # every network stopped by the guard: both parts hold
     assert sc.divergence_parts({"final_test_loss_koopman": None, "final_test_loss_optimizer": 0.2})[:2] == (True, True)
+
+
+def test_every_claim_gets_a_second_verdict_with_the_default_fit_by_the_same_rule():
+    def row(fit, success, teq):
+        return {"fit": fit, "T_epochs": 2, "n_inits": 25, "success_rate": success, "teq_over_t_median": teq,
+                "speedup_paper_style_median": 2.0 if success else None, "max_spectral_radius_median": 1.004}
+    mnist = {"table": [row("paper", 0.0, 0.0), row("default", 1.0, 0.95), row("default-stabilised", 1.0, 0.9)]}
+    rows = {r["key"]: r for r in sc.evaluate({}, {"mnist": mnist})}
+    s, t = rows["mnist-success"], rows["mnist-teq"]
+    assert s["verdict"] == sc.NOT_REPRODUCED and s["default_verdict"] == sc.REPRODUCED
+    assert s["paper_profile"] == "0%" and s["default_shown"] == "100%" and "differs" not in s["default_note"]
+    assert "0%" in s["differs_why"] and "100%" in s["differs_why"]
+    assert t["default_verdict"] == sc.RULES["T_eq/T"].verdict(0.95, 0.97) == sc.REPRODUCED
+    # files written before the fit key: every row is the paper's fit, the default is not measured
+    old = {"table": [{k: v for k, v in row("paper", 1.0, 0.97).items() if k != "fit"}]}
+    r = {x["key"]: x for x in sc.evaluate({}, {"mnist": old})}["mnist-teq"]
+    assert r["verdict"] == sc.REPRODUCED and r["default_verdict"] == sc.NOT_MEASURED
+    assert sc.counts(list(rows.values()), "default_verdict")[sc.REPRODUCED] >= 2

@@ -9,10 +9,22 @@ batched computation on weights ``W`` ``(S, 2, n_inputs)``.
 After ``koopman_start`` rule steps the weights are handed to Koopman operators fitted
 (float64, :class:`koopman_lib.Koopman`) on the snapshots ``W(start - window) .. W(start)`` with
 three partitions (Single Weight, Node = the weights into one output, Network), and
-evolved with them for the remaining steps. Every method is scored on the same fresh
+evolved with them for the remaining steps. Each partition is fitted with the named fits of
+:data:`koopman_lib.fit.FITS` (``Config.fits``: the paper's, the library default and the
+stabilised default, from one factorisation per block); the window and input sweeps use
+``Config.sweep_fits``. The recorded weights are float64 (uniform initial weights moved by
+``+-eta``), so the default's cutoff is the paper's and its operators are the paper's, bit for
+bit: an evolution whose operators equal those of a fit already evolved is not run again but
+shares its errors (``same_operators_as`` names that fit). Every method is scored on the same fresh
 inputs (common random numbers): the percent of output units that are wrong at each
 step, smoothed per simulation by a trailing window of ``smooth`` steps, mean +- SEM
 over simulations.
+
+Results: ``table`` has one row per (method, named fit), the rule's row repeated for every fit
+(``fit`` names it); ``methods`` (the paper fit) and ``methods_by_fit`` hold the summaries with
+the operator diagnostics and bootstrap intervals; ``curves`` (paper fit) and ``curves_by_fit``
+the smoothed error curves (read them with :func:`curve`); ``window_sweep`` and ``input_sweep``
+rows carry ``fit`` too, paper rows first.
 
 Perceptron weights move only on errors, by +-eta, so a recording is piecewise
 constant and its snapshot matrix ``F`` is often rank deficient for Node and Network
@@ -29,7 +41,7 @@ import torch
 
 from ..config import torch_threads
 from ..estimator import Koopman
-from ..fit import numerical_rank
+from ..fit import FITS, numerical_rank
 from ..partition import LayerShape, make_partition
 from ..progress import bar
 
@@ -68,6 +80,8 @@ class Config:
     weight_stride: int = 5            # keep mean weights every this many steps (plots)
     chunk: int = 100                  # Koopman evolution is scored in time chunks of this many steps
     bootstrap: int = 400              # resamples of the simulations for intervals on "steps to" (0: none)
+    fits: tuple[str, ...] = tuple(FITS)                  # named fits (koopman_lib.fit.FITS) of the main comparison
+    sweep_fits: tuple[str, ...] = ("paper", "default")   # ... of the window and input sweeps
     seed: int = 0
 
 
@@ -99,6 +113,10 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"error_unit must be one of {ERROR_UNITS}, got {cfg.error_unit!r}")
     if cfg.fit_method not in FIT_METHODS:
         raise ValueError(f"fit_method must be one of {tuple(FIT_METHODS)}, got {cfg.fit_method!r}")
+    for field in ("fits", "sweep_fits"):
+        names = tuple(getattr(cfg, field))
+        if not names or names[0] != "paper" or len(set(names)) != len(names) or not set(names) <= set(FITS):
+            raise ValueError(f"{field} must start with 'paper' and name distinct fits of {tuple(FITS)}, got {names}")
 
 
 def activity(cfg: Config) -> float:
@@ -179,14 +197,39 @@ def percent_error(W: torch.Tensor, x: torch.Tensor, y: torch.Tensor, threshold: 
     return score(y_hat - y, unit)
 
 
-def fit_koopman(part, rec: torch.Tensor, fit_method: str = "pinv") -> Koopman:
-    """Koopman operators of the recording ``rec`` ``(k, S, D)`` (time first) in float64, in the
-    dense form that :meth:`Koopman.path` steps (blocks larger than the window, ``m > k - 1``,
-    are fitted in low-rank form ``A B`` and multiplied out: the same operator)."""
-    kp = Koopman(part, method=FIT_METHODS[fit_method]).fit(rec)
+def _dense(kp: Koopman) -> Koopman:
+    """``kp`` with every operator dense, the form :meth:`Koopman.path` steps (blocks larger than
+    the window, ``m > k - 1``, are fitted in low-rank form ``A B`` and multiplied out: the same
+    operator)."""
     if any(op.low_rank for op in kp.operators_):
-        kp = Koopman.from_operators(part, [op.as_dense() for op in kp.operators_], kp.batch_shape_)
+        kp = Koopman.from_operators(kp.partition, [op.as_dense() for op in kp.operators_], kp.batch_shape_)
     return kp
+
+
+def fit_koopman(part, rec: torch.Tensor, fit_method: str = "pinv") -> Koopman:
+    """The paper-fit Koopman operators of the recording ``rec`` ``(k, S, D)`` (time first) in
+    float64, dense (see :func:`_dense`); ``fit_method`` picks the solver (:data:`FIT_METHODS`)."""
+    m = FIT_METHODS[fit_method]
+    return _dense(Koopman(part, method=m, cutoff="paper" if m == "svd" else None).fit(rec))
+
+
+def fit_koopmans(part, rec: torch.Tensor, fits=("paper",), fit_method: str = "pinv") -> dict[str, Koopman]:
+    """``{name: dense Koopman}`` for the named fits ``fits`` (:data:`koopman_lib.fit.FITS`) of the
+    recording ``rec`` ``(k, S, D)``, from one factorisation per block. ``"paper"`` is the
+    operator of ``fit_method`` (the paper's pinv unless set otherwise); the other fits are SVD fits."""
+    m = FIT_METHODS[fit_method]
+    svd = [f for f in fits if m == "svd" or f != "paper"]
+    out = {}
+    if len(fits) > len(svd):
+        out["paper"] = fit_koopman(part, rec, fit_method)
+    if svd:
+        out.update({f: _dense(kp) for f, kp in Koopman(part).fit_variants(rec, {f: FITS[f] for f in svd}).items()})
+    return {f: out[f] for f in fits}
+
+
+def same_operators(a: Koopman, b: Koopman) -> bool:
+    """True when the (dense) operators of ``a`` and ``b`` are equal bit for bit."""
+    return all(torch.equal(x.as_dense(), y.as_dense()) for x, y in zip(a.operators_, b.operators_))
 
 
 def hold_last_finite(W: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
@@ -209,16 +252,22 @@ def hold_last_finite(W: torch.Tensor, ok: torch.Tensor | None = None) -> torch.T
 
 # -- one batch of simulations ------------------------------------------------------------------
 def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | None = None,
-             keep_weights: bool = False, desc: str = "perceptron") -> dict:
+             keep_weights: bool = False, desc: str = "perceptron", fits: tuple[str, ...] = ("paper",),
+             main_fits: tuple[str, ...] | None = None) -> dict:
     """Run the rule and every Koopman variant on ``cfg.n_sims`` simulations.
 
     Returns ``{"errors": {key: (steps, S) percent error}, "info": {key: dict}, "weights": ...}``
-    where ``key`` is ``"rule"`` or ``(method, window)``. Non-finite Koopman weights (an
-    operator with ``|lambda| > 1`` overflowing float64) are not scored: that simulation keeps
-    its last finite weights, and ``info`` counts how many simulations were held so.
+    where ``key`` is ``"rule"`` or ``(method, window, fit)``, for the named fits ``fits`` at
+    every window and ``main_fits`` (default: ``fits``) at ``cfg.window``. Non-finite Koopman
+    weights (an operator with ``|lambda| > 1`` overflowing float64) are not scored: that
+    simulation keeps its last finite weights, and ``info`` counts how many simulations were
+    held so. A fit whose operators equal those of a fit listed before it shares that fit's
+    errors (``info["same_operators_as"]``) instead of being evolved again. ``weights`` (with
+    ``keep_weights``): the rule's and the first fit's at ``cfg.window``, per method.
     """
     check_config(cfg)
     windows = (cfg.window,) if windows is None else tuple(windows)
+    main_fits = tuple(fits if main_fits is None else main_fits)
     gen = torch.Generator().manual_seed(cfg.seed)
     S, n, T, t0 = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start
     W = cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(S, 2, n, generator=gen, dtype=torch.float64)
@@ -249,6 +298,31 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
     info = {"rule": {}}
     weights = {"rule": {**weight_summary(w_rule), "example": torch.stack(ex_rule)}} if keep_weights else {}
 
+    def evolve(kp, rec, keep, label):
+        """Percent errors ``(T, S)`` with the Koopman weights from ``t0`` on, the simulations
+        held at their last finite weights ``(S,)`` and (``keep``) the weights on the plot grid."""
+        err = err_rule.clone()
+        held = torch.zeros(S, dtype=torch.bool)
+        W_eval = snaps[t0].clone()
+        wm, ex = [], []
+        t = t0  # the chunk's first row holds the weights after t + 1 steps
+        for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=label):
+            c = chunk.shape[0]
+            ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
+            held |= ~ok.all(0)
+            W_path = hold_last_finite(torch.cat([W_eval.reshape(1, S, -1), chunk]).reshape(c + 1, S, 2, n),
+                                      torch.cat([torch.ones(1, S, dtype=torch.bool), ok]))
+            # the error at step t + 1 uses the weights after t steps: rows 0 .. c-1 of W_path
+            err[t:t + c] = percent_error(W_path[:-1], X[t:t + c], Y[t:t + c], cfg.threshold, cfg.error_unit)
+            if keep:
+                for j in range(1, c + 1):
+                    if (t + j) % stride == 0:
+                        wm.append(means(W_path[j]))
+                        ex.append(W_path[j, 0].clone())
+            W_eval = W_path[-1]
+            t += c
+        return err, held, wm, ex
+
     shapes = [LayerShape("perceptron", 2, n, has_bias=False)]
     for method in methods:
         spec = METHODS[method]
@@ -258,46 +332,36 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
         m = part.block_sizes[0]
         for window in windows:
             rec = snaps[t0 - window:].reshape(window + 1, S, 2 * n)
-            kp = fit_koopman(part, rec, cfg.fit_method)
+            kps = fit_koopmans(part, rec, main_fits if window == cfg.window else fits, cfg.fit_method)
             blocks = part.time_last(rec)[0]                                      # (S*P, m, k)
             rank = numerical_rank(blocks)
-            radius = kp.spectral_radius_
-            err = err_rule.clone()
-            held = torch.zeros(S, dtype=torch.bool)
-            W_eval = snaps[t0].clone()
-            wm, ex = [], []
-            t = t0  # the chunk's first row holds the weights after t + 1 steps
-            for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=f"{desc}: {method} w={window}"):
-                c = chunk.shape[0]
-                ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
-                held |= ~ok.all(0)
-                W_path = hold_last_finite(torch.cat([W_eval.reshape(1, S, -1), chunk]).reshape(c + 1, S, 2, n),
-                                          torch.cat([torch.ones(1, S, dtype=torch.bool), ok]))
-                # the error at step t + 1 uses the weights after t steps: rows 0 .. c-1 of W_path
-                err[t:t + c] = percent_error(W_path[:-1], X[t:t + c], Y[t:t + c], cfg.threshold, cfg.error_unit)
-                if keep_weights:
-                    for j in range(1, c + 1):
-                        if (t + j) % stride == 0:
-                            wm.append(means(W_path[j]))
-                            ex.append(W_path[j, 0].clone())
-                W_eval = W_path[-1]
-                t += c
-            key = (method, window)
-            errors[key] = err
-            info[key] = {
-                "block_size": m,
-                "blocks_per_sim": part.n_blocks,
-                "frac_rank_deficient_blocks": float((rank < m).double().mean()),
-                "frac_sims_radius_above_1": float((radius > 1 + 1e-9).double().mean()),
-                "median_max_radius": float(radius.median()),
-                "max_radius": float(radius.max()),
-                "frac_sims_overflowed": float(held.double().mean()),
-            }
-            if keep_weights and window == cfg.window:
-                # grid steps <= t0 from the rule, grid steps > t0 from the evolution
-                n_pre = t0 // stride + 1
-                weights[method] = {**weight_summary(w_rule[:n_pre] + wm),
-                                   "example": torch.stack(ex_rule[:n_pre] + ex)}
+            radii = {}
+            for i, (fit, kp) in enumerate(kps.items()):
+                key = (method, window, fit)
+                same = next((f for f in list(kps)[:i] if same_operators(kp, kps[f])), None)
+                radius = radii[fit] = kp.spectral_radius_ if same is None else radii[same]
+                keep = keep_weights and window == cfg.window and i == 0
+                if same is None:
+                    err, held, wm, ex = evolve(kp, rec, keep, f"{desc}: {method} w={window} {fit}")
+                    errors[key], overflowed = err, float(held.double().mean())
+                else:
+                    errors[key] = errors[(method, window, same)]
+                    overflowed = info[(method, window, same)]["frac_sims_overflowed"]
+                info[key] = {
+                    "block_size": m,
+                    "blocks_per_sim": part.n_blocks,
+                    "frac_rank_deficient_blocks": float((rank < m).double().mean()),
+                    "frac_sims_radius_above_1": float((radius > 1 + 1e-9).double().mean()),
+                    "median_max_radius": float(radius.median()),
+                    "max_radius": float(radius.max()),
+                    "frac_sims_overflowed": overflowed,
+                    "same_operators_as": same,
+                }
+                if keep:
+                    # grid steps <= t0 from the rule, grid steps > t0 from the evolution
+                    n_pre = t0 // stride + 1
+                    weights[method] = {**weight_summary(w_rule[:n_pre] + wm),
+                                       "example": torch.stack(ex_rule[:n_pre] + ex)}
     return {"errors": errors, "info": info, "weights": weights}
 
 
@@ -350,6 +414,13 @@ def bootstrap_reach(errors: dict, cfg: Config, n_boot: int, seed: int = 0, compe
     return out
 
 
+#: columns of ``results["table"]`` (besides ``method`` and ``fit``) and the bootstrap's fields
+TABLE_FIELDS = ("steps_to_asymptote", "steps_to_rule_final", "final_percent_error", "final_sem",
+                "mean_percent_error_after_start", "frac_sims_overflowed", "frac_rank_deficient_blocks",
+                "p_sooner_than_rule", "p_soonest")
+BOOT_FIELDS = ("steps_to_rule_final_ci95", "p_sooner_than_rule", "p_soonest")
+
+
 def _rounded(a, decimals: int) -> list:
     return np.round(np.asarray(a, dtype=float), decimals).tolist()
 
@@ -364,54 +435,79 @@ def run(cfg: Config) -> dict:
 
 
 def _run(cfg: Config) -> dict:
+    memo = {}
+
+    def summary(err, c, rule_final=None):
+        """:func:`summarise`, once per error tensor (a fit that shares another's errors shares its summary)."""
+        key = (id(err), rule_final)
+        if key not in memo:
+            memo[key] = (err, summarise(err, c, rule_final))  # holding err keeps its id unique
+        return memo[key][1]
+
     main = simulate(cfg, windows=tuple(sorted(set(cfg.window_sweep) | {cfg.window})), keep_weights=True,
-                    desc="perceptron")
+                    desc="perceptron", fits=cfg.sweep_fits, main_fits=cfg.fits)
     errs, info = main["errors"], main["info"]
-    rule_summary, rule_mean, rule_sem = summarise(errs["rule"], cfg)
+    rule_summary, rule_mean, rule_sem = summary(errs["rule"], cfg)
     rule_final = rule_summary["final_percent_error"]
     rule_summary["steps_to_rule_final"] = first_passage(rule_mean, rule_final + cfg.asymptote_tol)
-    methods = {"rule": rule_summary}
+    by_fit = {f: {"rule": dict(rule_summary)} for f in cfg.fits}
     curves = {"step": list(range(1, cfg.steps + 1)), "rule": {"mean": rule_mean, "sem": rule_sem}}
+    curves_by_fit = {f: {} for f in cfg.fits[1:]}
     window_rows = []
-    for (method, window), err in ((k, v) for k, v in errs.items() if k != "rule"):
-        s, mean, sem = summarise(err, cfg, rule_final)
+    for (method, window, fit), err in ((k, v) for k, v in errs.items() if k != "rule"):
+        s, mean, sem = summary(err, cfg, rule_final)
         if window == cfg.window:
-            methods[method] = {**s, **info[(method, window)]}
-            curves[method] = {"mean": mean, "sem": sem}
-        window_rows.append({"method": method, "window": window, **s, **info[(method, window)]})
+            by_fit[fit][method] = {**s, **info[(method, window, fit)]}
+            if fit == "paper":
+                curves[method] = {"mean": mean, "sem": sem}
+            elif info[(method, window, fit)]["same_operators_as"] is None:  # else: see curve()
+                curves_by_fit[fit][method] = {"mean": mean, "sem": sem}
+        if fit in cfg.sweep_fits:
+            window_rows.append({"method": method, "window": window, "fit": fit, **s, **info[(method, window, fit)]})
     if cfg.bootstrap:
-        main_errs = {"rule": errs["rule"], **{m: errs[(m, cfg.window)] for m in METHODS if m != "rule"}}
-        for m, b in bootstrap_reach(main_errs, cfg, cfg.bootstrap, cfg.seed, compete=KOOPMAN).items():
-            methods[m].update(b)
-    window_rows.sort(key=lambda r: (list(METHODS).index(r["method"]), r["window"]))
+        done = {}  # a fit whose errors are those of a fit already resampled shares its intervals
+        for fit in cfg.fits:
+            main_errs = {"rule": errs["rule"], **{m: errs[(m, cfg.window, fit)] for m in KOOPMAN}}
+            twin = next((f for f, e in done.items() if all(e[m] is main_errs[m] for m in main_errs)), None)
+            boot = (bootstrap_reach(main_errs, cfg, cfg.bootstrap, cfg.seed, compete=KOOPMAN) if twin is None
+                    else {m: dict(by_fit[twin][m]) for m in main_errs})
+            for m, b in boot.items():
+                by_fit[fit][m].update({k: v for k, v in b.items() if k in BOOT_FIELDS})
+            done[fit] = main_errs
+    methods = by_fit["paper"]
+    window_rows.sort(key=lambda r: (cfg.sweep_fits.index(r["fit"]), list(METHODS).index(r["method"]), r["window"]))
 
     sweep_rows = []
     for n_in, g in bar(cfg.input_sweep, desc="S8.3 sweep"):
         sub = replace(cfg, n_inputs=n_in, group_size=g, activity=None, n_sims=cfg.sweep_sims, seed=cfg.seed + 1)
-        res = simulate(sub, desc=f"n={n_in},g={g}")  # window = cfg.window
-        s_rule, m_rule, _ = summarise(res["errors"]["rule"], sub)
-        for key, err in res["errors"].items():
-            method = "rule" if key == "rule" else key[0]
-            s, _, _ = summarise(err, sub, s_rule["final_percent_error"])
-            sweep_rows.append({"n_inputs": n_in, "group_size": g, "activity": 1.0 / n_in, "method": method, **s,
-                               "frac_sims_overflowed": res["info"][key].get("frac_sims_overflowed", 0.0),
-                               "frac_rank_deficient_blocks": res["info"][key].get("frac_rank_deficient_blocks", 0.0)})
+        res = simulate(sub, desc=f"n={n_in},g={g}", fits=cfg.sweep_fits)  # window = cfg.window
+        s_rule, m_rule, _ = summary(res["errors"]["rule"], sub)
+        for fit in cfg.sweep_fits:
+            for key in ["rule"] + [(m, sub.window, fit) for m in KOOPMAN]:
+                s, _, _ = summary(res["errors"][key], sub, s_rule["final_percent_error"])
+                sweep_rows.append({"n_inputs": n_in, "group_size": g, "activity": 1.0 / n_in,
+                                   "method": "rule" if key == "rule" else key[0], **s,
+                                   "frac_sims_overflowed": res["info"][key].get("frac_sims_overflowed", 0.0),
+                                   "frac_rank_deficient_blocks": res["info"][key].get("frac_rank_deficient_blocks", 0.0),
+                                   "fit": fit, "same_operators_as": res["info"][key].get("same_operators_as")})
+    # paper rows first, in the order of earlier results files
+    sweep_rows.sort(key=lambda r: cfg.sweep_fits.index(r["fit"]))
 
-    table = [{"method": k, **{f: v for f, v in methods[k].items()
-                              if f in ("steps_to_asymptote", "steps_to_rule_final", "final_percent_error",
-                                       "final_sem", "mean_percent_error_after_start", "frac_sims_overflowed",
-                                       "frac_rank_deficient_blocks", "p_sooner_than_rule", "p_soonest")}}
-             for k in METHODS]
+    table = [{"method": k, "fit": f, **{c: v for c, v in by_fit[f][k].items() if c in TABLE_FIELDS}}
+             for f in cfg.fits for k in METHODS]
     steps_w = list(range(0, cfg.steps + 1, cfg.weight_stride))
     # curves and weights are for plots: rounded to keep the committed JSON small
     curves = {k: v if k == "step" else {kk: _rounded(vv, 4) for kk, vv in v.items()} for k, v in curves.items()}
     weights = {k: {kk: _rounded(vv, 5) for kk, vv in v.items()} for k, v in main["weights"].items()}
     return {
         "methods": methods,
+        "methods_by_fit": by_fit,
         "table": table,
         "window_sweep": window_rows,
         "input_sweep": sweep_rows,
         "curves": curves,
+        "curves_by_fit": {f: {k: {kk: _rounded(vv, 4) for kk, vv in v.items()} for k, v in c.items()}
+                          for f, c in curves_by_fit.items()},
         "weights": {"step": steps_w, **weights},
         "definitions": {
             "percent_error": ("percent of the 2 output units wrong" if cfg.error_unit == "output" else
@@ -431,6 +527,7 @@ def _run(cfg: Config) -> dict:
 KOOPMAN = ("single_weight", "node", "network")
 P_SURE = 0.95  # bootstrap share needed to call one method sooner than another
 LABELS = {"rule": "rule", "single_weight": "Single Weight", "node": "Node", "network": "Network"}
+FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilised": "default, stabilised"}
 
 
 def _steps(x) -> str:
@@ -442,19 +539,45 @@ def _verdict(n_true: int, n_total: int) -> str:
     return REPRODUCED if n_true == n_total else PARTLY if n_true else NOT_REPRODUCED
 
 
-def advantages(rows: list[dict]) -> dict:
+def advantages(rows: list[dict], fit: str = "paper") -> dict:
     """``{(n_inputs, group_size): {method: rule error - method error}}`` in percentage points,
-    errors averaged over every step after Koopman training starts (the input-sweep rows)."""
+    errors averaged over every step after Koopman training starts (the input-sweep rows of the
+    named fit ``fit``; rows without a ``fit``, from older results files, are the paper's)."""
     out: dict = {}
     for r in rows:
+        if r.get("fit", "paper") != fit:
+            continue
         out.setdefault((r["n_inputs"], r["group_size"]), {})[r["method"]] = r["mean_percent_error_after_start"]
     return {k: {m: v["rule"] - v[m] for m in v if m != "rule"} for k, v in out.items()}
 
 
-def claims(res: dict) -> list[dict]:
+def methods_of(res: dict, fit: str = "paper") -> dict | None:
+    """The per-method summaries of ``res`` for the named fit ``fit`` (``None`` if not measured,
+    as in results files written before the named fits)."""
+    if fit == "paper":
+        return res["methods"]
+    return res.get("methods_by_fit", {}).get(fit)
+
+
+def curve(res: dict, method: str, fit: str = "paper") -> dict:
+    """``{"mean", "sem"}``: the smoothed percent-error curve of ``method`` with the named fit
+    ``fit`` (the rule's for ``"rule"``). ``curves_by_fit`` leaves out a fit whose operators are
+    those of another (``same_operators_as``): that fit's curve is returned."""
+    if method == "rule" or fit == "paper":
+        return res["curves"][method]
+    if method in res["curves_by_fit"][fit]:
+        return res["curves_by_fit"][fit][method]
+    return curve(res, method, res["methods_by_fit"][fit][method]["same_operators_as"])
+
+
+def claims(res: dict, fit: str = "paper") -> list[dict]:
     """The perceptron claims of the paper (Fig. S4d, S8.3), each with what ``res`` (a results
-    dict of :func:`run`) measures and a verdict. The rules for each verdict are in ``rule``."""
-    m = res["methods"]
+    dict of :func:`run`) measures with the named fit ``fit`` and a verdict (an empty list if
+    ``res`` has no results for that fit). The rules for each verdict are in ``rule``. The S8.3
+    claims are measured only for fits of the input sweep (``Config.sweep_fits``)."""
+    m = methods_of(res, fit)
+    if m is None:
+        return []
     rule_steps = m["rule"]["steps_to_rule_final"]
     reach = {k: m[k]["steps_to_rule_final"] for k in KOOPMAN}
     boot = "p_sooner_than_rule" in m["rule"]
@@ -490,7 +613,7 @@ def claims(res: dict) -> list[dict]:
         "rule": "reproduced if Single Weight alone has the fewest steps to the rule's final error among the "
                 "three variants" + (f", in at least {P_SURE:.0%} of bootstrap resamples" if boot else ""),
     })
-    adv = advantages(res.get("input_sweep", []))
+    adv = advantages(res.get("input_sweep", []), fit)
     indep = sorted(n for (n, g) in adv if g == 1)
     if len(indep) >= 2 and indep[0] == 4:
         lo, hi = adv[(4, 1)], adv[(indep[-1], 1)]
