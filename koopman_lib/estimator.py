@@ -258,18 +258,29 @@ class Koopman:
         product per block group and step (:func:`koopman_lib.path`); memory ``O(chunk)`` in time."""
         T = _check_T(T)
         z0, _ = self._start(start)
-        if any(op.low_rank for op in self.operators_):
-            raise FitError("path() steps dense operators; use rollout() for low-rank (m > k - 1) blocks")
         return self._path(z0, T, chunk)
 
     def _path(self, zs, T, chunk):
+        # dense groups: one product per step (koopman_lib.path); low-rank groups ``U = A B``: the
+        # state y = B z steps by M = B A and the weights are A y (Operators.advance, one step)
+        states = [op.start(z) if op.low_rank else z for op, z in zip(self.operators_, zs)]
         done = 0
         while done < T:
             c = min(chunk, T - done)
-            paths = [_path(op.U, z, c)[1:] for op, z in zip(self.operators_, zs)]   # (c, batch*P, n)
-            zs = [p[-1] for p in paths]
-            yield self.partition.assemble([p[..., : op.n_out].reshape((c,) + self.batch_shape_ + tuple(g.shape))
-                                           for p, op, g in zip(paths, self.operators_, self.partition.groups)])
+            ws = []
+            for g, op in enumerate(self.operators_):
+                if op.low_rank:
+                    steps = []
+                    for _ in range(c):
+                        w, states[g] = op.advance(states[g], 1)
+                        steps.append(w)
+                    ws.append(torch.stack(steps))                                        # (c, batch*P, n_out)
+                else:
+                    p = _path(op.U, states[g], c)[1:]                                    # (c, batch*P, n)
+                    states[g] = p[-1]
+                    ws.append(p[..., : op.n_out])
+            yield self.partition.assemble([w.reshape((c,) + self.batch_shape_ + tuple(g.shape))
+                                           for w, g in zip(ws, self.partition.groups)])
             done += c
 
     # -- diagnostics -----------------------------------------------------------------------

@@ -391,6 +391,22 @@ def singular_values(snapshots: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(snapshots[..., :-1])
 
 
+def spectrum_summary(blocks, digits: int = 4) -> list[dict]:
+    """Per block group ``(P, m, k)`` (time last, e.g. ``Partition.time_last(recording)``): the
+    singular values of ``F`` relative to each block's largest (``digits`` significant digits) and
+    the relative cutoffs of a float32 and a float64 recording (``Cutoff("float32")``,
+    ``Cutoff("paper")``) for that shape: what a figure of the spectrum against the resolution needs."""
+    out = []
+    for x in blocks:
+        S = singular_values(x.to(torch.float64))
+        rel = (S / S[..., :1]).tolist()
+        m, k = int(x.shape[-2]), int(x.shape[-1]) - 1
+        out.append({"block_size": m, "n_blocks": int(x.shape[0]), "k": k,
+                    "relative_singular_values": [[float(f"{v:.{digits}g}") for v in r] for r in rel],
+                    "cutoff_float32": Cutoff("float32").rtol(m, k), "cutoff_float64": Cutoff("paper").rtol(m, k)})
+    return out
+
+
 def numerical_rank(snapshots: torch.Tensor, cutoff="machine") -> torch.Tensor:
     """Singular values of ``F`` kept by ``cutoff`` (default: the working precision, as
     ``torch.linalg.matrix_rank``), ``(P,)``."""
@@ -433,4 +449,5 @@ def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = F
 
 
 __all__ = ["Cutoff", "FitSpec", "FITS", "DEFAULT_FIT", "named_fit", "recorded_precision", "Operators", "Factorization", "factorise", "fit_operators", "as_cutoff",
-           "gavish_donoho_threshold", "PRESETS", "CHUNK_BYTES", "singular_values", "numerical_rank"]
+           "gavish_donoho_threshold", "PRESETS", "CHUNK_BYTES", "singular_values", "numerical_rank",
+           "spectrum_summary"]

@@ -116,8 +116,12 @@ def test_low_rank_and_dense_forms_give_the_same_predictions():
     # the fit reproduces the recorded steps in either form
     torch.testing.assert_close(low.predict(snaps[-2], 1), snaps[-1], rtol=0, atol=1e-10)
     torch.testing.assert_close(next(dense.path(snaps[-1], 1))[0], low.predict(snaps[-1], 1))
-    with pytest.raises(kl.FitError, match="rollout"):
-        low.path(snaps[-1], 3)
+    # path() steps either form: every state of the low-rank path equals the dense one
+    lp = torch.cat(list(low.path(snaps[-1], 9, chunk=4)))
+    dp = torch.cat(list(dense.path(snaps[-1], 9, chunk=4)))
+    assert lp.shape == (9, 2, part.n_params)
+    torch.testing.assert_close(lp, dp, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(lp[-1], low.predict(snaps[-1], 9), rtol=1e-9, atol=1e-12)
 
 
 def test_streaming_recorder_with_eigh_gives_the_stored_operators():

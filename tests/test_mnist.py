@@ -4,6 +4,7 @@ design, and the results contract on a tiny run."""
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,9 +45,13 @@ def _pinv_reference(x, rtol):
 
 def test_config_cutoffs_are_cutoff_values():
     cfg = mnist.PROFILES["paper"]
-    for c in (cfg.cutoff, cfg.stable_cutoff, cfg.replication_cutoff, *cfg.cutoff_sweep):
+    for c in (cfg.cutoff, cfg.replication_cutoff, *cfg.cutoff_sweep):
         Cutoff(c)                                          # the one vocabulary: no experiment-only names
     assert cfg.replication_cutoff == "jax" and "jax" in cfg.cutoff_sweep
+    # the sweep: at least six relative cutoffs from 1e-10 to 1e-3, the resolution cutoff among them
+    rel = [c for c in cfg.cutoff_sweep if isinstance(c, float)]
+    assert len(rel) >= 5 and min(rel) <= 1e-10 and max(rel) >= 1e-3 and "resolution" in cfg.cutoff_sweep
+    assert set(cfg.fits) == {"paper", "default", "default-stabilised"} and cfg.sweep_stabilised == (False, True)
     # the paper's (MATLAB, float64) and the replication's (jnp.linalg.pinv on float32) cutoffs
     assert mnist.rtol_of("paper", 157, 2813) == pytest.approx(2813 * EPS64)
     assert mnist.rtol_of("jax", 785, 1875) == pytest.approx(10 * 1875 * EPS32)
@@ -209,8 +214,8 @@ def test_timed_path_is_the_reported_path():
     _, part = _toy_partition()
     rec = _recording(part, 30, 1, seed=5).float() * 1e-2
     theta = rec[-1]
-    sec, kp, err = mnist.koopman_seconds(part, rec, theta, 12, 5, "paper", torch.float64)
-    assert err is None and sec > 0
+    secs, kp, err = mnist.koopman_seconds(part, rec, theta, [12, 6], 5, "paper", torch.float64)
+    assert err is None and secs[12] > 0 and secs[6] > 0
     rep = mnist.fit_cutoffs(part, rec, torch.float64, ["paper", 1e-4])["paper"]
     for a, b in zip(kp.operators_, rep.operators_):
         assert torch.equal(a.U, b.U)
@@ -218,8 +223,8 @@ def test_timed_path_is_the_reported_path():
     kp.rollout(theta, 12, every=5, loss_fn=_capture(seen_t), max_growth=mnist.GUARD_GROWTH)
     rep.rollout(theta, 12, every=5, loss_fn=_capture(seen_r), max_growth=mnist.GUARD_GROWTH)
     assert all(torch.equal(a, b) for a, b in zip(seen_t, seen_r))
-    sec, kc, err = mnist.koopman_seconds(part, rec, theta, 12, 5, dtype=torch.float64, method="cholesky")
-    assert err is None and sec > 0 and kc.method == "cholesky"
+    secs, kc, err = mnist.koopman_seconds(part, rec, theta, [12], 5, dtype=torch.float64, method="cholesky")
+    assert err is None and secs[12] > 0 and kc.method == "cholesky"
     for a, x in zip(kc.operators_, _block_snapshots(part, rec.double())):
         assert torch.allclose(a.U, finite_section(x, "cholesky"), atol=1e-12)
 
@@ -260,32 +265,47 @@ def test_member_inits_do_not_depend_on_the_group():
 def tiny():
     cfg = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=640, test_subset=200, eval_every=5,
                      n_inits=2, group_size=1, n_ablation_inits=1, timing_repeats=1,
+                     replication_fits=("paper", "default-stabilised"),
                      ablation_directions=("from_replication", "from_paper"))
     return cfg, mnist.run(cfg)
 
 
 def test_tiny_run_meets_the_results_contract(tiny):
     cfg, res = tiny
-    assert [r["cutoff"] for r in res["table"]] == [cfg.cutoff, cfg.stable_cutoff]
-    row = res["table"][0]
-    for key in ("n_inits", "success_rate", "teq_over_t_median", "speedup_paper_style_median",
-                "speedup_fast_loop_median", "T_epochs"):
-        assert key in row
-    assert row["n_inits"] == 2 and row["T_epochs"] == 2 and 0 <= row["success_rate"] <= 1
+    # Table 2: one row per (fit, horizon), fit one of the named fits
+    assert [(r["fit"], r["T_epochs"]) for r in res["table"]] == \
+        [(f, h) for f in ("paper", "default", "default-stabilised") for h in (1, 2, 5)]
+    for row in res["table"]:
+        for key in ("n_inits", "success_rate", "teq_over_t_median", "speedup_paper_style_median",
+                    "speedup_fast_loop_median", "T_epochs", "fit", "koopman_seconds"):
+            assert key in row
+        assert row["n_inits"] == 2 and 0 <= row["success_rate"] <= 1
+        assert (row["speedup_paper_style_median"] is None) == (row["success_rate"] == 0)
     need = {"partition", "dtype", "T_epochs", "final_test_loss_koopman", "final_test_loss_optimizer",
-            "max_spectral_radius"}
+            "max_spectral_radius", "fit"}
     assert all(need <= set(r) for r in res["replication"])
     rep = [r for r in res["replication"] if r["setting"] == "replication"]
     assert {(r["partition"], r["T_epochs"]) for r in rep} == {("node", 1), ("node", 2), ("layer", 1), ("layer", 2)}
-    assert all(r["dtype"] == "float32" for r in rep)
+    assert all(r["dtype"] == "float32" and r["fit"] == "replication" for r in rep)
+    rep_fits = {(r["fit"], r["T_epochs"]) for r in res["replication"] if r["setting"].startswith("replication, ")}
+    assert rep_fits == {(f, h) for f in cfg.replication_fits for h in (1, 2)}
     assert len(res["ablation"]) == 14
-    assert [r["cutoff"] for r in res["cutoff_sweep"]] == list(cfg.cutoff_sweep)
-    for r in res["cutoff_sweep"]:
-        assert r["rtol_layer1"] == Cutoff(r["cutoff"]).rtol(157, 29)
+    # the sweep: every (cutoff, stabilised, horizon) on every init
+    sweep = res["cutoff_sweep"]
+    assert [(r["cutoff"], r["stabilised"], r["T_epochs"]) for r in sweep] == \
+        [(c, s, h) for c in cfg.cutoff_sweep for s in (False, True) for h in (1, 2, 5)]
+    for r in sweep:
+        assert r["rtol_layer1"] == Cutoff(r["cutoff"]).rtol(157, 29) and r["n_inits"] == 2
+        if r["stabilised"]:
+            assert r["max_spectral_radius"] <= 1 + 1e-9
     assert {r["cutoff"] for r in rep} == {"jax"}
     assert res["steps_per_epoch"] == 10 and res["snapshots"] == 30
     tm = res["timing"]
-    assert tm["koopman_seconds_pinv"] > 0 and "rollout of T steps" in tm["note"]
+    assert all(tm["koopman_seconds"][f][f"T{h}"] > 0 for f in cfg.fits for h in cfg.horizons_epochs)
+    assert "rollout of h epochs" in tm["note"]
+    sv = res["singular_values_init0"]
+    assert [g["block_size"] for g in sv] == [157, 7]          # one group per block size
+    assert all(len(r) == min(g["block_size"], g["k"]) for g in sv for r in g["relative_singular_values"])
     chk = res["cholesky_check"]                        # Cholesky may refuse rank-deficient blocks here
     assert chk["blocks"] and ("weights_rel_diff_T" in chk or chk["errors"])
     text = json.dumps(to_jsonable(res), allow_nan=False)
@@ -297,27 +317,36 @@ def test_tiny_run_is_internally_consistent(tiny):
     S, w2 = res["steps_per_epoch"], cfg.window_epochs[1]
     epoch_loss = res["curves"]["epoch_loss"]            # (E, epochs + 1)
     for j, m in enumerate(res["members"]):
-        for suffix in ("", "_stable"):
-            parts = t_eq_parts(m[f"koopman_loss_T{suffix}"], epoch_loss[j, w2:].tolist())
-            assert parts.value == pytest.approx(m[f"T_eq_epochs{suffix}"])
-        assert m["optimizer_loss_T"] == pytest.approx(float(epoch_loss[j, w2 + cfg.T_epochs]))
+        for name, f in m["fits"].items():
+            for h in cfg.horizons_epochs:
+                parts = t_eq_parts(f[f"T{h}"]["koopman_loss"], epoch_loss[j, w2:].tolist())
+                assert parts.value == pytest.approx(f[f"T{h}"]["T_eq_epochs"])
+        for h in cfg.horizons_epochs:
+            assert m[f"optimizer_loss_T{h}"] == pytest.approx(float(epoch_loss[j, w2 + h]))
         assert m["test_loss_t2"] == pytest.approx(float(epoch_loss[j, w2]))
+        # the sweep's entries that equal a table fit are that fit (one rollout, not two)
+        assert mnist.sweep_name(cfg, "paper", False) == "paper"
+        assert mnist.sweep_name(cfg, "resolution", True) == "default-stabilised"
+    # the table's rows are the medians of the members' entries
+    for row in res["table"]:
+        teq = [m["fits"][row["fit"]][f"T{row['T_epochs']}"]["teq_over_t"] for m in res["members"]]
+        assert row["teq_over_t_median"] == pytest.approx(float(np.median(teq)))
     # the optimizer curve starts at t2 with the epoch-5 loss; the Koopman curve starts at the same weights
     curves = res["curves"]
     assert torch.allclose(curves["optimizer_loss"][:, 0], epoch_loss[:, w2].to(curves["optimizer_loss"].dtype))
-    assert torch.allclose(curves["koopman_loss"][:, 0], curves["optimizer_loss"][:, 0], rtol=1e-5)
+    for name in cfg.fits:
+        assert torch.allclose(curves["koopman_loss"][name][:, 0], curves["optimizer_loss"][:, 0], rtol=1e-5)
     # Fig. 3b: both trajectories agree at t2
     traj = res["trajectories"]
     i0 = traj["koopman_from_step"] - traj["optimizer_from_step"]
-    assert torch.allclose(traj["optimizer"][:, i0], traj["koopman"][:, 0], atol=1e-6)
-    # the ablation's paper-settings base (a rollout of all ablation inits together) and the sweep's
-    # "paper" cutoff (the same fit of init 0) reproduce the main experiment's init 0
+    for name in cfg.fits:
+        assert torch.allclose(traj["optimizer"][:, i0], traj["koopman"][name][:, 0], atol=1e-6)
+    # the ablation's paper-settings base (a rollout of all ablation inits together) reproduces the
+    # main experiment's init 0 with the paper's fit
     base = next(r for r in res["ablation"] if r["setting"] == "paper settings")
     main = res["members"][0]
-    sweep = next(r for r in res["cutoff_sweep"] if r["cutoff"] == cfg.cutoff)
+    mp = main["fits"]["paper"]
     assert base["test_loss_t2"] == pytest.approx(main["test_loss_t2"])
-    assert base["max_spectral_radius"] == pytest.approx(main["max_spectral_radius"], rel=1e-6)
-    if math.isfinite(main["koopman_loss_T"]):
-        assert sweep["koopman_loss_T2"] == pytest.approx(main["koopman_loss_T"])
-        if math.isfinite(base["koopman_loss_T2"]):
-            assert base["koopman_loss_T2"] == pytest.approx(main["koopman_loss_T"], rel=1e-3)
+    assert base["max_spectral_radius"] == pytest.approx(mp["max_spectral_radius"], rel=1e-6)
+    if math.isfinite(mp["T2"]["koopman_loss"]) and math.isfinite(base["koopman_loss_T2"]):
+        assert base["koopman_loss_T2"] == pytest.approx(mp["T2"]["koopman_loss"], rel=1e-3)

@@ -5,9 +5,13 @@ Three parts, all on the 784:20:20:20:10 ReLU classifier trained with Adadelta:
 1. **The paper's experiment.** ``n_inits`` networks trained for 10 epochs (lr 1.0, StepLR
    0.7 per epoch, batch 64, normalisation 0.1307/0.3081), the weights after every step of
    epochs 3-5 recorded (2814 snapshots), Quasi-Node (q = 157) operators for layer 1 and Node
-   operators for the other layers fitted with ``pinv`` in float64, the weights evolved
-   ``T = 2`` epochs (test loss every ``eval_every`` steps, matrix powers in between), ``T_eq = Q + R`` (S10) from the per-epoch test losses of the
-   continued Adadelta run, equivalent run time (S10 eq. 13) and two speedups.
+   operators for the other layers fitted in float64 with each of ``cfg.fits``
+   (:data:`koopman_lib.fit.FITS`: the paper's ``pinv``, the library's default, the default
+   clipped to the unit disk), the weights evolved ``T = 1, 2, 5`` epochs (test loss every
+   ``eval_every`` steps, matrix powers in between), ``T_eq = Q + R`` (S10) from the per-epoch
+   test losses of the continued Adadelta run, equivalent run time (S10 eq. 13) and two speedups
+   per fit and horizon. The cutoff sweep: every cutoff of ``cfg.cutoff_sweep``, with and without
+   clipping, on every init, at the same horizons (evaluated once per epoch).
 2. **The replication's settings** (Rao 2024): normalisation 0.5/0.5, no StepLR, window
    epochs 4-5 (its notebook's 0-indexed ``t1, t2 = 3, 5``), Koopman training from the end of the
    5th epoch, ``n_replication_inits`` networks, float32 fits with JAX's default ``pinv`` cutoff, full-node (785-dim) and
@@ -23,8 +27,8 @@ training runs in float32 (the PyTorch example's default), so the snapshots are s
 float32 without loss and cast to float64 (or kept in float32 for the replication's fits)
 one init at a time when fitting.
 
-Which method gives which number: every Koopman number comes from ``pinv`` fits on the stored
-snapshots (the paper's method), made and evolved by the package's core: ``Koopman.fit_variants``
+Which method gives which number: every Koopman number comes from SVD fits on the stored
+snapshots (the paper's method and the library's), made and evolved by the package's core: ``Koopman.fit_variants``
 (one QR + SVD per block, :mod:`koopman_lib.fit`, serves every cutoff of a run; cutoffs are
 :class:`koopman_lib.fit.Cutoff` values: ``"paper"`` = MATLAB's ``max(m, k) eps64``, ``"jax"`` =
 the replication's ``10 max(m, k) eps32``) and ``Koopman.rollout``
@@ -48,7 +52,7 @@ from torch import nn
 from ..config import torch_threads
 from ..estimator import Koopman
 from ..evolve import path as evolve_path
-from ..fit import Cutoff, singular_values
+from ..fit import FITS, Cutoff, FitSpec, singular_values, spectrum_summary
 from ..metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
 from ..ensembles import EnsembleMLP, evaluate
 from ..operators import FitError, finite_section
@@ -82,12 +86,16 @@ class Config:
     # Koopman training (paper S10)
     n_inits: int = 25
     window_epochs: tuple = (3, 5)        # weights after every step of epochs 3..5: 2814 snapshots
-    T_epochs: int = 2
+    T_epochs: int = 2                    # the paper's horizon (Table 2)
+    horizons_epochs: tuple = (1, 2, 5)   # ours: every fit is also evolved 1 and 5 epochs ("where it stops")
     partition: tuple = ("quasi_node:157", "node", "node", "node")
     fit_dtype: str = "float64"           # MATLAB double in the authors' code
     cutoff: str = "paper"                # pinv cutoff (koopman_lib.fit.Cutoff): "paper" = max(m, k) eps64 (MATLAB)
-    stable_cutoff: float = 1e-4          # ours: a second, stabilising cutoff reported beside the paper's
-    cutoff_sweep: tuple = ("paper", 1e-10, 1e-8, 1e-6, 1e-4, "jax")  # on the ablation inits
+    fits: tuple = ("paper", "default", "default-stabilised")   # koopman_lib.fit.FITS: the table's rows
+    # the cutoff sweep, on every init, each cutoff with and without clipping to the unit disk
+    cutoff_sweep: tuple = ("paper", 1e-10, 1e-8, 1e-6, 1e-4, "resolution", 1e-3, "jax")
+    sweep_stabilised: tuple = (False, True)
+    replication_fits: tuple = ("paper", "default", "default-stabilised")  # the replication's settings, refitted
     eval_every: int = 67                 # unstated: test loss every 67 steps (14 per epoch); must divide 938
     # bookkeeping
     group_size: int = 5                  # inits trained together (stored float32 recording: 190 MB per init)
@@ -111,8 +119,11 @@ class Config:
 
 PROFILES = {
     "paper": Config(group_size=9),
+    # ci: fewer inits, a shorter sweep, the replication refitted with the default fit only (a
+    # float64 eigendecomposition of its 785-dim node blocks takes seconds per network)
     "ci": Config(n_inits=3, group_size=3, eval_every=134, timing_repeats=1, n_ablation_inits=1, n_replication_inits=5,
-                 ablation_directions=("from_replication",)),
+                 ablation_directions=("from_replication",), cutoff_sweep=("paper", 1e-8, "resolution", "jax"),
+                 replication_fits=("default",)),
 }
 
 
@@ -337,22 +348,28 @@ def time_example_epoch(model, optimizer, loader) -> float:
     return time.perf_counter() - start
 
 
-def koopman_seconds(partition: Partition, recording: torch.Tensor, theta_t2: torch.Tensor, T: int, every: int,
-                    cutoff=None, dtype=torch.float64, method: str = "svd",
-                    max_growth: float | None = GUARD_GROWTH) -> tuple[float, Koopman | None, str | None]:
-    """Wall time of Koopman training one network along the reported path: cast its recorded
-    weights ``recording`` ``(k, 1, D)`` to ``dtype`` and fit every block operator
-    (``Koopman(partition, cutoff, method=method, dtype=dtype).fit``), then the guarded rollout of
-    ``T`` steps from ``theta_t2`` ``(1, D)`` that the reported losses come from (matrix powers
-    between the evaluation points every ``every`` steps), without the test-loss evaluations.
+def koopman_seconds(partition: Partition, recording: torch.Tensor, theta_t2: torch.Tensor, Ts, every: int,
+                    fit=None, dtype=torch.float64, method: str = "svd",
+                    max_growth: float | None = GUARD_GROWTH) -> tuple[dict, Koopman | None, str | None]:
+    """Wall time of Koopman training one network along the reported path, per horizon: cast its
+    recorded weights ``recording`` ``(k, 1, D)`` to ``dtype`` and fit every block operator
+    (``Koopman(partition, fit=fit, method=method, dtype=dtype).fit``, timed once), plus the guarded
+    rollout of ``T`` steps from ``theta_t2`` ``(1, D)`` that the reported losses come from (matrix
+    powers between the evaluation points every ``every`` steps), without the test-loss
+    evaluations. Returns ``({T: fit + rollout seconds}, fitted estimator, error)``;
     ``method="cholesky"``: the normal-equation fit instead (no cutoff)."""
     start = time.perf_counter()
     try:
-        kp = Koopman(partition, cutoff=cutoff, method=method, dtype=dtype).fit(recording)
-        kp.rollout(theta_t2, T, every=every, max_growth=max_growth)
+        kp = Koopman(partition, fit=fit, method=method, dtype=dtype).fit(recording)
     except FitError as e:
-        return float("nan"), None, str(e).split(":")[0]
-    return time.perf_counter() - start, kp, None
+        return {T: float("nan") for T in Ts}, None, str(e).split(":")[0]
+    fit_s = time.perf_counter() - start
+    out = {}
+    for T in Ts:
+        start = time.perf_counter()
+        kp.rollout(theta_t2, T, every=every, max_growth=max_growth)
+        out[T] = fit_s + time.perf_counter() - start
+    return out, kp, None
 
 
 # ------------------------------------------------------------------------------------------
@@ -425,8 +442,11 @@ def _settings_table(cfg: Config) -> list[dict]:
          "replication": "float32, JAX default 10 max(m,k) eps32",
          "ours": f"{cfg.fit_dtype}, '{cfg.cutoff}' (replication: float32, '{cfg.replication_cutoff}')"},
         {"setting": "Koopman horizon T", "paper": "2 epochs", "replication": "1 and 2 epochs",
-         "ours": f"{cfg.T_epochs} epochs, test loss every {cfg.eval_every} steps, matrix powers in between "
-                 f"(replication: {list(cfg.replication_T_epochs)})"},
+         "ours": f"{', '.join(map(str, cfg.horizons_epochs))} epochs (the paper's: {cfg.T_epochs}), test loss every "
+                 f"{cfg.eval_every} steps, matrix powers in between (replication: {list(cfg.replication_T_epochs)})"},
+        {"setting": "fits", "paper": "pinv, MATLAB default cutoff", "replication": "jnp.linalg.pinv (float32)",
+         "ours": "each as the paper did it and with the library's default (cutoff at the resolution of the "
+                 "float32 recording), with and without clipping the eigenvalues to the unit disk"},
         {"setting": "Koopman steps", "paper": "one step per iteration", "replication": "one step per iteration",
          "ours": "the same states, formed by one product with a cached matrix power between the test-loss "
                  "evaluations (equal up to rounding)"},
@@ -453,11 +473,12 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
         run = runs_by_cond[Condition(normalize, gamma)]
         partition = partition_of(layer1_spec(part))
         snaps = run.window(*window)
-        cutoffs = sorted({settings[i]["cutoff"] for i in groups[key]}, key=str)
-        fits = fit_cutoffs(partition, snaps, DTYPES[dtype], cutoffs)
+        variants = sorted({(settings[i]["cutoff"], settings[i].get("clip")) for i in groups[key]}, key=str)
+        fits = Koopman(partition, dtype=DTYPES[dtype]).fit_variants(
+            snaps, {v: FitSpec(v[0], clip=v[1]) for v in variants})
         t2 = window[1] * S
         theta0 = run.snapshot_at(t2)
-        for c in cutoffs:
+        for c in variants:
             kp = fits.pop(c)
             ev = kp.rollout(theta0, T_ep * S, every=cfg.eval_every, loss_fn=_loss_fn(net, run.x_test, run.y_test))
             lams = [op.eigenvalues().reshape(len(run.ids), -1) for op in kp.operators_]     # (E, P*m) per group
@@ -468,9 +489,11 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
             del kp, lams
         del fits
     for i, s in enumerate(settings):
-        ev, radius, n_out, run, t2, eig0 = results[(keyf(s), s["cutoff"])]
+        ev, radius, n_out, run, t2, eig0 = results[(keyf(s), (s["cutoff"], s.get("clip")))]
         steps = ev.steps
         row = {"direction": s["direction"], "factor": s["factor"], "setting": s["name"],
+               "fit": s.get("fit", "replication" if s["direction"] == "from_replication" else "paper"),
+               "clip": s.get("clip"),
                "normalize": f"{s['normalize'][0]}/{s['normalize'][1]}",
                "steplr": s["gamma"] is not None, "window_epochs": f"{s['window'][0]}-{s['window'][1]}",
                "partition": s["partition"], "dtype": s["dtype"], "cutoff": s["cutoff"],
@@ -536,15 +559,21 @@ def _run(cfg: Config) -> dict:
     S = -(-data.x_train.shape[0] // cfg.batch_size)
     t2 = cfg.window_epochs[1] * S
     T = cfg.T_epochs * S
+    H = max(cfg.horizons_epochs) * S        # every fit is evolved to the longest horizon
     rep_t2 = cfg.replication_window_epochs[1] * S
     grid_from = min(t2, rep_t2)
-    grid_to = max(t2 + T, rep_t2 + max(cfg.replication_T_epochs) * S)
+    grid_to = max(t2 + H, rep_t2 + max(cfg.replication_T_epochs) * S)
     after = cfg.epochs - cfg.window_epochs[1]
-    if after < 1:
-        raise ValueError("epochs must extend beyond the end of the window (T_eq needs optimizer epochs after t2)")
+    if after < max(cfg.horizons_epochs):
+        raise ValueError(f"epochs={cfg.epochs} must reach the end of the window plus the longest horizon "
+                         f"({cfg.window_epochs[1]} + {max(cfg.horizons_epochs)}): T_eq needs optimizer epochs after t2")
+    if cfg.T_epochs not in cfg.horizons_epochs or any(f not in FITS for f in cfg.fits) or "paper" not in cfg.fits:
+        raise ValueError(f"horizons_epochs must contain T_epochs={cfg.T_epochs}, and fits must include 'paper' "
+                         f"and be names of koopman_lib.fit.FITS {tuple(FITS)}")
 
-    members, sweep = [], []
-    curves = {"steps": None, "optimizer_loss": [], "optimizer_acc": [], "epoch_loss": [], "epoch_acc": []}
+    members = []
+    curves = {"steps": None, "optimizer_loss": [], "optimizer_acc": [], "epoch_loss": [], "epoch_acc": [],
+              "koopman_loss": {}, "koopman_acc": {}}
     out: dict = {}
     timing: dict = {}
     ablation_rows, ablation_curves, ablation_eigs = [], {}, {}
@@ -558,48 +587,50 @@ def _run(cfg: Config) -> dict:
         # per member: pinv fit (float64, the paper's method), timed as the paper timed it
         net = run_a.net
         loss_fn = _loss_fn(net, run_a.x_test, run_a.y_test)
-        opt_steps, opt_loss, opt_acc = run_a.curve(t2, T, cfg.eval_every)
+        opt_steps, opt_loss, opt_acc = run_a.curve(t2, H, cfg.eval_every)
         epoch_loss = run_a.epoch_losses(cfg.epochs)            # (epochs+1, E)
         epoch_acc = torch.stack([run_a.grid[e * S][1] for e in range(cfg.epochs + 1)])
         curves["steps"] = opt_steps
         init0 = {}
-        for j, i in enumerate(bar(ids, desc="pinv fits + rollouts")):
-            in_sweep = gi == 0 and j < cfg.n_ablation_inits
-            cutoffs = list(dict.fromkeys([cfg.cutoff, cfg.stable_cutoff] + (list(cfg.cutoff_sweep) if in_sweep else [])))
-            fits = fit_cutoffs(partition, window[:, j:j + 1], DTYPES[cfg.fit_dtype], cutoffs)
+        specs = sweep_specs(cfg)
+        for j, i in enumerate(bar(ids, desc="fits + rollouts")):
             row = {"init": i, "test_loss_t2": float(epoch_loss[cfg.window_epochs[1], j]),
-                   "optimizer_loss_T": float(run_a.loss_at(t2 + T)[j]),
-                   "optimizer_acc_T": float(run_a.grid[t2 + T][1][j])}
-            for c in cutoffs:
+                   **{f"optimizer_loss_T{h}": float(run_a.loss_at(t2 + h * S)[j]) for h in cfg.horizons_epochs},
+                   **{f"optimizer_acc_T{h}": float(run_a.grid[t2 + h * S][1][j]) for h in cfg.horizons_epochs},
+                   "fits": {}}
+            # one factorisation per block serves the table's fits and every cutoff of the sweep
+            fits = Koopman(partition, dtype=DTYPES[cfg.fit_dtype]).fit_variants(window[:, j:j + 1], specs)
+            for name, kp in fits.items():
                 # each network evolves with its own guard (weights non-finite or 1000x their norm at t2,
-                # checked at every evaluation point)
-                kp = fits[c]
-                ro = kp.rollout(theta_t2[j:j + 1], T, every=cfg.eval_every, loss_fn=loss_fn, max_growth=GUARD_GROWTH)
-                stopped_at = ro.stopped_at[0]
+                # checked at every evaluation point); the table's fits are evaluated every eval_every
+                # steps (the curves), the other cutoffs of the sweep once per epoch
+                main = name in cfg.fits
+                ro = kp.rollout(theta_t2[j:j + 1], H, every=cfg.eval_every if main else S, loss_fn=loss_fn,
+                                max_growth=GUARD_GROWTH)
                 kl = torch.full((len(opt_steps),), float("nan"), dtype=torch.float64)
                 ka = kl.clone()
                 for st, l, a in zip(ro.steps, ro.loss[:, 0], ro.acc[:, 0]):
-                    kl[opt_steps.index(st)], ka[opt_steps.index(st)] = l, a
-                radius = float(kp.spectral_radius_.max())
-                if c in (cfg.cutoff, cfg.stable_cutoff):
-                    suffix = "" if c == cfg.cutoff else "_stable"
-                    parts = t_eq_parts(float(kl[-1]), epoch_loss[cfg.window_epochs[1]:, j].tolist())
-                    row.update({f"T_eq_epochs{suffix}": parts.value, f"Q{suffix}": parts.Q, f"R{suffix}": parts.R,
-                                f"censored{suffix}": parts.censored, f"teq_over_t{suffix}": parts.value / cfg.T_epochs,
-                                f"koopman_loss_T{suffix}": float(kl[-1]), f"koopman_acc_T{suffix}": float(ka[-1]),
-                                f"max_spectral_radius{suffix}": radius, f"rollout_stopped_at{suffix}": stopped_at})
-                    curves.setdefault(f"koopman_loss{suffix}", []).append(kl)
-                    curves.setdefault(f"koopman_acc{suffix}", []).append(ka)
-                if in_sweep:
-                    rank1 = kp.operators_[0].rank.double().mean()
-                    sweep.append({"init": i, "cutoff": c, "rtol_layer1": rtol_of(c, 157, window.shape[0] - 1),
-                                  "mean_rank_layer1_blocks": float(rank1), "max_spectral_radius": radius,
-                                  "koopman_loss_T1": float(kl[opt_steps.index(S)]) if S in opt_steps else float("nan"),
-                                  "koopman_loss_T2": float(kl[-1]), "optimizer_loss_T2": row["optimizer_loss_T"],
-                                  "test_loss_t2": row["test_loss_t2"], "stopped_at": stopped_at})
-                if j == 0 and gi == 0 and c in (cfg.cutoff, cfg.stable_cutoff):
+                    if st in opt_steps:
+                        kl[opt_steps.index(st)], ka[opt_steps.index(st)] = l, a
+                ops = kp.operators_
+                radii = [op.spectral_radius() for op in ops]                     # one eigensolve per block
+                entry = {"max_spectral_radius": float(max(r.max() for r in radii)),
+                         "rollout_stopped_at": ro.stopped_at[0], "stop_reason": ro.reason[0],
+                         "mean_rank_layer1_blocks": float(ops[0].rank.double().mean()),
+                         "blocks_outside_unit_circle": [int((r > 1).sum()) for r in radii]}
+                for h in cfg.horizons_epochs:
+                    lo, ac = float(kl[opt_steps.index(h * S)]), float(ka[opt_steps.index(h * S)])
+                    parts = t_eq_parts(lo, epoch_loss[cfg.window_epochs[1]:, j].tolist())
+                    entry[f"T{h}"] = {"T_eq_epochs": parts.value, "Q": parts.Q, "R": parts.R,
+                                      "censored": parts.censored, "teq_over_t": parts.value / h,
+                                      "koopman_loss": lo, "koopman_acc": ac}
+                row["fits"][name] = entry
+                if main:
+                    curves["koopman_loss"].setdefault(name, []).append(kl)
+                    curves["koopman_acc"].setdefault(name, []).append(ka)
+                if j == 0 and gi == 0 and main:
                     # init 0's operators, dense (Fig. 3b paths, eigenvalues, the Cholesky comparison)
-                    init0[c] = Koopman.from_operators(partition, [op.as_dense() for op in kp.operators_])
+                    init0[name] = Koopman.from_operators(partition, [op.as_dense() for op in ops])
             members.append(row)
             curves["optimizer_loss"].append(opt_loss[:, j])
             curves["optimizer_acc"].append(opt_acc[:, j])
@@ -612,8 +643,9 @@ def _run(cfg: Config) -> dict:
             first = max(run_a.track_from, t2 - S)
             traj = {"labels": [c for c, _ in coords], "optimizer_from_step": first,
                     "optimizer": _round(run_a.tracked[first - run_a.track_from:].T), "koopman_from_step": t2}
-            for c, key in ((cfg.cutoff, ""), (cfg.stable_cutoff, "_stable")):
-                kt = init0[c]
+            traj["koopman"], out["eigenvalues_init0"] = {}, {}
+            for name in cfg.fits:
+                kt = init0[name]
                 kpaths = []
                 for _, coord in coords:
                     for g, idx in enumerate(partition.groups):
@@ -624,16 +656,18 @@ def _run(cfg: Config) -> dict:
                             w0 = theta_t2[0, idx[p]].to(torch.float64).unsqueeze(0)
                             kpaths.append(evolve_path(U, w0, T)[:, 0, col])
                             break
-                traj[f"koopman{key}"] = _round(torch.stack(kpaths))
-                out[f"eigenvalues_init0{key}"] = _round_complex(torch.cat([op.eigenvalues().reshape(-1)
-                                                                           for op in kt.operators_]))
+                traj["koopman"][name] = _round(torch.stack(kpaths))
+                out["eigenvalues_init0"][name] = _round_complex(torch.cat([op.eigenvalues().reshape(-1)
+                                                                          for op in kt.operators_]))
             out["trajectories"] = traj
-            kt = init0[cfg.cutoff]
+            out["singular_values_init0"] = spectrum_summary(partition.time_last(window[:, :1]))
+            kt = init0["paper"]
             # Cholesky (what a streaming Gram recording gives) vs pinv on init 0
             out["cholesky_check"] = _cholesky_check(partition, window[:, 0], theta_t2[0], T, kt, net,
-                                                    run_a.x_test, run_a.y_test, members[0]["koopman_loss_T"])
-            # timing, interleaved repeats in this process: init 0's fit and rollout as reported
-            timing = _timing(cfg, data, partition, window[:, :1], theta_t2[:1], T)
+                                                    run_a.x_test, run_a.y_test,
+                                                    members[0]["fits"]["paper"][f"T{cfg.T_epochs}"]["koopman_loss"])
+            # timing, interleaved repeats in this process: init 0's fits and rollouts as reported
+            timing = _timing(cfg, data, partition, window[:, :1], theta_t2[:1], S)
             # the ablation starting from the paper's settings reuses this group's recording
             if "from_paper" in cfg.ablation_directions:
                 sub = _subset_run(run_a, cfg.n_ablation_inits)
@@ -660,6 +694,9 @@ def _run(cfg: Config) -> dict:
     ab_ids = list(range(cfg.n_ablation_inits))
     rep_ids = list(range(max(cfg.n_ablation_inits, cfg.n_replication_inits)))
     rep_setting = next(s for s in settings if s["name"] == "replication settings")
+    # the replication's settings with the table's fits (float64 fits of its float32 recording)
+    rep_fit_settings = [{**rep_setting, "name": f"replication settings, {name} fit", "fit": name, "dtype": "float64",
+                         "cutoff": FITS[name].cutoff.value, "clip": FITS[name].clip} for name in cfg.replication_fits]
     rep_rows = None
     epochs_ab = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
         max(cfg.T_epochs, max(cfg.replication_T_epochs))
@@ -669,7 +706,7 @@ def _run(cfg: Config) -> dict:
                       desc=f"train {cond.name}")
         sets = [s for s in pending if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
         if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
-            rep_rows = _ablation_rows(cfg, [rep_setting], {cond: r}, partition_of, r.net, S)
+            rep_rows = _ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, partition_of, r.net, S)
         sub = _subset_run(r, cfg.n_ablation_inits) if len(r.ids) > cfg.n_ablation_inits else r
         if sets:
             rows, c, e = _ablation_rows(cfg, sets, {cond: sub}, partition_of, r.net, S)
@@ -681,89 +718,48 @@ def _run(cfg: Config) -> dict:
         del r
 
     # ---- tables
-    curves = {k: (torch.stack(v) if isinstance(v, list) and v and isinstance(v[0], torch.Tensor) else v)
+    curves = {k: (torch.stack(v) if isinstance(v, list) and v and isinstance(v[0], torch.Tensor) else
+                  {n: torch.stack(c) for n, c in v.items()} if isinstance(v, dict) else v)
               for k, v in curves.items()}
     order = {s["name"]: i for i, s in enumerate(settings)}
     ablation_rows.sort(key=lambda row: order[row["setting"]])
-    tau_paper, tau_fast = timing["epoch_seconds_paper_style"], timing["epoch_seconds_fast_loop"]
-    t_ko_chol = timing["koopman_seconds_cholesky"]
-    table = []
-    for suffix, label, cut in (("", "paper settings (pinv default cutoff)", cfg.cutoff),
-                               ("_stable", f"paper settings, pinv cutoff {cfg.stable_cutoff}", cfg.stable_cutoff)):
-        t_ko = timing["koopman_seconds_pinv" if suffix == "" else "koopman_seconds_stable"]  # the timed path of this row
-        for m in members:
-            p = TEq(m[f"T_eq_epochs{suffix}"], m[f"Q{suffix}"], m[f"R{suffix}"], m[f"censored{suffix}"])
-            eq_paper = equivalent_runtime(p, [tau_paper] * after)
-            eq_fast = equivalent_runtime(p, [tau_fast] * after)
-            m[f"equivalent_seconds_paper_style{suffix}"] = eq_paper
-            m[f"equivalent_seconds_fast_loop{suffix}"] = eq_fast
-            m[f"speedup_paper_style{suffix}"] = eq_paper / t_ko
-            m[f"speedup_fast_loop{suffix}"] = eq_fast / t_ko
-            m[f"speedup_fast_loop_cholesky{suffix}"] = eq_fast / t_ko_chol if t_ko_chol == t_ko_chol else float("nan")
-        teq = np.array([m[f"T_eq_epochs{suffix}"] for m in members])
-        med = lambda key: _median([m[f"{key}{suffix}"] for m in members])
-        ok = [m for m in members if m[f"T_eq_epochs{suffix}"] > 0]
-        # speedups: median over the inits Koopman training improved (as the DE-solver table; None
-        # when none did), and over all inits (a failed init counts 0) in ``*_all``
-        med_ok = lambda key: _median([m[f"{key}{suffix}"] for m in ok]) if ok else None
-        table.append({
-            "variant": label, "cutoff": cut, "n_inits": cfg.n_inits, "T_epochs": cfg.T_epochs,
-            "success_rate": float(success(teq).mean()),
-            "teq_over_t_median": float(np.median(teq / cfg.T_epochs)),
-            "speedup_paper_style_median": med_ok("speedup_paper_style"),
-            "speedup_fast_loop_median": med_ok("speedup_fast_loop"),
-            "speedup_fast_loop_cholesky_median": med_ok("speedup_fast_loop_cholesky"),
-            "speedup_paper_style_median_all": med("speedup_paper_style"),
-            "speedup_fast_loop_median_all": med("speedup_fast_loop"),
-            "censored_fraction": float(np.mean([m[f"censored{suffix}"] for m in members])),
-            "koopman_loss_T_median": med("koopman_loss_T"),
-            "optimizer_loss_T_median": _median([m["optimizer_loss_T"] for m in members]),
-            "test_loss_t2_median": _median([m["test_loss_t2"] for m in members]),
-            "koopman_acc_T_median": med("koopman_acc_T"),
-            "optimizer_acc_T_median": _median([m["optimizer_acc_T"] for m in members]),
-            "max_spectral_radius_median": med("max_spectral_radius"),
-            "guard_stops": int(sum(m[f"rollout_stopped_at{suffix}"] is not None for m in members)),
-        })
-    sweep_rows = []
-    for c in [c for c in cfg.cutoff_sweep if any(r["cutoff"] == c for r in sweep)]:
-        rs = [r for r in sweep if r["cutoff"] == c]
-        sweep_rows.append({"cutoff": c, "rtol_layer1": rs[0]["rtol_layer1"], "n_members": len(rs),
-                           **{k: _median([r[k] for r in rs]) for k in
-                              ("mean_rank_layer1_blocks", "max_spectral_radius", "koopman_loss_T1", "koopman_loss_T2",
-                               "optimizer_loss_T2", "test_loss_t2")},
-                           "guard_stops": sum(r["stopped_at"] is not None for r in rs)})
+    table = _table(cfg, members, timing, after, S)
+    sweep_rows = _sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = []
     main_steps = curves["steps"]
-    for suffix, label, cut in (("", "paper (main experiment)", cfg.cutoff),
-                               ("_stable", f"paper (main experiment), cutoff {cfg.stable_cutoff}", cfg.stable_cutoff)):
+    for name in cfg.fits:
         for Te in cfg.replication_T_epochs:
             if Te * S not in main_steps:
                 continue
             j = main_steps.index(Te * S)
             replication.append({
-                "setting": label, "partition": "quasi_node", "dtype": cfg.fit_dtype, "cutoff": cut,
+                "setting": f"paper (main experiment), {name} fit", "fit": name, "partition": "quasi_node",
+                "dtype": cfg.fit_dtype, "cutoff": FITS[name].name,
                 "window_epochs": f"{cfg.window_epochs[0]}-{cfg.window_epochs[1]}",
                 "normalize": f"{cfg.normalize[0]}/{cfg.normalize[1]}", "steplr": cfg.gamma is not None,
                 "T_epochs": Te, "n_members": cfg.n_inits,
                 "test_loss_t2": _median([m["test_loss_t2"] for m in members]),
-                "final_test_loss_koopman": _median(curves[f"koopman_loss{suffix}"][:, j]),
+                "final_test_loss_koopman": _median(curves["koopman_loss"][name][:, j]),
                 "final_test_loss_optimizer": _median(curves["optimizer_loss"][:, j]),
-                "final_test_acc_koopman": _median(curves[f"koopman_acc{suffix}"][:, j]),
+                "final_test_acc_koopman": _median(curves["koopman_acc"][name][:, j]),
                 "final_test_acc_optimizer": _median(curves["optimizer_acc"][:, j]),
-                "max_spectral_radius": _median([m[f"max_spectral_radius{suffix}"] for m in members])})
+                "max_spectral_radius": _median([m["fits"][name]["max_spectral_radius"] for m in members])})
     by_name = {row["setting"]: row for row in ablation_rows}
     base_pap = by_name.get("paper settings")
-    rep_curves = {}
+    rep_curves, rep_fit_rows = {}, []
     if rep_rows is not None:
-        (base_rep,), rep_curves, _ = rep_rows
+        (base_rep, *rep_fit_rows), rep_curves, _ = rep_rows
     else:
         base_rep = by_name.get("replication settings")
-    for label, row, cv in (("replication", base_rep, rep_curves.get("replication settings")),
-                           ("paper", base_pap, ablation_curves.get("paper settings"))):
+    for label, row, cv in [("replication", base_rep, rep_curves.get("replication settings")),
+                           ("paper", base_pap, ablation_curves.get("paper settings"))] + \
+                          [(f"replication, {row['fit']} fit", row, rep_curves.get(row["setting"]))
+                           for row in rep_fit_rows]:
         if row is None:
             continue
         for Te in cfg.replication_T_epochs:
-            replication.append({"setting": label, "partition": row["partition"], "dtype": row["dtype"],
+            replication.append({"setting": label, "fit": row["fit"], "clip": row["clip"],
+                                "partition": row["partition"], "dtype": row["dtype"],
                                 "cutoff": row["cutoff"], "window_epochs": row["window_epochs"],
                                 "normalize": row["normalize"], "steplr": row["steplr"], "T_epochs": Te,
                                 "n_members": row["n_members"], "test_loss_t2": row["test_loss_t2"],
@@ -775,12 +771,14 @@ def _run(cfg: Config) -> dict:
                                 **(_spreads(cv, Te * S) if cv is not None else {})})
     if rep_curves:
         ablation_curves["replication settings, all inits"] = rep_curves["replication settings"]
+        ablation_curves.update({row["setting"]: rep_curves[row["setting"]] for row in rep_fit_rows})
     if layer is not None:
         ev, radius, lt2, eig0, ranks, r = layer
         oc = r.curve(lt2, max(cfg.replication_T_epochs) * S, cfg.eval_every)
         for Te in cfg.replication_T_epochs:
             j = ev.steps.index(Te * S) if Te * S in ev.steps else None
-            replication.append({"setting": "replication", "partition": "layer", "dtype": "float32",
+            replication.append({"setting": "replication", "fit": "replication", "clip": None,
+                                "partition": "layer", "dtype": "float32",
                                 "cutoff": cfg.replication_cutoff,
                                 "window_epochs": f"{cfg.replication_window_epochs[0]}-{cfg.replication_window_epochs[1]}",
                                 "normalize": f"{cfg.replication_normalize[0]}/{cfg.replication_normalize[1]}",
@@ -833,6 +831,92 @@ def _spreads(curve: dict, step: int) -> dict:
             "networks_koopman_above_optimizer_median": int((ko > float(np.nanmedian(op.numpy()))).sum())}
 
 
+def sweep_specs(cfg: Config) -> dict:
+    """``{name: FitSpec}`` fitted for every init: the table's fits (:data:`koopman_lib.fit.FITS`)
+    and every cutoff of the sweep with and without clipping to the unit disk (named
+    ``"<cutoff>"`` / ``"<cutoff>+clip:1"``; a sweep entry equal to a table fit is that fit)."""
+    specs = {name: FITS[name] for name in cfg.fits}
+    for c in cfg.cutoff_sweep:
+        for stab in cfg.sweep_stabilised:
+            spec = FitSpec(c, clip=1.0 if stab else None)
+            if spec not in specs.values():
+                specs[spec.name] = spec
+    return specs
+
+
+def sweep_name(cfg: Config, cutoff, stabilised: bool) -> str:
+    """The key of ``members[i]["fits"]`` that holds the sweep entry ``(cutoff, stabilised)``."""
+    spec = FitSpec(cutoff, clip=1.0 if stabilised else None)
+    return next((n for n, s in sweep_specs(cfg).items() if s == spec), spec.name)
+
+
+def _table(cfg: Config, members: list, timing: dict, after: int, S: int) -> list[dict]:
+    """Table 2, one row per (fit, horizon): success, T_eq/T and the two speedups, each speedup
+    against the timed fit + rollout of that very fit and horizon."""
+    tau_paper, tau_fast = timing["epoch_seconds_paper_style"], timing["epoch_seconds_fast_loop"]
+    table = []
+    for name in cfg.fits:
+        for h in cfg.horizons_epochs:
+            key = f"T{h}"
+            t_ko = timing["koopman_seconds"][name][key]            # the timed path of this row
+            rows = [m["fits"][name][key] for m in members]
+            for r in rows:
+                p = TEq(r["T_eq_epochs"], r["Q"], r["R"], r["censored"])
+                r["equivalent_seconds_paper_style"] = equivalent_runtime(p, [tau_paper] * after)
+                r["equivalent_seconds_fast_loop"] = equivalent_runtime(p, [tau_fast] * after)
+                r["speedup_paper_style"] = r["equivalent_seconds_paper_style"] / t_ko
+                r["speedup_fast_loop"] = r["equivalent_seconds_fast_loop"] / t_ko
+            teq = np.array([r["T_eq_epochs"] for r in rows])
+            ok = [r for r in rows if r["T_eq_epochs"] > 0]
+            # speedups: median over the inits Koopman training improved (None when none did), and
+            # over all inits (a failed init counts 0) in ``*_all``
+            med_ok = lambda k: _median([r[k] for r in ok]) if ok else None
+            stops = [m["fits"][name]["rollout_stopped_at"] for m in members]
+            table.append({
+                "variant": f"paper settings, {name} fit", "fit": name, "cutoff": FITS[name].name,
+                "n_inits": len(members), "T_epochs": h,
+                "success_rate": float(success(teq).mean()),
+                "teq_over_t_median": float(np.median(teq / h)),
+                "speedup_paper_style_median": med_ok("speedup_paper_style"),
+                "speedup_fast_loop_median": med_ok("speedup_fast_loop"),
+                "speedup_paper_style_median_all": _median([r["speedup_paper_style"] for r in rows]),
+                "speedup_fast_loop_median_all": _median([r["speedup_fast_loop"] for r in rows]),
+                "koopman_seconds": t_ko,
+                "censored_fraction": float(np.mean([r["censored"] for r in rows])),
+                "koopman_loss_T_median": _median([r["koopman_loss"] for r in rows]),
+                "optimizer_loss_T_median": _median([m[f"optimizer_loss_T{h}"] for m in members]),
+                "test_loss_t2_median": _median([m["test_loss_t2"] for m in members]),
+                "koopman_acc_T_median": _median([r["koopman_acc"] for r in rows]),
+                "optimizer_acc_T_median": _median([m[f"optimizer_acc_T{h}"] for m in members]),
+                "max_spectral_radius_median": _median([m["fits"][name]["max_spectral_radius"] for m in members]),
+                "guard_stops": int(sum(s is not None and s <= h * S for s in stops)),
+            })
+    return table
+
+
+def _sweep_rows(cfg: Config, members: list, k: int, S: int) -> list[dict]:
+    """The cutoff sweep: per (cutoff, stabilised, horizon) over every init, success and median
+    T_eq/T (the table's rule), median Koopman loss, spectral radius, layer-1 rank, guard stops."""
+    rows = []
+    for c in cfg.cutoff_sweep:
+        for stab in cfg.sweep_stabilised:
+            name = sweep_name(cfg, c, stab)
+            fits = [m["fits"][name] for m in members]
+            for h in cfg.horizons_epochs:
+                teq = np.array([f[f"T{h}"]["T_eq_epochs"] for f in fits])
+                rows.append({"cutoff": c, "stabilised": stab, "T_epochs": h, "n_inits": len(members),
+                             "success_rate": float(success(teq).mean()),
+                             "teq_over_t_median": float(np.median(teq / h)),
+                             "rtol_layer1": rtol_of(c, 157, k),
+                             "mean_rank_layer1_blocks": _median([f["mean_rank_layer1_blocks"] for f in fits]),
+                             "max_spectral_radius": _median([f["max_spectral_radius"] for f in fits]),
+                             "koopman_loss_median": _median([f[f"T{h}"]["koopman_loss"] for f in fits]),
+                             "optimizer_loss_median": _median([m[f"optimizer_loss_T{h}"] for m in members]),
+                             "guard_stops": int(sum(f["rollout_stopped_at"] is not None
+                                                    and f["rollout_stopped_at"] <= h * S for f in fits))})
+    return rows
+
+
 def window_len(cfg, S) -> int:
     return (cfg.window_epochs[1] - cfg.window_epochs[0] + 1) * S
 
@@ -877,12 +961,12 @@ def _cholesky_check(partition, snaps, theta_t2, T, kt_pinv, net, x_test, y_test,
     return out
 
 
-def _timing(cfg, data, partition, recording, theta_t2, T) -> dict:
+def _timing(cfg, data, partition, recording, theta_t2, S) -> dict:
     """Per-network epoch times of the PyTorch example's loop and of the fast loop, and the time
-    of Koopman training one network (:func:`koopman_seconds`: the reported fit, ``cfg.cutoff`` in
-    ``cfg.fit_dtype``, and its rollout; the same with Cholesky fits), interleaved over
+    of Koopman training one network (:func:`koopman_seconds`) for every fit of the table and
+    every horizon (and the Cholesky fit at the paper's horizon), interleaved over
     ``timing_repeats`` repeats in this process; medians. ``recording`` ``(k, 1, D)``, ``theta_t2``
-    ``(1, D)``: one network's recorded window and weights at t2."""
+    ``(1, D)``: one network's recorded window and weights at t2; ``S`` steps per epoch."""
     torch.manual_seed(cfg.seed)
     model = example_net(cfg.sizes)
     opt = torch.optim.Adadelta(model.parameters(), lr=cfg.lr)
@@ -893,29 +977,30 @@ def _timing(cfg, data, partition, recording, theta_t2, T) -> dict:
     fast = EnsembleTrainer(fast_net, xtr, data.y_train, cfg.batch_size, "adadelta", cfg.lr, cfg.gamma,
                            member_seeds=[1])
     dtype = DTYPES[cfg.fit_dtype]
-    rows = {"paper": [], "fast": [], "pinv": [], "stable": [], "cholesky": []}
+    Ts = [h * S for h in cfg.horizons_epochs]
+    rows: dict = {"paper_style": [], "fast_loop": [], "cholesky": [],
+                  **{name: {f"T{h}": [] for h in cfg.horizons_epochs} for name in cfg.fits}}
     chol_error = None
     for _ in bar(range(cfg.timing_repeats), desc="timing"):
-        rows["paper"].append(time_example_epoch(model, opt, loader))
-        rows["fast"].append(fast.run_epoch().seconds)
-        rows["pinv"].append(koopman_seconds(partition, recording, theta_t2, T, cfg.eval_every, cfg.cutoff, dtype)[0])
-        rows["stable"].append(koopman_seconds(partition, recording, theta_t2, T, cfg.eval_every, cfg.stable_cutoff,
-                                              dtype)[0])
-        sec, _, err = koopman_seconds(partition, recording, theta_t2, T, cfg.eval_every, dtype=dtype,
-                                      method="cholesky")
-        rows["cholesky"].append(sec)
+        rows["paper_style"].append(time_example_epoch(model, opt, loader))
+        rows["fast_loop"].append(fast.run_epoch().seconds)
+        for name in cfg.fits:
+            secs, _, _ = koopman_seconds(partition, recording, theta_t2, Ts, cfg.eval_every, name, dtype)
+            for h, T in zip(cfg.horizons_epochs, Ts):
+                rows[name][f"T{h}"].append(secs[T])
+        secs, _, err = koopman_seconds(partition, recording, theta_t2, [cfg.T_epochs * S], cfg.eval_every,
+                                       dtype=dtype, method="cholesky")
+        rows["cholesky"].append(secs[cfg.T_epochs * S])
         chol_error = chol_error or err
-    return {"epoch_seconds_paper_style": statistics.median(rows["paper"]),
-            "epoch_seconds_fast_loop": statistics.median(rows["fast"]),
-            "koopman_seconds_pinv": statistics.median(rows["pinv"]),
-            "koopman_seconds_stable": statistics.median(rows["stable"]),
+    return {"epoch_seconds_paper_style": statistics.median(rows["paper_style"]),
+            "epoch_seconds_fast_loop": statistics.median(rows["fast_loop"]),
+            "koopman_seconds": {name: {key: _median(v) for key, v in rows[name].items()} for name in cfg.fits},
             "koopman_seconds_cholesky": _median(rows["cholesky"]),
             "cholesky_error": chol_error, "repeats": rows, "threads": torch.get_num_threads(),
-            "note": "per network; epochs exclude the test pass; Koopman (koopman_seconds_pinv) = the fit and "
-                    "evolution the reported Koopman losses come from: Koopman(partition, "
-                    f"cutoff={cfg.cutoff!r}, dtype={cfg.fit_dtype}).fit(one network's recorded window) (cast "
-                    "chunk by chunk to the fit dtype, QR + SVD of every block) + rollout of T steps with the "
+            "note": "per network; epochs exclude the test pass; koopman_seconds[fit][T<h>] = the fit and "
+                    "evolution the reported Koopman losses come from: Koopman(partition, fit=<fit>, "
+                    f"dtype={cfg.fit_dtype}).fit(one network's recorded window) (cast chunk by chunk to the fit "
+                    "dtype, QR + SVD of every block; timed once per repeat) + the rollout of h epochs with the "
                     f"guard, matrix powers between the evaluation points every {cfg.eval_every} steps, test-loss "
-                    "evaluations excluded (a rollout the guard stops ends early); koopman_seconds_stable: the "
-                    f"same with cutoff={cfg.stable_cutoff!r}; koopman_seconds_cholesky: the same with "
-                    "Koopman(partition, method='cholesky')"}
+                    "evaluations excluded (a rollout the guard stops ends early); koopman_seconds_cholesky: the "
+                    f"same with Koopman(partition, method='cholesky') at T = {cfg.T_epochs} epochs"}

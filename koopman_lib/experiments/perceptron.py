@@ -198,9 +198,9 @@ def percent_error(W: torch.Tensor, x: torch.Tensor, y: torch.Tensor, threshold: 
 
 
 def _dense(kp: Koopman) -> Koopman:
-    """``kp`` with every operator dense, the form :meth:`Koopman.path` steps (blocks larger than
-    the window, ``m > k - 1``, are fitted in low-rank form ``A B`` and multiplied out: the same
-    operator)."""
+    """``kp`` with every operator dense (blocks larger than the window, ``m > k - 1``, are fitted
+    in low-rank form ``A B`` and multiplied out: the same operator). :meth:`Koopman.path` steps
+    either form; for the perceptron's small blocks one dense product per step is the cheaper."""
     if any(op.low_rank for op in kp.operators_):
         kp = Koopman.from_operators(kp.partition, [op.as_dense() for op in kp.operators_], kp.batch_shape_)
     return kp
