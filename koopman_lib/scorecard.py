@@ -359,7 +359,7 @@ DE_TABLE1 = {"Adam": (84, 0.85, 98), "Adagrad": (92, 1.00, 132), "Adadelta": (10
 
 
 #: columns that tell apart several readings of the same experiment (the first row is the main one)
-READING_KEYS = ("train_dtype", "fit_method", "dtype", "method")
+READING_KEYS = ("fit", "train_dtype", "fit_method", "dtype", "method")
 
 
 def _main_reading(rows: list[dict]) -> tuple[list[dict], str]:

@@ -1,4 +1,6 @@
-"""The NN DE solver experiment: loss, gradients, batched training, ODE reference, pipeline schema."""
+"""The NN DE solver experiment: loss, gradients, batched training, ODE reference, the named fits,
+where Koopman training stops, pipeline schema."""
+import dataclasses
 import json
 import math
 
@@ -6,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from koopman_lib import scorecard as sc
+from koopman_lib.config import torch_threads
+from koopman_lib.estimator import Koopman
 from koopman_lib.experiments import de_solver as ds
 from koopman_lib.ensembles import EnsembleMLP
+from koopman_lib.fit import FITS, recorded_precision
+from koopman_lib.recorder import TrajectoryRecorder
+from koopman_lib.scorecard import KEEPS_UP
 from koopman_lib.partition import load_flat, make_partition
 from koopman_lib.results import to_jsonable
 
@@ -84,6 +92,11 @@ def test_loss_matches_the_solvers_autograd_loss():
 def test_batched_members_equal_unbatched_runs():
     """Three elementwise optimizers on one shared tensor of 3 x 3 networks: every member's
     trajectory equals a plain single-network nn.Module run with autograd derivatives."""
+    with torch_threads(1):  # tiny tensors: a second thread only adds synchronisation
+        _batched_members_equal_unbatched_runs()
+
+
+def _batched_members_equal_unbatched_runs():
     cfg = ds.Config()
     steps, E = 200, 3
     t = ds.time_grid(cfg.n_points, cfg.t_max, True)
@@ -175,14 +188,28 @@ def test_config_errors():
         ds.check_config(ds.Config(fit_methods=("qr",)))
 
 
-def test_timed_single_network_path_is_the_reported_batched_prediction():
-    """koopman_once (fit + jump of one network, the timed path) gives the batched fit's prediction
-    of that network, for every fit method; "pinv" and "lstsq" agree on a full-rank window."""
+def _window(E=3, k=40, seed=1):
     prob = ds.Oscillator(SIZES)
-    part = make_partition(prob.shapes, list(ds.Config().partition))
-    g = torch.Generator().manual_seed(1)
-    snaps = _theta(3).unsqueeze(0) + 0.01 * torch.randn(40, 3, prob.n_params, generator=g,
-                                                          dtype=torch.float64).cumsum(0)
+    g = torch.Generator().manual_seed(seed)
+    snaps = _theta(E).unsqueeze(0) + 0.01 * torch.randn(k, E, prob.n_params, generator=g,
+                                                         dtype=torch.float64).cumsum(0)
+    return make_partition(prob.shapes, list(ds.Config().partition)), snaps
+
+
+def test_timed_single_network_path_is_the_reported_batched_prediction():
+    """The timed path (one network's Koopman(partition, fit=name).fit + predict) gives the reported
+    batched prediction of that network for every named fit; koopman_once does the same for every
+    fit method, and "pinv" and "lstsq" agree on a full-rank window."""
+    part, snaps = _window()
+    fitted = ds.koopman_fits(part, snaps)
+    assert set(fitted) == set(FITS)
+    for f, kp in fitted.items():
+        batched = kp.predict(snaps[-1], 25)
+        for e in range(3):
+            single = Koopman(part, fit=f)
+            fit_s, jumps = ds.koopman_timed(single, snaps[:, e], (25,))
+            assert fit_s > 0 and set(jumps) == {25}
+            torch.testing.assert_close(single.predict(snaps[-1, e], 25), batched[e], rtol=1e-9, atol=1e-12)
     preds = {}
     for method in ("pinv", "lstsq"):
         batched = ds.koopman_fit(part, method).fit(snaps).predict(snaps[-1], 25)
@@ -191,6 +218,113 @@ def test_timed_single_network_path_is_the_reported_batched_prediction():
             torch.testing.assert_close(single, batched[e], rtol=1e-9, atol=1e-12)
         preds[method] = batched
     torch.testing.assert_close(preds["pinv"], preds["lstsq"], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(preds["pinv"], fitted["paper"].predict(snaps[-1], 25), rtol=1e-9, atol=1e-12)
+
+
+def _late_window(dtype, steps=160, t1=60, E=2):
+    """Weights of E networks recorded (in float64) over steps t1..steps of a slow, late-phase-like
+    run (a small constant learning rate) trained in ``dtype``."""
+    cfg = ds.Config(n_points=50)
+    prob, theta0 = ds._setup(dataclasses.replace(cfg, n_inits=E, optimizers=("adadelta",)), ds.DTYPES[dtype])
+    rec = TrajectoryRecorder(theta0.shape[1], t1, steps, (E,), mode="stored")
+    with torch_threads(1):  # tiny tensors: a second thread only adds synchronisation (as in the experiment)
+        ds.train(prob, theta0, ["adadelta"], cfg, steps, [rec], progress=False, lr_fn=lambda _: 1e-3)
+    return make_partition(prob.shapes, list(cfg.partition)), rec.snapshots
+
+
+def test_default_fit_is_the_paper_fit_after_float64_training_and_cuts_rounding_after_float32():
+    """Float64 training: the recording resolves float64, so "default" (the resolution cutoff) is
+    the paper's cutoff: identical operators. Float32 training recorded in float64: "default" cuts
+    at float32 resolution and keeps fewer singular values than the paper fit. The stabilised fit's
+    spectral radius is at most 1."""
+    for dtype in ("float64", "float32"):
+        part, snaps = _late_window(dtype)
+        assert snaps.dtype == torch.float64
+        assert recorded_precision(snaps) == ds.DTYPES[dtype]
+        fits = ds.koopman_fits(part, snaps)
+        paper, default = fits["paper"], fits["default"]
+        rank = {f: torch.cat([op.rank for op in kp.operators_]) for f, kp in fits.items()}
+        if dtype == "float64":
+            assert torch.equal(rank["paper"], rank["default"])
+            for a, b in zip(paper.operators_, default.operators_):
+                assert torch.equal(a.as_dense(), b.as_dense())
+        else:
+            assert (rank["default"] <= rank["paper"]).all()
+            assert int(rank["default"].sum()) < int(rank["paper"].sum())
+        assert torch.equal(rank["default-stabilised"], rank["default"])
+        assert float(default.spectral_radius_.max()) > 1 + 1e-6     # there is something to clip
+        assert float(fits["default-stabilised"].spectral_radius_.max()) < ds.GROWING
+
+
+def test_stabilised_fit_radius_is_at_most_one():
+    part, snaps = _late_window("float64")        # nearly defective blocks: clip_spectrum re-measures and shrinks
+    rho = ds.koopman_fits(part, snaps, ("default-stabilised",))["default-stabilised"].spectral_radius_
+    assert float(rho.max()) <= 1.0
+
+
+def test_layer_blocks_of_the_authors_partition():
+    prob = ds.Oscillator(SIZES)
+    part = make_partition(prob.shapes, list(ds.Config().partition))
+    lay = ds.layer_blocks(part, prob.shapes)
+    assert [int(b.numel()) for b in lay["blocks"]] == [10, 10, 2]
+    assert lay["block_sizes"] == [[2], [11], [11]] and lay["shapes"] == ["1:10", "10:10", "10:2"]
+    assert [(s.start, s.stop) for s in lay["slices"]] == [(0, 20), (20, 130), (130, 152)]
+    # every block lies in its layer's columns
+    first = torch.cat([g[:, 0] for g in part.groups])
+    for b, s in zip(lay["blocks"], lay["slices"]):
+        assert ((first[b] >= s.start) & (first[b] < s.stop)).all()
+
+
+def _stops(medians, Ts=(2500, 5000, 10000, 15000)):
+    prob = ds.Oscillator(SIZES)
+    part = make_partition(prob.shapes, list(ds.Config().partition))
+    lay = ds.layer_blocks(part, prob.shapes)
+    E, n = 2, part.n_blocks
+    radii = torch.full((E, n), 0.99, dtype=torch.float64)
+    radii[:, lay["blocks"][1]] = 1.001                       # layer 2 grows
+    radii[0, lay["blocks"][1][0]] = 1.002
+    rank = torch.ones(E, n, dtype=torch.long)
+    err = torch.tensor([[1.0, 8.0, 1.0], [1.0, 6.0, 3.0]], dtype=torch.float64)  # layer 2 dominates
+    by_T = {T: {"layer_error_sq": err, "layer_travel_sq": torch.full((E, 3), 4.0, dtype=torch.float64)} for T in Ts}
+    rows = [{"T": T, "teq_over_t_median": m, "success_rate": 1.0, "median_relative_weight_error": 0.1}
+            for T, m in zip(Ts, medians)]
+    return ds.where_it_stops({"radii": radii, "rank": rank, "by_T": by_T}, rows, lay, {"fit": "paper"})
+
+
+def test_where_it_stops_reads_the_keeps_up_rule_and_the_layers():
+    w = _stops([1.0, 0.9, 0.5, 0.2])
+    assert (w["longest_T_keeping_up"], w["stops_at_T"], w["T_diagnosed"]) == (5000, 10000, 10000)
+    assert w["keeps_up_threshold"] == KEEPS_UP and w["fit"] == "paper"
+    assert w["dominant_layer"] == 2
+    L = {l["layer"]: l for l in w["layers"]}
+    assert L[2]["share_blocks_growing"] == 1.0 and L[1]["share_blocks_growing"] == 0.0
+    assert L[2]["max_modulus_median"] == pytest.approx(1.0015)
+    assert L[2]["log10_growth_at_T"] == pytest.approx(10000 * math.log10(1.0015))
+    assert L[2]["error_share_median"] == pytest.approx(np.median([0.8, 0.6]))
+    assert L[2]["relative_error_median"] == pytest.approx(np.median([math.sqrt(2), math.sqrt(1.5)]))
+    assert w["share_blocks_growing"] == pytest.approx(10 / 22)
+    never = _stops([1.0, 0.95, 0.9, 0.85])
+    assert (never["longest_T_keeping_up"], never["stops_at_T"], never["T_diagnosed"]) == (15000, None, 15000)
+    none = _stops([0.5, 0.4, None, 0.1])
+    assert (none["longest_T_keeping_up"], none["stops_at_T"], none["T_diagnosed"]) == (None, 2500, 2500)
+
+
+def test_fit_rows_read_results_files_from_before_the_named_fits():
+    old = {"table": [{"fit_method": "pinv", "T": 1}, {"fit_method": "lstsq", "T": 1}]}
+    assert ds.fit_rows(old) == [{"fit_method": "pinv", "T": 1, "fit": "paper"}]
+    assert ds.fit_method_rows(old) == [{"fit_method": m, "T": 1, "fit": "paper"} for m in ("pinv", "lstsq")]
+    new = {"table": [{"fit": "default", "T": 1}], "fit_methods_table": [{"fit": "paper", "fit_method": "lstsq"}]}
+    assert ds.fit_rows(new) == new["table"] and ds.fit_method_rows(new) == new["fit_methods_table"]
+
+
+def test_config_fits_and_profiles():
+    with pytest.raises(ValueError, match="fits"):
+        ds.check_config(ds.Config(fits=("paper", "ridge")))
+    with pytest.raises(ValueError, match="fits"):
+        ds.check_config(ds.Config(fits=("paper", "paper")))
+    assert ds.Config().fits[0] == "paper" and set(ds.Config().fits) == set(FITS)
+    assert ds.PROFILES["paper"].train_dtypes == ("float32", "float64")
+    assert ds.fit_label("paper") == "pinv" and len({ds.fit_label(f) for f in FITS}) == len(FITS)
 
 
 TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 50), T_main=20, timing_repeats=1,
@@ -201,14 +335,51 @@ TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 50), T_main=20, 
 def test_pipeline_schema():
     res = ds.run(TINY)
     rows = res["table"]
-    # main reading first: train dtype, fit method, then T, then optimizer
-    order = [(d, m, T, o) for d in TINY.train_dtypes for m in TINY.fit_methods for T in TINY.Ts for o in ds.OPTIMIZERS]
-    assert [(r["train_dtype"], r["fit_method"], r["T"], r["optimizer"]) for r in rows] == order
+    # main reading first: train dtype, fit, then T, then optimizer; one row per (optimizer, T, train_dtype, fit)
+    order = [(d, f, T, o) for d in TINY.train_dtypes for f in TINY.fits for T in TINY.Ts for o in ds.OPTIMIZERS]
+    assert [(r["train_dtype"], r["fit"], r["T"], r["optimizer"]) for r in rows] == order
+    for o, T, d, f in {(o, T, d, f) for d, f, T, o in order}:
+        assert len([r for r in rows if (r["optimizer"], r["T"], r["train_dtype"], r["fit"]) == (o, T, d, f)]) == 1
     for r in rows:
         for key in ("optimizer", "n_inits", "success_rate", "teq_over_t_median", "speedup_paper_style_median",
-                    "speedup_fast_loop_median", "T"):
+                    "speedup_fast_loop_median", "T", "fit", "train_dtype", "fit_method", "error_ratio"):
             assert key in r
+        assert r["fit"] in FITS and r["fit_method"] == ds.fit_label(r["fit"])
         assert r["n_inits"] == 2 and 0 <= r["success_rate"] <= 1
+        # a median over no improved network is undefined (None), and then the success rate is 0
+        assert (r["speedup_paper_style_median"] is None) == (r["success_rate"] == 0)
+        assert r["koopman_fit_and_jump_seconds"] > 0  # each fit timed on its own path
+    assert res["main"] == {"train_dtype": "float32", "fit": "paper", "fit_method": "pinv", "T": TINY.T_main}
+    # the front page (scorecard) reads the main reading: the paper fit of the first training dtype
+    key = lambda r: (r["optimizer"], r["T"], r["train_dtype"], r["fit"])  # noqa: E731
+    row = next(r for r in rows if key(r) == ("adam", 50, "float32", "paper"))
+    assert sc.de_teq("adam")({"de-solver": res}).value == pytest.approx(row["teq_over_t_median"])
+    # float64 training: the default fit is the paper fit, row for row
+    for T in TINY.Ts:
+        for o in ds.OPTIMIZERS:
+            a, b = (next(r for r in rows if key(r) == (o, T, "float64", f)) for f in ("paper", "default"))
+            assert a["teq_over_t_median"] == b["teq_over_t_median"]
+            assert a["median_kept_rank_fraction"] == b["median_kept_rank_fraction"]
+    # the fit-method comparison has its own key; its pinv rows are the paper fit's
+    meth = res["fit_methods_table"]
+    assert {r["fit_method"] for r in meth} == set(TINY.fit_methods) and all(r["fit"] == "paper" for r in meth)
+    for m in meth:
+        if m["fit_method"] == "pinv":
+            p = next(r for r in rows if (r["optimizer"], r["T"], r["train_dtype"], r["fit"])
+                     == (m["optimizer"], m["T"], m["train_dtype"], "paper"))
+            assert m["teq_over_t_median"] == p["teq_over_t_median"]
+    # where it stops: one row per optimizer x fit x train dtype, consistent with the table
+    stops = res["where_it_stops"]
+    assert sorted((w["optimizer"], w["fit"], w["train_dtype"]) for w in stops) == sorted(
+        (o, f, d) for d in TINY.train_dtypes for f in TINY.fits for o in ds.OPTIMIZERS)
+    for w in stops:
+        meds = [r["teq_over_t_median"] for r in rows if (r["optimizer"], r["fit"], r["train_dtype"])
+                == (w["optimizer"], w["fit"], w["train_dtype"])]
+        assert w["teq_over_t_median_by_T"] == meds
+        assert w["longest_T_keeping_up"] == max((T for T, v in zip(TINY.Ts, meds) if v >= KEEPS_UP), default=None)
+        assert len(w["layers"]) == 3 and w["dominant_layer"] in (1, 2, 3)
+        if w["fit"] == "default-stabilised":
+            assert w["share_blocks_growing"] == 0
     assert len(res["networks"]) == len(order) * 2
     for n in res["networks"]:
         assert n["success"] == (n["teq"] > 0)
@@ -216,15 +387,19 @@ def test_pipeline_schema():
         if n["teq"] >= 1 and not n["censored"]:
             assert n["teq_over_t_other_origin"] * n["T"] == pytest.approx(n["teq"] - 1, abs=1e-9)
     assert isinstance(res["error_ratio_median"], float) and res["error_ratio_median"] >= 0
+    assert res["error_ratio_median_by_fit"]["paper"] == res["error_ratio_median"]
+    assert set(res["error_ratio_median_by_fit"]) == {"paper", "default", "default-stabilised"}
     assert isinstance(res["ode_max_abs_error"], float)
     for d in TINY.train_dtypes:
         part = res["by_dtype"][d]
         assert set(part["timing"]) == set(ds.OPTIMIZERS)
         for name in ds.OPTIMIZERS:
-            kl = part["fig2b"]["koopman_loss"]["pinv"][name]
-            ol = part["fig2b"]["optimizer_loss"][name]
-            assert len(kl) == 2 and len(kl[0]) == len(part["fig2b"]["T"])
-            assert kl[0][0] == pytest.approx(ol[0][0], rel=1e-5)  # T = 0: both are the loss at t2
+            assert set(part["timing"][name]["koopman"]) == set(TINY.fits)
+            for f in TINY.fits:
+                kl = part["fig2b"]["koopman_loss"][f][name]
+                ol = part["fig2b"]["optimizer_loss"][name]
+                assert len(kl) == 2 and len(kl[0]) == len(part["fig2b"]["T"])
+                assert kl[0][0] == pytest.approx(ol[0][0], rel=1e-5)  # T = 0: both are the loss at t2
     assert res["n_params"] == 152
     text = json.dumps(to_jsonable(res), allow_nan=False)
     assert len(text) < 2_000_000

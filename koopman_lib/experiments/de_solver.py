@@ -23,6 +23,11 @@ Koopman training follows the authors' code: float64 snapshots ``w(t1) .. w(t2)``
 chunks of weight+bias (``quasi_node:2``, i.e. Node since fan_in = 1), Node operators for the
 other layers, ``U = F' pinv(F)``, then ``w(t2 + T) = U^T w(t2)`` in one jump (both by
 :class:`koopman_lib.Koopman`: ``fit`` then ``predict``, which forms ``U^T w`` by repeated squaring).
+Every result is reported for the named fits of :data:`koopman_lib.fit.FITS` (``Config.fits``):
+``"paper"`` (MATLAB's pinv cutoff in float64, the reproduction), ``"default"`` (the library's:
+singular values above the resolution of the recorded weights) and ``"default-stabilised"``
+(eigenvalues clipped to the unit disk), fitted from one factorisation per block
+(``Koopman.fit_variants``); each fit's speedup times that fit's own ``fit`` + ``predict``.
 """
 from __future__ import annotations
 
@@ -38,12 +43,13 @@ from torch import nn
 
 from ..config import torch_threads
 from ..estimator import Koopman
-from ..fit import singular_values
+from ..fit import FITS, singular_values
 from ..metrics import error_ratio, finite_median, t_eq_parts
 from ..training import make_optimizer
 from ..ensembles import EnsembleMLP
 from ..partition import LayerShape, make_partition
 from ..progress import bar
+from ..scorecard import KEEPS_UP
 
 OPTIMIZERS = ("adam", "adagrad", "adadelta")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -53,6 +59,10 @@ FIT_METHODS = {"pinv": "svd", "svd": "svd", "lstsq": "lstsq", "cholesky": "chole
 #: ``Config.jump_method``: ``U^T w`` by repeated squaring (``Koopman.predict``). "auto" was the old
 #: default, which chose squaring for every ``T < 2**32`` (here ``T <= n_steps - t2``): the same thing
 JUMP_METHODS = ("auto", "power")
+#: a block operator "grows" when its spectral radius exceeds this: a mode growing by less than 1e-9 per
+#: step changes by less than 2e-5 (relative) over the longest T tested, and clipping to the unit disk
+#: leaves radii a few 1e-12 above 1 on nearly defective blocks (the rounding of the rebuilt eigenvalues)
+GROWING = 1 + 1e-9
 
 #: Table 1 of the paper (medians over 25 inits; success in %, speedup as a factor).
 PAPER_TABLE1 = {
@@ -89,15 +99,19 @@ class Config:
                                       # unstated: S9 says the weights were *saved* in double precision, unlike the
                                       # original code (which trains in float32). The first entry is our main reading
                                       # (float32 training, float64 recording); ("float32", "float64") adds the other
-                                      # reading (float64 training) at twice the cost (--set train_dtypes=...)
+                                      # reading (float64 training) at twice the training cost (the paper profile)
     gradient: str = "analytic"        # "analytic" (hand-written reverse pass) or "autograd"; same gradient
     # -- Koopman training (Alg. 1, the authors' code) -----------------------------------------
     t1: int = 35000
     t2: int = 45000
     partition: tuple[str, ...] = ("quasi_node:2", "node", "node")
+    fits: tuple[str, ...] = ("paper", "default", "default-stabilised")
+                                      # named fits (koopman_lib.fit.FITS) of every table row, all from one
+                                      # factorisation per block; the first is the main reading (the paper's pinv)
     fit_methods: tuple[str, ...] = ("pinv", "lstsq")
-                                      # first = the paper's F' pinv(F); the others solve the same least-squares
-                                      # problem another way (lstsq: SVD-based gelsd, same cutoff) for comparison
+                                      # a side comparison at the paper's cutoff (results["fit_methods_table"]):
+                                      # pinv = the paper fit; lstsq solves the same least-squares problem with
+                                      # SVD-based gelsd
     jump_method: str = "auto"        # "auto" = "power": U^T w by repeated squaring (JUMP_METHODS)
     Ts: tuple[int, ...] = (2500, 5000, 10000, 15000)  # the authors' example and up to n_steps - t2
     T_main: int = 2500                # the T of Table 1 / Fig. 2 (the authors' example)
@@ -126,8 +140,10 @@ class Config:
 
 PROFILES = {
     # ci: the paper's step counts and schedule, 3 inits per optimizer (paper: 25), a shorter solver check
+    # ci trains in float32 only: float64 training doubles the training loop (about 100 s more on 2 cores),
+    # beyond the ci book's budget; the paper profile trains in both
     "ci": Config(n_inits=3, timing_repeats=5, timing_steps=100, timing_networks=2, check_steps=4000),
-    "paper": Config(),
+    "paper": Config(train_dtypes=("float32", "float64")),
 }
 
 
@@ -138,6 +154,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"optimizers must be a non-empty subset of {OPTIMIZERS}, got {cfg.optimizers}")
     if not cfg.train_dtypes or any(d not in DTYPES for d in cfg.train_dtypes):
         raise ValueError(f"train_dtypes must be a non-empty tuple from {sorted(DTYPES)}, got {cfg.train_dtypes!r}")
+    if not cfg.fits or any(f not in FITS for f in cfg.fits) or len(set(cfg.fits)) != len(cfg.fits):
+        raise ValueError(f"fits must be distinct names from {tuple(FITS)}, got {cfg.fits!r}")
     if not cfg.fit_methods or any(m not in FIT_METHODS for m in cfg.fit_methods):
         raise ValueError(f"fit_methods must be a non-empty tuple from {tuple(FIT_METHODS)}, "
                          f"got {cfg.fit_methods!r}")
@@ -572,13 +590,135 @@ def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Con
 
 def koopman_fit(partition, method: str) -> Koopman:
     """The (unfitted) estimator of ``Config.fit_methods`` entry ``method``."""
-    return Koopman(partition, method=FIT_METHODS[method])
+    m = FIT_METHODS[method]
+    return Koopman(partition, method=m, cutoff="paper" if m == "svd" else None)
+
+
+def fit_label(fit: str) -> str:
+    """The ``fit_method`` of the rows of named fit ``fit``: ``"pinv"`` for the paper's (``F' pinv(F)``
+    with MATLAB's cutoff, the label of earlier results files), ``"pinv:<FitSpec.name>"`` for the others."""
+    return "pinv" if fit == "paper" else f"pinv:{FITS[fit].name}"
+
+
+def koopman_fits(partition, snapshots: torch.Tensor, fits=tuple(FITS)) -> dict[str, Koopman]:
+    """``{name: fitted Koopman}`` for the named fits ``fits`` of :data:`koopman_lib.fit.FITS` on a
+    recording ``(k, E, D)``, from one factorisation per block (``Koopman.fit_variants``)."""
+    return Koopman(partition).fit_variants(snapshots, {f: FITS[f] for f in fits})
+
+
+def koopman_timed(kp: Koopman, snapshots: torch.Tensor, Ts) -> tuple[float, dict]:
+    """Seconds of one network's Koopman training, timed on the path that makes the results: copy its
+    snapshots ``(k, D)`` and ``kp.fit`` them (returned first), then ``kp.predict`` from ``w(t2)``
+    for every ``T`` in ``Ts`` (``{T: seconds}``). Fit plus jump is the first plus one of the second."""
+    s0 = time.perf_counter()
+    snap = snapshots.contiguous()
+    kp.fit(snap)
+    fit_s = time.perf_counter() - s0
+    jumps = {}
+    for T in Ts:
+        s0 = time.perf_counter()
+        kp.predict(snap[-1], T)
+        jumps[T] = time.perf_counter() - s0
+    return fit_s, jumps
+
+
+def time_koopman(partition, snaps: torch.Tensor, cfg: Config) -> dict:
+    """Per named fit of ``cfg.fits``: the single-network Koopman training the authors timed, with
+    that fit (``Koopman(partition, fit=name)``, :func:`koopman_timed`) on the first
+    ``timing_networks`` networks of ``snaps`` ``(k, E, D)``, fits interleaved within each of
+    ``timing_repeats`` repeats; medians ``fit_seconds``, ``fit_and_jump_seconds`` ``{T: s}`` and
+    ``batched_fit_seconds_per_network`` (one fit of all ``E`` networks, ``max(2, repeats // 2)`` times)."""
+    E = snaps.shape[1]
+    fit_s = {f: [] for f in cfg.fits}
+    total = {f: {T: [] for T in cfg.Ts} for f in cfg.fits}
+    for _ in range(cfg.timing_repeats):
+        for e in range(min(cfg.timing_networks, E)):
+            for f in cfg.fits:
+                fs, js = koopman_timed(Koopman(partition, fit=f), snaps[:, e], cfg.Ts)
+                fit_s[f].append(fs)
+                for T in cfg.Ts:
+                    total[f][T].append(fs + js[T])
+    out = {}
+    for f in cfg.fits:
+        batched = _timeit(lambda: Koopman(partition, fit=f).fit(snaps), max(2, cfg.timing_repeats // 2))
+        out[f] = {"fit_seconds": _median(fit_s[f]),
+                  "fit_and_jump_seconds": {T: _median(v) for T, v in total[f].items()},
+                  "batched_fit_seconds_per_network": _median(batched) / E}
+    return out
+
+
+def layer_blocks(partition, shapes) -> dict:
+    """Where each layer of ``shapes`` lies: ``slices`` (its columns of ``theta``), ``blocks`` (its
+    columns of the per-network block arrays, groups in partition order, as
+    ``Koopman.spectral_radii_`` concatenated), ``shapes`` (``"fan_in:n_out"``) and ``block_sizes``."""
+    offs = np.cumsum([0] + [s.size for s in shapes])
+    first = torch.cat([g[:, 0] for g in partition.groups]).numpy()
+    size = torch.cat([torch.full((int(g.shape[0]),), int(g.shape[1])) for g in partition.groups])
+    layer = torch.as_tensor(np.searchsorted(offs, first, side="right") - 1)
+    blocks = [torch.nonzero(layer == l).flatten() for l in range(len(shapes))]
+    return {"slices": [slice(int(a), int(b)) for a, b in zip(offs[:-1], offs[1:])], "blocks": blocks,
+            "shapes": [f"{s.fan_in}:{s.n_out}" for s in shapes],
+            "block_sizes": [sorted(set(size[b].tolist())) for b in blocks]}
+
+
+def where_it_stops(a: dict, rows: list[dict], layers: dict, keys: dict) -> dict:
+    """Where one reading (an optimizer's networks under one fit and training dtype) stops keeping up,
+    and why. ``rows``: its table rows (one per ``T``); ``a``: its analysis in :func:`run_dtype`.
+
+    ``longest_T_keeping_up``: the largest tested ``T`` whose median ``T_eq/T >= KEEPS_UP`` (the
+    chapter's and the front page's rule; ``None`` if none); ``stops_at_T``: the first larger ``T``
+    that fails (``None`` if none fails). The diagnosis is made at ``T_diagnosed`` (``stops_at_T``,
+    else the largest ``T``), per layer: the share of blocks whose operator has a mode that grows
+    (spectral radius ``> GROWING``), the largest eigenvalue modulus (median over networks of each
+    network's largest in the layer), its growth ``|lambda|^T`` (as ``log10``), the layer's share of
+    the squared weight error ``||w_K - w||^2`` and its relative error ``||w_K - w|| / ||w - w(t2)||``
+    (medians over networks), and the singular values kept per block (median)."""
+    by_T = {r["T"]: r for r in rows}
+    Ts = sorted(by_T)
+    keeps = [T for T in Ts if by_T[T]["teq_over_t_median"] is not None and by_T[T]["teq_over_t_median"] >= KEEPS_UP]
+    longest = max(keeps, default=None)
+    stop = min((T for T in Ts if T not in keeps and (longest is None or T > longest)), default=None)
+    T_ref = stop if stop is not None else max(Ts)
+    bt = a["by_T"][T_ref]
+    es, ts = bt["layer_error_sq"], bt["layer_travel_sq"]
+    radii = a["radii"]
+
+    def log10_growth(rho):
+        return None if rho is None or not rho > 0 else T_ref * math.log10(rho)
+
+    per = []
+    for l, blocks in enumerate(layers["blocks"]):
+        r = radii[:, blocks]
+        rho = _median(r.amax(1).tolist())
+        per.append({"layer": l + 1, "shape": layers["shapes"][l], "blocks": int(blocks.numel()),
+                    "block_sizes": layers["block_sizes"][l],
+                    "share_blocks_growing": float((r > GROWING).double().mean()),
+                    "max_modulus_median": rho, "max_modulus_max": float(r.max()),
+                    "log10_growth_at_T": log10_growth(rho),
+                    "error_share_median": _median((es[:, l] / es.sum(1)).tolist()),
+                    "relative_error_median": _median((es[:, l] / ts[:, l]).sqrt().tolist()),
+                    "kept_rank_median": None if a["rank"] is None
+                    else _median(a["rank"][:, blocks].double().mean(1).tolist())})
+    shares = [(p["error_share_median"] or -1.0) for p in per]
+    dom = per[int(np.argmax(shares))]
+    rho = _median(radii.amax(1).tolist())
+    return {**keys, "keeps_up_threshold": KEEPS_UP, "Ts": Ts,
+            "teq_over_t_median_by_T": [by_T[T]["teq_over_t_median"] for T in Ts],
+            "success_rate_by_T": [by_T[T]["success_rate"] for T in Ts],
+            "longest_T_keeping_up": longest, "stops_at_T": stop, "T_diagnosed": T_ref,
+            "teq_over_t_median_at_T_diagnosed": by_T[T_ref]["teq_over_t_median"],
+            "share_blocks_growing": float((radii > GROWING).double().mean()),
+            "max_spectral_radius_median": rho, "log10_growth_at_T": log10_growth(rho),
+            "median_relative_weight_error": by_T[T_ref]["median_relative_weight_error"],
+            "dominant_layer": dom["layer"], "dominant_layer_error_share": dom["error_share_median"],
+            "layers": per}
 
 
 def koopman_once(kp: Koopman, snapshots: torch.Tensor, T: int) -> torch.Tensor:
     """One network's Koopman training as the authors timed it: take its snapshots ``(k, D)``
     (copied, our analogue of loading them), fit the operators, jump ``T`` steps: the same
-    ``Koopman.fit`` / ``Koopman.predict`` calls that produce the reported (batched) predictions."""
+    ``Koopman.fit`` / ``Koopman.predict`` calls that produce the reported (batched) predictions
+    (:func:`koopman_timed` times these calls, one fit and a jump per ``T``)."""
     snap = snapshots.contiguous()
     kp.fit(snap)
     return kp.predict(snap[-1], T)
@@ -610,7 +750,8 @@ def _setup(cfg: Config, dtype):
 
 def run_dtype(cfg: Config, dtype_name: str) -> dict:
     """Train every optimizer's ensemble in ``dtype_name``, Koopman-train from ``t2`` with every
-    fit method, time both, check the ODE. Returns plain data (see :func:`run`)."""
+    named fit (one factorisation per block) and fit method, time both (each fit on its own
+    path), check the ODE. Returns plain data (see :func:`run`)."""
     from ..recorder import TrajectoryRecorder
     dtype = DTYPES[dtype_name]
     torch.manual_seed(cfg.seed)
@@ -628,10 +769,11 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
     slot = {s_: i for i, s_ in enumerate(tr.stored_steps)}
     losses = tr.losses.to(torch.float64)
     off = 1 if cfg.T_origin == "t2+1" else 0
-    main_method = cfg.fit_methods[0]
 
-    res = {m: {} for m in cfg.fit_methods}  # method -> optimizer -> analysis
+    res = {f: {} for f in cfg.fits}  # fit -> optimizer -> analysis
+    res_m = {m: {} for m in cfg.fit_methods}  # fit method (the paper's cutoff) -> optimizer -> analysis
     cond_F, opt_curve, fig2d, koop_time = {}, {}, {}, {}
+    layers = layer_blocks(partition, problem.shapes)
     for k, name in enumerate(names):
         rows = slice(k * E, (k + 1) * E)
         snaps = recorders[k].snapshots  # (k, E, D) float64
@@ -639,59 +781,50 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
         cond_F[name] = block_condition_numbers(snaps, partition)  # (E, n_blocks)
         opt_losses = losses[cfg.t2:, rows]  # (n_steps - t2 + 1, E): index i = loss of w(t2 + i)
         opt_curve[name] = opt_losses[torch.tensor(grid)].T
-        paths = {}
-        for method in cfg.fit_methods:
-            kp = koopman_fit(partition, method).fit(snaps)
-            radii = torch.cat([r.reshape(E, -1) for r in kp.spectral_radii_], dim=1)
+        true_at = {T: tr.stored[slot[cfg.t2 + T], rows] for T in cfg.Ts}
+
+        def analyse(kp: Koopman) -> dict:
+            radii = torch.cat([r.reshape(E, -1) for r in kp.spectral_radii_], dim=1)  # (E, n_blocks)
+            rank = (None if any(op.rank is None for op in kp.operators_)
+                    else torch.cat([op.rank.reshape(E, -1) for op in kp.operators_], dim=1))
             pg = torch.empty(len(grid), E, D, dtype=torch.float64)
             for i, T in enumerate(grid):
                 pg[i] = theta_t2 if T == 0 else kp.predict(theta_t2, T)
             kl = batched_loss(problem, pg.reshape(-1, D).to(dtype)).reshape(len(grid), E).to(torch.float64)
             by_T = {}
             for T in cfg.Ts:
-                i = grid.index(T)
-                true_end = tr.stored[slot[cfg.t2 + T], rows]
+                i, true_end = grid.index(T), true_at[T]
+                err, travel = pg[i] - true_end, true_end - theta_t2
                 by_T[T] = {
                     "parts": [t_eq_parts(float(kl[i, e]), opt_losses[off:, e].numpy()) for e in range(E)],
                     "other": [t_eq_parts(float(kl[i, e]), opt_losses[1 - off:, e].numpy()) for e in range(E)],
                     "error_ratio": error_ratio(pg[i].numpy(), true_end.numpy(), theta_t2.numpy(), cfg.n_best),
-                    "rel_error": ((pg[i] - true_end).norm(dim=1) / (true_end - theta_t2).norm(dim=1)).tolist(),
-                }
-            i = grid.index(cfg.T_main)
-            true_end = tr.stored[slot[cfg.t2 + cfg.T_main], rows]
+                    "rel_error": (err.norm(dim=1) / travel.norm(dim=1)).tolist(),
+                    "layer_error_sq": torch.stack([err[:, s].pow(2).sum(1) for s in layers["slices"]], 1),
+                    "layer_travel_sq": torch.stack([travel[:, s].pow(2).sum(1) for s in layers["slices"]], 1)}
+            i, true_end = grid.index(cfg.T_main), true_at[cfg.T_main]
             best = by_T[cfg.T_main]["error_ratio"]["networks"]
-            res[method][name] = {"radii": radii, "koopman_loss": kl.T, "by_T": by_T,
-                                 "fig2e": {"networks": best,
-                                           "error": _r((pg[i] - true_end)[best].abs()),
-                                           "evolution": _r((true_end - theta_t2)[best].abs())}}
-            paths[method] = pg
-        # Fig. 2d: the network with the median T_eq/T (main method, T_main), its six most moving weights
-        ratios = np.array([p.value for p in res[main_method][name]["by_T"][cfg.T_main]["parts"]]) / cfg.T_main
+            return {"radii": radii, "rank": rank, "koopman_loss": kl.T, "by_T": by_T, "paths": pg,
+                    "fig2e": {"networks": best, "error": _r((pg[i] - true_end)[best].abs()),
+                              "evolution": _r((true_end - theta_t2)[best].abs())}}
+
+        # every named fit from one factorisation per block; the fit-method comparison at the paper's cutoff
+        for f, kp in koopman_fits(partition, snaps, cfg.fits).items():
+            res[f][name] = analyse(kp)
+        for method in cfg.fit_methods:
+            same = method == "pinv" and "paper" in cfg.fits  # "pinv" is the paper's fit
+            res_m[method][name] = res["paper"][name] if same else analyse(koopman_fit(partition, method).fit(snaps))
+        # Fig. 2d: the network with the median T_eq/T (main fit, T_main), its six most moving weights
+        main = res[cfg.fits[0]][name]
+        ratios = np.array([p.value for p in main["by_T"][cfg.T_main]["parts"]]) / cfg.T_main
         ex = int(np.argmin(np.abs(ratios - np.median(ratios))))
         movers = torch.argsort((tr.stored[slot[cfg.t2 + T_max], k * E + ex] - theta_t2[ex]).abs(), descending=True)[:6]
         fig2d[name] = {"network": ex, "params": movers.tolist(), "steps": window,
                        "true": _r(tr.stored[[slot[s_] for s_ in window], k * E + ex][:, movers].T),
-                       "T": grid, "predicted": {m: _r(pg[:, ex, movers].T) for m, pg in paths.items()}}
-        del paths
-        # single-network Koopman training, timed as the authors did (fit + jump, per network)
-        koop_time[name] = {}
-        nets = list(range(min(cfg.timing_networks, E)))
-        for method in cfg.fit_methods:
-            single = koopman_fit(partition, method)
-            fit_s, total_s = [], {T: [] for T in cfg.Ts}
-            for _ in range(cfg.timing_repeats):
-                for e in nets:
-                    s0 = time.perf_counter()
-                    single.fit(snaps[:, e].contiguous())
-                    fit_s.append(time.perf_counter() - s0)
-                    for T in cfg.Ts:
-                        s0 = time.perf_counter()
-                        koopman_once(single, snaps[:, e], T)
-                        total_s[T].append(time.perf_counter() - s0)
-            batched = _timeit(lambda: koopman_fit(partition, method).fit(snaps), max(2, cfg.timing_repeats // 2))
-            koop_time[name][method] = {"fit_seconds": _median(fit_s),
-                                       "fit_and_jump_seconds": {T: _median(v) for T, v in total_s.items()},
-                                       "batched_fit_seconds_per_network": _median(batched) / E}
+                       "T": grid, "predicted": {f: _r(res[f][name]["paths"][:, ex, movers].T) for f in cfg.fits}}
+        for a in list(res_m.values()) + list(res.values()):
+            a[name].pop("paths", None)
+        koop_time[name] = time_koopman(partition, snaps, cfg)
         recorders[k].snapshots = None  # free the recording
         del snaps
 
@@ -710,51 +843,67 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
                         "repeats": cfg.timing_repeats, "steps_per_repeat": cfg.timing_steps}
 
     # -- rows ----------------------------------------------------------------------------------
-    table, networks = [], []
-    spectra = {m: {} for m in cfg.fit_methods}
-    for method in cfg.fit_methods:
+    k_max = cfg.t2 - cfg.t1  # snapshot pairs per block
+    possible = sum(min(int(g.shape[1]), k_max) * int(g.shape[0]) for g in partition.groups)
+
+    def summarise(a, name, k, T, keys, tm=None):
+        """(table row, network rows) of one reading ``a`` (an :func:`analyse` result) at ``T``."""
+        bt = a["by_T"][T]
+        rho = a["radii"].amax(1)
+        kept = None if a["rank"] is None else (a["rank"].sum(1).double() / possible).tolist()
+        kt = None if tm is None else tm["koopman"][keys["fit"]]["fit_and_jump_seconds"][T]
+        nets = []
+        for e, (p, pa) in enumerate(zip(bt["parts"], bt["other"])):
+            nets.append({**keys, "optimizer": name, "init": e, "T": T,
+                         "teq": p.value, "teq_over_t": p.value / T, "censored": p.censored, "success": p.value > 0,
+                         "teq_over_t_other_origin": pa.value / T,
+                         "loss_t2": float(losses[cfg.t2, k * E + e]),
+                         "loss_koopman": float(a["koopman_loss"][e, grid.index(T)]),
+                         "loss_optimizer_at_T": float(losses[cfg.t2 + T, k * E + e]),
+                         "relative_weight_error": bt["rel_error"][e],
+                         "speedup_paper_style": None if kt is None else p.value * tm["paper_style_step_seconds"] / kt,
+                         "speedup_fast_loop": None if kt is None else p.value * tm["fast_loop_step_seconds"] / kt,
+                         "max_spectral_radius": float(rho[e]),
+                         "kept_rank_fraction": None if kept is None else kept[e],
+                         "max_cond_F": float(cond_F[name][e].max())})
+        ok = [x for x in nets if x["success"]]
+        row = {"optimizer": name, "n_inits": E, "success_rate": len(ok) / E,
+               "teq_over_t_median": _median([x["teq_over_t"] for x in nets]), "T": T, **keys,
+               "error_ratio": bt["error_ratio"]["ratio"],
+               "teq_over_t_median_other_origin": _median([x["teq_over_t_other_origin"] for x in nets]),
+               "censored": sum(x["censored"] for x in nets),
+               "median_relative_weight_error": _median(bt["rel_error"]),
+               "median_max_spectral_radius": _median(rho.tolist()),
+               "median_kept_rank_fraction": _median(kept) if kept else None,
+               "median_max_cond_F": _median(cond_F[name].amax(1).tolist())}
+        if tm is not None:
+            row.update({"speedup_paper_style_median": _median([x["speedup_paper_style"] for x in ok]),
+                        "speedup_fast_loop_median": _median([x["speedup_fast_loop"] for x in ok]),
+                        "speedup_paper_style_median_all": _median([x["speedup_paper_style"] for x in nets]),
+                        "speedup_fast_loop_median_all": _median([x["speedup_fast_loop"] for x in nets]),
+                        "koopman_fit_and_jump_seconds": kt})
+        return row, nets
+
+    table, networks, methods_table = [], [], []
+    for f in cfg.fits:
+        keys = {"train_dtype": dtype_name, "fit": f, "fit_method": fit_label(f), "cutoff": FITS[f].name}
         for T in cfg.Ts:
             for k, name in enumerate(names):
-                a, tm = res[method][name], timing[name]
-                kt = tm["koopman"][method]["fit_and_jump_seconds"][T]
-                bt = a["by_T"][T]
-                rho = a["radii"].amax(1)
-                r = []
-                for e, (p, pa) in enumerate(zip(bt["parts"], bt["other"])):
-                    r.append({"train_dtype": dtype_name, "fit_method": method, "optimizer": name, "init": e, "T": T,
-                              "teq": p.value, "teq_over_t": p.value / T, "censored": p.censored, "success": p.value > 0,
-                              "teq_over_t_other_origin": pa.value / T,
-                              "loss_t2": float(losses[cfg.t2, k * E + e]),
-                              "loss_koopman": float(a["koopman_loss"][e, grid.index(T)]),
-                              "loss_optimizer_at_T": float(losses[cfg.t2 + T, k * E + e]),
-                              "relative_weight_error": bt["rel_error"][e],
-                              "speedup_paper_style": p.value * tm["paper_style_step_seconds"] / kt,
-                              "speedup_fast_loop": p.value * tm["fast_loop_step_seconds"] / kt,
-                              "max_spectral_radius": float(rho[e]),
-                              "max_cond_F": float(cond_F[name][e].max())})
-                networks += r
-                ok = [x for x in r if x["success"]]
-                table.append({
-                    "optimizer": name, "n_inits": E, "success_rate": len(ok) / E,
-                    "teq_over_t_median": _median([x["teq_over_t"] for x in r]),
-                    "speedup_paper_style_median": _median([x["speedup_paper_style"] for x in ok]),
-                    "speedup_fast_loop_median": _median([x["speedup_fast_loop"] for x in ok]),
-                    "T": T, "train_dtype": dtype_name, "fit_method": method,
-                    "error_ratio": bt["error_ratio"]["ratio"],
-                    "teq_over_t_median_other_origin": _median([x["teq_over_t_other_origin"] for x in r]),
-                    "censored": sum(x["censored"] for x in r),
-                    "speedup_paper_style_median_all": _median([x["speedup_paper_style"] for x in r]),
-                    "speedup_fast_loop_median_all": _median([x["speedup_fast_loop"] for x in r]),
-                    "median_relative_weight_error": _median(bt["rel_error"]),
-                    "median_max_spectral_radius": _median(rho.tolist()),
-                    "median_max_cond_F": _median(cond_F[name].amax(1).tolist()),
-                })
-        for name in names:
-            radii = res[method][name]["radii"]
-            spectra[method][name] = {"max_spectral_radius": radii.amax(1).tolist(),
-                                     "n_blocks_radius_above_1": (radii > 1).sum(1).tolist(),
-                                     "n_blocks": int(radii.shape[1]),
-                                     "radius_minus_1": _r(radii - 1, 4)}
+                row, nets = summarise(res[f][name], name, k, T, keys, timing[name])
+                table.append(row)
+                networks += nets
+    for method in cfg.fit_methods:
+        keys = {"train_dtype": dtype_name, "fit": "paper", "fit_method": method}
+        for T in cfg.Ts:
+            for k, name in enumerate(names):
+                methods_table.append(summarise(res_m[method][name], name, k, T, keys)[0])
+    spectra = {f: {name: {"max_spectral_radius": a.amax(1).tolist(),
+                          "n_blocks_radius_above_1": (a > 1).sum(1).tolist(), "n_blocks": int(a.shape[1]),
+                          "radius_minus_1": _r(a - 1, 4)}
+                   for name in names for a in [res[f][name]["radii"]]} for f in cfg.fits}
+    stops = [where_it_stops(res[f][name], [r for r in table if r["fit"] == f and r["optimizer"] == name],
+                            layers, {"optimizer": name, "train_dtype": dtype_name, "fit": f})
+             for name in names for f in cfg.fits]
     # -- ODE check at the end of training ------------------------------------------------------
     t_fine = np.linspace(0.0, cfg.t_max, cfg.ode_points)
     x_ref, p_ref = reference_solution(t_fine, cfg.x0, cfg.p0, cfg.lam, cfg.ode_tol)
@@ -785,16 +934,37 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
         L = losses[ls, k * E:(k + 1) * E]
         curves[name] = {"median": _r(L.median(1).values), "members": _r(L.T)}
     return {
-        "table": table, "networks": networks, "ode_check": ode_rows, "ode": ode, "timing": timing,
-        "spectra": spectra, "curves": curves,
+        "table": table, "networks": networks, "fit_methods_table": methods_table, "where_it_stops": stops,
+        "ode_check": ode_rows, "ode": ode, "timing": timing, "spectra": spectra, "curves": curves,
         "cond_F": {name: {"max": cond_F[name].amax(1).tolist(), "median": cond_F[name].median(1).values.tolist()}
                    for name in names},
         "fig2b": {"T": grid, "optimizer_loss": {n: _r(v) for n, v in opt_curve.items()},
-                  "koopman_loss": {m: {n: _r(a["koopman_loss"]) for n, a in res[m].items()} for m in cfg.fit_methods}},
+                  "koopman_loss": {f: {n: _r(a["koopman_loss"]) for n, a in res[f].items()} for f in cfg.fits}},
         "fig2d": fig2d,
-        "fig2e": {m: {n: a["fig2e"] for n, a in res[m].items()} for m in cfg.fit_methods},
+        "fig2e": {cfg.fits[0]: {n: a["fig2e"] for n, a in res[cfg.fits[0]].items()}},  # the main fit (size)
         "training_seconds": tr.seconds, "training_step_seconds": tr.seconds / cfg.n_steps,
     }
+
+
+def fit_rows(results: dict, key: str = "table") -> list[dict]:
+    """The rows of ``results[key]`` (``"table"`` or ``"networks"``) that belong to a named fit. In
+    results files written before the named fits the rows carry no ``fit``: those of the ``pinv``
+    fit method were the paper's fit (``fit`` ``"paper"`` added), the others (``lstsq``) are left out."""
+    out = []
+    for r in results.get(key) or []:
+        if "fit" in r:
+            out.append(r)
+        elif r.get("fit_method") == "pinv":
+            out.append({**r, "fit": "paper"})
+    return out
+
+
+def fit_method_rows(results: dict) -> list[dict]:
+    """The fit-method comparison at the paper's cutoff (``fit_methods_table``; in older files the
+    table rows without a ``fit``)."""
+    if "fit_methods_table" in results:
+        return results["fit_methods_table"]
+    return [{**r, "fit": "paper"} for r in results.get("table") or [] if "fit" not in r]
 
 
 def solver_check(cfg: Config) -> dict:
@@ -822,10 +992,15 @@ def solver_check(cfg: Config) -> dict:
 
 
 def run(cfg: Config) -> dict:
-    """The whole experiment. ``table``: one row per (train dtype, fit method, T, optimizer), the
-    main reading first (``train_dtypes[0]``, ``fit_methods[0]`` = the paper's pinv, ``T`` in
-    ``Ts`` order); ``error_ratio_median`` and ``ode_max_abs_error`` are those of the main reading
-    (Adadelta at ``T_main``, as Fig. 2e; median over networks)."""
+    """The whole experiment. ``table``: one row per (train dtype, fit, T, optimizer), in that
+    order, the main reading first (``train_dtypes[0]``, ``fits[0]`` = the paper's fit); every row
+    carries ``fit`` (a name of :data:`koopman_lib.fit.FITS`), ``fit_method`` (its label,
+    :func:`fit_label`: distinct per fit), ``train_dtype`` and ``T``; a median over no network (no
+    network improved: the speedups) is ``None``. ``fit_methods_table``: the fit-method comparison
+    at the paper's cutoff (``fit`` ``"paper"``, ``fit_method`` ``pinv``/``lstsq``, no timing).
+    ``where_it_stops``: one row per (train dtype, optimizer, fit) (:func:`where_it_stops`).
+    ``error_ratio_median`` and ``ode_max_abs_error`` are those of the main reading (Adadelta at
+    ``T_main``, as Fig. 2e; median over networks)."""
     check_config(cfg)
     shapes_problem = Oscillator((1,) + tuple(cfg.hidden) + (2,), cfg.activation)
     with torch_threads(cfg.torch_threads):
@@ -835,17 +1010,21 @@ def run(cfg: Config) -> dict:
     main = per[cfg.train_dtypes[0]]
     er_opt = "adadelta" if "adadelta" in cfg.optimizers else cfg.optimizers[0]
     er_row = next(r for r in main["table"] if r["T"] == cfg.T_main and r["optimizer"] == er_opt
-                  and r["fit_method"] == cfg.fit_methods[0])
+                  and r["fit"] == cfg.fits[0])
+    joined = ("table", "networks", "fit_methods_table", "where_it_stops", "ode_check")
     out = {
-        "table": [r for d in cfg.train_dtypes for r in per[d]["table"]],
-        "networks": [r for d in cfg.train_dtypes for r in per[d]["networks"]],
-        "ode_check": [r for d in cfg.train_dtypes for r in per[d]["ode_check"]],
+        **{key: [r for d in cfg.train_dtypes for r in per[d][key]] for key in joined},
         "error_ratio_median": er_row["error_ratio"],
+        # the same per fit (the scorecard's second column)
+        "error_ratio_median_by_fit": {r["fit"]: r["error_ratio"] for r in main["table"]
+                                      if r["T"] == cfg.T_main and r["optimizer"] == er_opt},
         "error_ratio_optimizer": er_opt,
         "ode_max_abs_error": _median(main["ode"]["max_abs_error"]),
-        "main": {"train_dtype": cfg.train_dtypes[0], "fit_method": cfg.fit_methods[0], "T": cfg.T_main},
-        "by_dtype": {d: {k: v for k, v in per[d].items() if k not in ("table", "networks", "ode_check")}
-                     for d in cfg.train_dtypes},
+        "main": {"train_dtype": cfg.train_dtypes[0], "fit": cfg.fits[0], "fit_method": fit_label(cfg.fits[0]),
+                 "T": cfg.T_main},
+        "fits": {f: FITS[f].name for f in cfg.fits},
+        "keeps_up_threshold": KEEPS_UP,
+        "by_dtype": {d: {k: v for k, v in per[d].items() if k not in joined} for d in cfg.train_dtypes},
         "solver_check": check,
         "torch_threads_used": threads,
         "n_params": shapes_problem.n_params,
