@@ -693,15 +693,25 @@ def select_fit(results: Mapping[str, dict | None], fit: str) -> dict[str, dict |
     return out
 
 
-def why_differs(claim: Claim, paper_fit: Measured | None, default_fit: Measured | None) -> str:
-    """One sentence for a claim whose two verdicts differ: both values, and what the default fit
-    changes (it inverts only the singular values the recording resolves)."""
+def why_differs(paper_fit: Measured | None, default_fit: Measured | None, bases: tuple[str, str] = ("", ""),
+                verdicts: tuple[str, str] = ("", "")) -> str:
+    """One sentence for a claim whose two verdicts differ: both values, and why. ``bases``: the
+    run each verdict comes from (paper-fit, default-fit); ``verdicts``: the two verdicts."""
     if paper_fit is None or default_fit is None:
         which = "the default fit" if default_fit is None else "the paper's fit"
         return f"Not measured with {which} in these results."
-    return (f"With the paper's fit {paper_fit.shown}, with the default {default_fit.shown}: the default "
-            f"inverts only singular values above the rounding of the recorded weights, so it does not turn "
-            f"rounding into modes ({default_fit.note or paper_fit.note}).")
+    both = f"With the paper's fit {paper_fit.shown}, with the default {default_fit.shown}"
+    if bases[0] != bases[1]:
+        return (f"{both}, but from different runs ({bases[0]} vs {bases[1]}): the saved full-scale run has no "
+                f"rows for the default fit yet, so the two verdicts are not yet comparable.")
+    rank = {REPRODUCED: 2, PARTLY: 1, NOT_REPRODUCED: 0}
+    if rank.get(verdicts[1], -1) > rank.get(verdicts[0], -1):
+        return (f"{both}. The paper's cutoff inverts singular values below the resolution of the recorded weights, "
+                f"which become eigenvalues outside the unit circle; the default does not invert them "
+                f"({paper_fit.note}; with the default: {default_fit.note}).")
+    return (f"{both}. The default drops the directions below the resolution of the recorded weights that the "
+            f"paper's fit inverts; here those directions carried part of the optimizer's progress, so the "
+            f"default keeps up for a shorter time ({default_fit.note}).")
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -746,12 +756,13 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
             "paper_profile_value": m_paper.value if m_paper else None,
             "paper_profile_verdict": v_paper, "paper_profile_missing": why_paper,
             "verdict": verdict, "basis": basis, "note": note,
-            **_default_columns(c, rule, fitted["default"], m_paper or m_ours, verdict),
+            **_default_columns(c, rule, fitted["default"], m_paper or m_ours, verdict, basis),
         })
     return rows
 
 
-def _default_columns(c: Claim, rule: Rule, results: tuple, paper_fit: Measured | None, verdict: str) -> dict:
+def _default_columns(c: Claim, rule: Rule, results: tuple, paper_fit: Measured | None, verdict: str,
+                     paper_basis: str = "") -> dict:
     """The claim measured with the library's default fit, by the same rule and the same basis
     (the saved full-scale run where it measures the claim, else this build)."""
     ours, saved = results
@@ -765,7 +776,7 @@ def _default_columns(c: Claim, rule: Rule, results: tuple, paper_fit: Measured |
             "default_paper_profile_value": m_saved.value if m_saved else None,
             "default_shown": m.shown if m else None, "default_value": m.value if m else None,
             "default_verdict": v, "default_basis": basis, "default_note": m.note if m else why_ours,
-            "differs_why": why_differs(c, paper_fit, m) if v != verdict else ""}
+            "differs_why": why_differs(paper_fit, m, (paper_basis, basis), (verdict, v)) if v != verdict else ""}
 
 
 def counts(rows: list[dict], key: str = "verdict") -> dict[str, int]:
