@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,12 +35,52 @@ def toc_chapters(toc_path: Path) -> list[str]:
     return names
 
 
-def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) -> float:
-    """Run ``notebooks/<name>.md`` with papermill into ``out_dir/<name>.ipynb``; returns seconds."""
+class PeakMemory:
+    """Peak resident memory (RSS, bytes) of this process's child processes (the notebook's
+    kernel and anything it starts), sampled every ``interval`` seconds while the context runs."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _sample(self):
+        import psutil
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+#: the book build recomputes every chapter's experiment at its profile; a reader's notebook
+#: (Binder) keeps the notebook's own default, ``recompute = False``: the saved full-scale results
+BUILD_PARAMETERS = {"recompute": True}
+
+
+def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path,
+                     memory: dict | None = None) -> float:
+    """Run ``notebooks/<name>.md`` with papermill into ``out_dir/<name>.ipynb`` in a fresh kernel
+    (as Binder runs the jupytext-converted notebook); returns seconds. ``memory``: a dict that
+    gets ``memory[name]`` = the kernel's peak resident memory in MB."""
     import jupytext
     import papermill
     src = REPO_ROOT / "notebooks" / f"{name}.md"
     nb = jupytext.read(src)
+    declared = "\n".join(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    extra = {k: v for k, v in BUILD_PARAMETERS.items() if f"{k} =" in declared}
     out = out_dir / f"{name}.ipynb"
     os.environ["KOOPMAN_PROGRESS"] = "0"
     os.environ.setdefault("MPLBACKEND", "agg")
@@ -49,8 +90,10 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
         pass
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(nb, str(out), parameters={"profile": profile, "results_dir": str(results_dir)},
-                                   kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False)
+        with PeakMemory() as peak:
+            papermill.execute_notebook(nb, str(out), parameters={"profile": profile, "results_dir": str(results_dir),
+                                                                 **extra},
+                                       kernel_name="python3", cwd=str(REPO_ROOT), progress_bar=False)
     except Exception as e:
         failed = BUILD / "failed"
         failed.mkdir(parents=True, exist_ok=True)
@@ -59,6 +102,8 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path) 
         raise RuntimeError(f"notebook {src.name} failed at profile {profile}: {e}\n"
                            f"the executed notebook is kept in {failed / out.name}") from None
     seconds = time.perf_counter() - start
+    if memory is not None:
+        memory[name] = peak.peak / 2**20
     hide_parameter_cells(out)
     return seconds
 
@@ -97,10 +142,11 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     # Timings are written after every notebook, so a chapter (the cost chapter) can read the
     # times of the chapters executed before it in this same build.
     timings_path = results_dir / "notebook-timings.json"
-    timings = {}
+    timings, memory = {}, {}
     if only and timings_path.is_file():
         from .results import read_json
         timings = dict(read_json(timings_path).get("notebook_seconds", {}))
+        memory = dict(read_json(timings_path).get("notebook_peak_rss_mb", {}))
     chapters = toc_chapters(REPO_ROOT / "book" / "_toc.yml")
     # The root page (the scorecard) summarises the other chapters' results files: execute it
     # last, so that it reads what they have just written and never starts a run itself.
@@ -115,10 +161,10 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         if only and name not in only:
             continue
         print(f"[book] executing {name} (profile {profile})", flush=True)
-        timings[name] = execute_notebook(name, profile, results_dir, src)
-        print(f"[book] {name}: {timings[name]:.1f} s", flush=True)
-        write_json(timings_path, {"profile": profile, "notebook_seconds": timings})
-    write_json(timings_path, {"profile": profile, "notebook_seconds": timings})
+        timings[name] = execute_notebook(name, profile, results_dir, src, memory)
+        print(f"[book] {name}: {timings[name]:.1f} s, peak {memory[name]:.0f} MB", flush=True)
+        write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory})
+    write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory})
     if html:
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
                "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]

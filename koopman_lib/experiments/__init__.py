@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from ..config import with_profile
-from ..report import resolve
+from ..report import largest_saved_run, resolve
 from ..results import load_average, provenance, read_json, save_results, to_jsonable
 
 #: experiment name (CLI, results file) -> module, relative to this package
@@ -78,3 +78,21 @@ def load_or_run(name: str, profile: str, results_dir, **overrides) -> dict:
         if prov.get("profile") == profile and prov.get("config") == to_jsonable(dataclasses.asdict(cfg)):
             return saved
     return reproduce(name, profile, results_dir, **overrides)
+
+
+def chapter_results(name: str, profile: str, results_dir, recompute: bool = True) -> dict:
+    """The results a chapter shows. ``recompute`` (what the book build passes): this profile's
+    run, loaded or run (:func:`load_or_run`). Otherwise (a reader's notebook, e.g. on Binder,
+    whose 2 GB would not hold every experiment) this profile's run only if a matching file is
+    already in ``results_dir``, else the committed full-scale run (``results/paper`` or
+    ``results/full``, :func:`koopman_lib.report.largest_saved_run`): instant, and its provenance
+    says which run it is."""
+    if not recompute:
+        path = resolve(results_dir) / f"{name}.json"
+        cfg = to_jsonable(dataclasses.asdict(config_for(name, profile)))
+        prov = read_json(path).get("provenance", {}) if path.is_file() else {}
+        if not (prov.get("profile") == profile and prov.get("config") == cfg):
+            _, saved = largest_saved_run(name)
+            if saved is not None:
+                return saved
+    return load_or_run(name, profile, results_dir)
