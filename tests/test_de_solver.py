@@ -392,6 +392,9 @@ def test_pipeline_schema():
     assert isinstance(res["ode_max_abs_error"], float)
     for d in TINY.train_dtypes:
         part = res["by_dtype"][d]
+        sv = part["singular_values_init0"]
+        assert set(sv) == set(TINY.optimizers) and all(g["relative_singular_values"][0][0] == 1.0
+                                                       for gs in sv.values() for g in gs)
         assert set(part["timing"]) == set(ds.OPTIMIZERS)
         for name in ds.OPTIMIZERS:
             assert set(part["timing"][name]["koopman"]) == set(TINY.fits)

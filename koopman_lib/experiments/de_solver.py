@@ -43,7 +43,7 @@ from torch import nn
 
 from ..config import torch_threads
 from ..estimator import Koopman
-from ..fit import FITS, singular_values
+from ..fit import FITS, singular_values, spectrum_summary
 from ..metrics import error_ratio, finite_median, t_eq_parts
 from ..training import make_optimizer
 from ..ensembles import EnsembleMLP
@@ -772,13 +772,14 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
 
     res = {f: {} for f in cfg.fits}  # fit -> optimizer -> analysis
     res_m = {m: {} for m in cfg.fit_methods}  # fit method (the paper's cutoff) -> optimizer -> analysis
-    cond_F, opt_curve, fig2d, koop_time = {}, {}, {}, {}
+    cond_F, opt_curve, fig2d, koop_time, sv0 = {}, {}, {}, {}, {}
     layers = layer_blocks(partition, problem.shapes)
     for k, name in enumerate(names):
         rows = slice(k * E, (k + 1) * E)
         snaps = recorders[k].snapshots  # (k, E, D) float64
         theta_t2 = snaps[-1]
         cond_F[name] = block_condition_numbers(snaps, partition)  # (E, n_blocks)
+        sv0[name] = spectrum_summary(partition.time_last(snaps[:, :1]))  # init 0's spectra (operators chapter)
         opt_losses = losses[cfg.t2:, rows]  # (n_steps - t2 + 1, E): index i = loss of w(t2 + i)
         opt_curve[name] = opt_losses[torch.tensor(grid)].T
         true_at = {T: tr.stored[slot[cfg.t2 + T], rows] for T in cfg.Ts}
@@ -936,6 +937,7 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
     return {
         "table": table, "networks": networks, "fit_methods_table": methods_table, "where_it_stops": stops,
         "ode_check": ode_rows, "ode": ode, "timing": timing, "spectra": spectra, "curves": curves,
+        "singular_values_init0": sv0,
         "cond_F": {name: {"max": cond_F[name].amax(1).tolist(), "median": cond_F[name].median(1).values.tolist()}
                    for name in names},
         "fig2b": {"T": grid, "optimizer_loss": {n: _r(v) for n, v in opt_curve.items()},
