@@ -144,7 +144,7 @@ def value_text(row: Mapping, value: float | None) -> str:
     return f"{ours} vs {paper}" if paper else ours
 
 
-def _ordered(rows: Sequence[Mapping]) -> list[tuple[str, list[Mapping]]]:
+def grouped(rows: Sequence[Mapping]) -> list[tuple[str, list[Mapping]]]:
     """Rows grouped by experiment, groups in the order of their first claim."""
     groups: dict[str, list[Mapping]] = {}
     for r in rows:
@@ -170,7 +170,7 @@ edged in its verdict's colour, is the same claim with the library's default fit.
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    groups = _ordered(rows)
+    groups = grouped(rows)
     # y positions top to bottom: a heading line per group, then its claims
     y, heads, items = 0.0, [], []
     for name, members in groups:

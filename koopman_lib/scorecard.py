@@ -826,9 +826,11 @@ def rules_markdown() -> str:
     return "\n".join(lines)
 
 
-def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None) -> str:
+def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None,
+                   name: Callable[[dict], str] | None = None) -> str:
     """The scorecard as a markdown table. ``chapters`` maps a chapter name to a link
-    target; claims whose chapter is in it get a link."""
+    target; claims whose chapter is in it get a link. ``name(row)``: the claim's label
+    (default: its full statement)."""
     head = ["claim", "paper", "ours, paper's fit", "verdict", "ours, library's default fit", "verdict", "notes"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     label = ours_label.replace("ours ", "").strip("()") or "this build"
@@ -843,7 +845,7 @@ def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Ma
         where = r["where"]
         if chapters and r["chapter"] in chapters:
             where = f"[{where}]({chapters[r['chapter']]})"
-        claim = f"**{_cell(where)}**: {_cell(r['claim'])}"
+        claim = f"**{_cell(where)}**: {_cell(name(r) if name else r['claim'])}"
         verdict = f"**{r['verdict']}**" + (f" ({r['basis']})" if r["basis"] else "")
         default = value(r.get("default_paper_profile"), r.get("default_ours"))
         d_verdict = f"**{r.get('default_verdict', NOT_MEASURED)}**" + \
