@@ -122,7 +122,7 @@ PROFILES = {
     # ci: fewer inits, a shorter sweep, the replication refitted with the default fit only (a
     # float64 eigendecomposition of its 785-dim node blocks takes seconds per network)
     "ci": Config(n_inits=3, group_size=3, eval_every=134, timing_repeats=1, n_ablation_inits=1, n_replication_inits=5,
-                 ablation_directions=("from_replication",), cutoff_sweep=("paper", 1e-8, "resolution", "jax"),
+                 ablation_directions=("from_replication",), cutoff_sweep=("paper", "resolution"),
                  replication_fits=("default",)),
 }
 
