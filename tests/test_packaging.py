@@ -20,3 +20,20 @@ def test_environment_yml_matches_constraints():
 def test_postbuild_converts_notebooks_and_installs_package():
     text = (ROOT / "postBuild").read_text()
     assert "jupytext" in text and "pip install" in text
+
+
+def test_environment_pip_part_resolves_from_pypi_in_a_clean_venv(tmp_path):
+    """The Binder environment's pip list installs from PyPI alone (no extra index) and its pins
+    resolve together: a dry run in a fresh virtual environment (needs the network)."""
+    import subprocess
+    import sys
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
+    reqs = [line.strip()[2:] for line in lines[start + 1:] if line.strip().startswith("- ")]
+    assert reqs and not any(r.startswith("-") for r in reqs), f"options in the pip list: {reqs}"
+    (tmp_path / "req.txt").write_text("\n".join(reqs) + "\n")
+    subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
+    got = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-m", "pip", "install", "--dry-run",
+                          "--ignore-installed", "--quiet", "-r", str(tmp_path / "req.txt")],
+                         capture_output=True, text=True, timeout=600)
+    assert got.returncode == 0, got.stderr[-2000:]
