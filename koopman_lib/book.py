@@ -14,6 +14,10 @@ from .results import REPO_ROOT, write_json
 BUILD = REPO_ROOT / "_build"
 #: chapters executed after the others (before the root page), whatever their place in the toc
 RUN_LATE = ("cost",)
+#: chapters a full build executes in a second process beside the others (a CI machine has 2
+#: cores and every experiment runs on one torch thread): the MNIST chapter and the chapter that
+#: reads its results; nothing else depends on them before the late chapters
+SECOND_LANE = ("mnist", "divergence")
 
 
 def toc_chapters(toc_path: Path) -> list[str]:
@@ -36,8 +40,10 @@ def toc_chapters(toc_path: Path) -> list[str]:
 
 
 class PeakMemory:
-    """Peak resident memory (RSS, bytes) of this process's child processes (the notebook's
-    kernel and anything it starts), sampled every ``interval`` seconds while the context runs."""
+    """Peak resident memory (RSS, bytes) of the child processes this process starts while the
+    context runs (the notebook's kernel and anything it starts; children that existed before,
+    such as a second lane's worker, and their descendants are not counted), sampled every
+    ``interval`` seconds."""
 
     def __init__(self, interval: float = 0.2):
         self.interval, self.peak, self._stop = interval, 0, threading.Event()
@@ -47,15 +53,19 @@ class PeakMemory:
         me = psutil.Process()
         while not self._stop.is_set():
             total = 0
-            for child in me.children(recursive=True):
+            for child in me.children():
+                if child.pid in self._before:
+                    continue
                 try:
-                    total += child.memory_info().rss
+                    total += sum(p.memory_info().rss for p in [child, *child.children(recursive=True)])
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
             self.peak = max(self.peak, total)
             self._stop.wait(self.interval)
 
     def __enter__(self):
+        import psutil
+        self._before = {p.pid for p in psutil.Process().children()}
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -108,6 +118,16 @@ def execute_notebook(name: str, profile: str, results_dir: Path, out_dir: Path,
     return seconds
 
 
+def _run_lane(names: list[str], profile: str, results_dir: str, src: str) -> tuple[dict, dict]:
+    """Execute ``names`` in order (in a worker process); ``({name: seconds}, {name: peak MB})``."""
+    timings, memory = {}, {}
+    for name in names:
+        print(f"[book] executing {name} (profile {profile}, second lane)", flush=True)
+        timings[name] = execute_notebook(name, profile, Path(results_dir), Path(src), memory)
+        print(f"[book] {name}: {timings[name]:.1f} s, peak {memory[name]:.0f} MB", flush=True)
+    return timings, memory
+
+
 #: cells the rendered page never shows: the notebook's own defaults and the values papermill
 #: injected (both stay in the executed .ipynb, for papermill and for readers who open it)
 PARAMETER_TAGS = ("parameters", "injected-parameters")
@@ -155,16 +175,37 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     rest = chapters[1:]
     chapters = [c for c in rest if c not in RUN_LATE] + [c for c in rest if c in RUN_LATE] + chapters[:1]
     from .progress import bar
-    for name in bar(chapters, desc="notebooks", disable=False, leave=True):
-        if not (REPO_ROOT / "notebooks" / f"{name}.md").is_file():
-            continue  # a static page from book/
-        if only and name not in only:
-            continue
-        print(f"[book] executing {name} (profile {profile})", flush=True)
-        timings[name] = execute_notebook(name, profile, results_dir, src, memory)
-        print(f"[book] {name}: {timings[name]:.1f} s, peak {memory[name]:.0f} MB", flush=True)
-        write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory})
-    write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory})
+    chapters = [c for c in chapters if (REPO_ROOT / "notebooks" / f"{c}.md").is_file()   # not static pages
+                and (not only or c in only)]
+    lane = [c for c in chapters if c in SECOND_LANE] if not only else []
+    late = [c for c in chapters if c in RUN_LATE or c == chapters[-1]] if lane else []
+    pool, future, started = None, None, time.perf_counter()
+    if lane:
+        import concurrent.futures
+        import multiprocessing
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        future = pool.submit(_run_lane, lane, profile, str(results_dir), str(src))
+    try:
+        for name in bar([c for c in chapters if c not in lane], desc="notebooks", disable=False, leave=True):
+            if name in late and future is not None:
+                t, m = future.result()                          # the second lane ends before the late chapters
+                timings.update(t)
+                memory.update(m)
+                future = None
+            print(f"[book] executing {name} (profile {profile})", flush=True)
+            timings[name] = execute_notebook(name, profile, results_dir, src, memory)
+            print(f"[book] {name}: {timings[name]:.1f} s, peak {memory[name]:.0f} MB", flush=True)
+            write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory,
+                                   "wall_seconds": time.perf_counter() - started, "lanes": [lane] if lane else []})
+        if future is not None:
+            t, m = future.result()
+            timings.update(t)
+            memory.update(m)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory,
+                                   "wall_seconds": time.perf_counter() - started, "lanes": [lane] if lane else []})
     if html:
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
                "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]
