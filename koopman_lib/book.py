@@ -180,6 +180,20 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
     lane = [c for c in chapters if c in SECOND_LANE] if not only else []
     late = [c for c in chapters if c in RUN_LATE or c == chapters[-1]] if lane else []
     pool, future, started = None, None, time.perf_counter()
+
+    def save_timings():
+        write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory,
+                                  "wall_seconds": time.perf_counter() - started, "lanes": [lane] if lane else []})
+
+    def join_lane():
+        """Wait for the second lane and take its timings (once)."""
+        nonlocal future
+        if future is not None:
+            t, m = future.result()
+            timings.update(t)
+            memory.update(m)
+            future = None
+
     if lane:
         import concurrent.futures
         import multiprocessing
@@ -187,25 +201,17 @@ def build(profile: str = "ci", results_dir: Path | None = None, only: list[str] 
         future = pool.submit(_run_lane, lane, profile, str(results_dir), str(src))
     try:
         for name in bar([c for c in chapters if c not in lane], desc="notebooks", disable=False, leave=True):
-            if name in late and future is not None:
-                t, m = future.result()                          # the second lane ends before the late chapters
-                timings.update(t)
-                memory.update(m)
-                future = None
+            if name in late:
+                join_lane()                                     # the second lane ends before the late chapters
             print(f"[book] executing {name} (profile {profile})", flush=True)
             timings[name] = execute_notebook(name, profile, results_dir, src, memory)
             print(f"[book] {name}: {timings[name]:.1f} s, peak {memory[name]:.0f} MB", flush=True)
-            write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory,
-                                   "wall_seconds": time.perf_counter() - started, "lanes": [lane] if lane else []})
-        if future is not None:
-            t, m = future.result()
-            timings.update(t)
-            memory.update(m)
+            save_timings()
+        join_lane()
     finally:
         if pool is not None:
             pool.shutdown()
-    write_json(timings_path, {"profile": profile, "notebook_seconds": timings, "notebook_peak_rss_mb": memory,
-                                   "wall_seconds": time.perf_counter() - started, "lanes": [lane] if lane else []})
+    save_timings()
     if html:
         cmd = [str(Path(sys.executable).parent / "jupyter-book"), "build", str(src), "--config", str(REPO_ROOT / "_config.yml"),
                "--toc", str(src / "_toc.yml"), "--path-output", str(BUILD / "book"), "-W", "--keep-going"]

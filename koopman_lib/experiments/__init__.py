@@ -70,14 +70,19 @@ def load_or_run(name: str, profile: str, results_dir, **overrides) -> dict:
     """Load ``results_dir/<name>.json`` if it was made with the same profile and config,
     otherwise run the experiment and save it there."""
     results_dir = resolve(results_dir)
+    saved = _matching_results(name, profile, results_dir, **overrides)
+    return saved if saved is not None else reproduce(name, profile, results_dir, **overrides)
+
+
+def _matching_results(name: str, profile: str, results_dir: Path, **overrides) -> dict | None:
+    """``results_dir/<name>.json`` if it was made with ``profile`` and its current config, else ``None``."""
     path = results_dir / f"{name}.json"
-    cfg = config_for(name, profile, **overrides)
-    if path.is_file():
-        saved = read_json(path)
-        prov = saved.get("provenance", {})
-        if prov.get("profile") == profile and prov.get("config") == to_jsonable(dataclasses.asdict(cfg)):
-            return saved
-    return reproduce(name, profile, results_dir, **overrides)
+    if not path.is_file():
+        return None
+    saved = read_json(path)
+    prov = saved.get("provenance", {})
+    cfg = to_jsonable(dataclasses.asdict(config_for(name, profile, **overrides)))
+    return saved if prov.get("profile") == profile and prov.get("config") == cfg else None
 
 
 def chapter_results(name: str, profile: str, results_dir, recompute: bool = True) -> dict:
@@ -87,12 +92,8 @@ def chapter_results(name: str, profile: str, results_dir, recompute: bool = True
     already in ``results_dir``, else the committed full-scale run (``results/paper`` or
     ``results/full``, :func:`koopman_lib.report.largest_saved_run`): instant, and its provenance
     says which run it is."""
-    if not recompute:
-        path = resolve(results_dir) / f"{name}.json"
-        cfg = to_jsonable(dataclasses.asdict(config_for(name, profile)))
-        prov = read_json(path).get("provenance", {}) if path.is_file() else {}
-        if not (prov.get("profile") == profile and prov.get("config") == cfg):
-            _, saved = largest_saved_run(name)
-            if saved is not None:
-                return saved
+    if not recompute and _matching_results(name, profile, resolve(results_dir)) is None:
+        _, saved = largest_saved_run(name)
+        if saved is not None:
+            return saved
     return load_or_run(name, profile, results_dir)
