@@ -182,8 +182,10 @@ class Koopman:
         if self.method not in ("cholesky", "eigh") or type(self.observables) is not Identity:
             raise FitError("a streaming recording keeps only Gram matrices of the weights: fit it with "
                            "Koopman(partition, method='cholesky' or 'eigh')")
-        rcond = None if self.cutoff is None else float(self.cutoff.value)
-        self.operators_ = [Operators(U=a.operators(0.0, self.method, rcond)) for a in recorder.accumulators]
+        recorded = recorder.recorded_dtype or recorder.dtype
+        self.recorded_dtype_ = recorded
+        self.operators_ = [Operators(U=a.operators(0.0, self.method, None if self.cutoff is None else self.cutoff.rtol(
+            a.gram.shape[-1], recorder.k - 1, self.dtype, recorded))) for a in recorder.accumulators]
         self.stats_ = [{} for _ in self.operators_]
         self.batch_shape_ = recorder.batch_shape
         return self

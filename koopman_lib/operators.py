@@ -36,7 +36,12 @@ def _as_batched(snapshots: torch.Tensor) -> tuple[torch.Tensor, bool]:
 def check_finite(snapshots: torch.Tensor, what: str = "snapshots") -> None:
     """Raise :class:`FitError` naming the first blocks that hold NaN or inf."""
     x, _ = _as_batched(snapshots)
-    bad = ~torch.isfinite(x).reshape(x.shape[0], -1).all(dim=1)
+    # a sum is non-finite whenever a term is, and it reads a strided view (a time-first recording
+    # seen as blocks) about ten times faster than an elementwise test: the exact test runs only
+    # when a sum is not finite (a NaN or inf, or an overflow of huge but finite values)
+    if bool(torch.isfinite(x.sum(dim=(-2, -1))).all()):
+        return
+    bad = ~torch.isfinite(x).flatten(1).all(dim=1)
     if bool(bad.any()):
         idx = torch.nonzero(bad).flatten()[:10].tolist()
         raise FitError(
@@ -105,9 +110,12 @@ def finite_section(
     x, squeeze = _as_batched(snapshots)
     if not x.is_floating_point():
         raise FitError(f"snapshots must be floating point, got {x.dtype}; use float64")
-    # one copy into (P, m, k) order if needed: a time-first recording permuted to (P, m, k)
-    # would otherwise be copied again by every product and reduction below (4-5x slower)
-    x = x.contiguous()
+    # one copy into (P, m, k) order for the factorisations: a time-first recording permuted to
+    # (P, m, k) would otherwise be copied again by every product and reduction (4-5x slower);
+    # ``eigh`` (the pipeline's route, koopman_lib.pipeline) reads it twice, by two batched GEMMs
+    # that take the strided view as it is
+    if method != "eigh":
+        x = x.contiguous()
     check_finite(x)
     F, Fp = split_pairs(x)
     if method in ("pinv", "svd"):

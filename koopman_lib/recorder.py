@@ -56,8 +56,14 @@ class TrajectoryRecorder:
         self.mode, self.partition, self.dtype = mode, partition, dtype
         self.k = t2 - t1 + 1
         self.count = 0
+        self.recorded_dtype = None
+        self._shape = torch.Size(self.batch_shape + (n_params,))
         if mode == "stored":
             self.snapshots = torch.empty((self.k,) + self.batch_shape + (n_params,), dtype=dtype)
+            # one view per snapshot, made once (indexing per step costs more than the copy of a
+            # small network's weights); dropped when the window is complete, so that they never
+            # keep the snapshots alive
+            self._rows = self.snapshots.unbind(0)
         else:
             self.chunk = max(2, chunk)
             self._buffer = torch.empty((self.chunk,) + self.batch_shape + (n_params,), dtype=dtype)
@@ -85,10 +91,14 @@ class TrajectoryRecorder:
             return
         if step != self.t1 + self.count:
             raise ValueError(f"recorder expected step {self.t1 + self.count}, got {step}; call it after every step")
-        if tuple(theta.shape) != self.batch_shape + (self.n_params,):
-            raise ValueError(f"theta shape {tuple(theta.shape)} != expected {self.batch_shape + (self.n_params,)}")
+        if theta.shape != self._shape:
+            raise ValueError(f"theta shape {tuple(theta.shape)} != expected {tuple(self._shape)}")
+        if self.count == 0:
+            self.recorded_dtype = theta.dtype   # the precision of the weights, whatever they are stored in
         if self.mode == "stored":
-            self.snapshots[self.count].copy_(theta.detach())
+            self._rows[self.count].copy_(theta.detach() if theta.requires_grad else theta)
+            if self.count + 1 == self.k:
+                self._rows = None
         else:
             if not bool(torch.isfinite(theta).all()):
                 raise ValueError(

@@ -144,6 +144,15 @@ def test_streaming_recorder_with_eigh_gives_the_stored_operators():
     torch.testing.assert_close(a.predict(stream.last(), 7), b.predict(stream.last(), 7), rtol=1e-7, atol=1e-9)
     with pytest.raises(kl.FitError, match="cholesky' or 'eigh'"):
         kl.Koopman(part).fit(stream)
+    # a named cutoff on a streaming recording of float32 weights: the resolution of float32
+    s32 = kl.TrajectoryRecorder(part.n_params, 10, 69, batch_shape=(2,), mode="streaming", partition=part, chunk=16)
+    for t in range(80):
+        s32(t, snaps[t].float())
+    d = kl.Koopman(part, cutoff="resolution", method="eigh").fit(s32)
+    e = kl.Koopman(part, cutoff="resolution", method="eigh").fit(snaps[10:70].float())
+    assert d.recorded_dtype_ == e.recorded_dtype_ == torch.float32
+    for x, y in zip(d.operators_, e.operators_):
+        assert torch.linalg.norm(x.U - y.U) <= 1e-9 * torch.linalg.norm(y.U)
     partial = kl.TrajectoryRecorder(part.n_params, 10, 69, batch_shape=(2,))
     partial(10, snaps[10])
     with pytest.raises(kl.FitError, match="1 of 60"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import time
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
     cfg = config_for(name, profile, **overrides)
     load_at_start = load_average()
     start = time.perf_counter()
-    results = module(name).run(cfg)
+    run = module(name).run
+    # a run that reads other experiments' results (the bench) looks in the same directory first
+    results = run(cfg, results_dir=out_dir) if "results_dir" in inspect.signature(run).parameters else run(cfg)
     results = dict(results)
     results["wall_seconds"] = time.perf_counter() - start
     results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
