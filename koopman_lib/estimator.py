@@ -107,13 +107,16 @@ class Koopman:
                 f"(limit {self.memory_limit / 2**30:.1f} GiB); use a finer partition (node or quasi_node), "
                 "fewer snapshots, or raise memory_limit")
 
-    def _groups(self, recording: torch.Tensor):
-        """Per group: (lifted block snapshots ``(batch*P, n, k')`` in the fit dtype, stats, m)."""
+    def _groups(self, recording: torch.Tensor, precision: bool = True):
+        """Per group: (lifted block snapshots ``(batch*P, n, k')`` in the fit dtype, stats, m).
+        ``precision``: find the precision the weights were recorded in (a pass over a float64
+        recording, :func:`koopman_lib.fit.recorded_precision`; only ``Cutoff("resolution")``
+        needs it), else take the recording's dtype."""
         if not isinstance(recording, torch.Tensor) or recording.ndim < 2:
             raise FitError("the recording must be a tensor (k, D) or (k, *batch, D), time first; got "
                            f"{getattr(recording, 'shape', type(recording).__name__)}")
         k = recording.shape[0]
-        self.recorded_dtype_ = recorded_precision(recording)
+        self.recorded_dtype_ = recorded_precision(recording) if precision else recording.dtype
         self.batch_shape_ = tuple(recording.shape[1:-1])
         self._check_memory(k, math.prod(self.batch_shape_))
         lifted = type(self.observables) is not Identity
@@ -135,7 +138,7 @@ class Koopman:
         if isinstance(recording, TrajectoryRecorder):
             return self._fit_recorder(recording)
         ops, stats = [], []
-        for x, st, m in self._groups(recording):
+        for x, st, m in self._groups(recording, self.spec.cutoff.value == "resolution"):
             ops.append(self._fit_group(x, m))
             stats.append(st)
         self.operators_, self.stats_ = ops, stats
@@ -161,7 +164,7 @@ class Koopman:
         specs = {n: s if isinstance(s, FitSpec) else FitSpec(s) for n, s in specs.items()}
         per = {n: [] for n in specs}
         stats = []
-        for x, st, m in self._groups(recording):
+        for x, st, m in self._groups(recording, any(s.cutoff.value == "resolution" for s in specs.values())):
             for n, ops in fit_operators(x, specs, self.dtype, constant=self.observables.constant, n_out=m,
                                         recorded=self.recorded_dtype_).items():
                 per[n].append(ops)
