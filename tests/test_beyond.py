@@ -15,7 +15,7 @@ TINY = dict(
     mlp_sizes=(784, 4, 10), layer1_q=49, train_subset=320, test_subset=200, mnist_inits=1, mnist_epochs=5, window_epochs=(2, 3), T_epochs=2,
     eval_every=5, lbfgs_steps=2, lbfgs_batch=32, extrap_L=(0, 3), heat_starts=(2,), heat_lengths=(1, 2),
     mnist_observables=("identity", "affine"), rep_inits=1, rep_partition="quasi_node:49",
-    rep_window_epochs=(2, 2), rep_T_epochs=(1, 2), rep_curve_every=5, rep_rank=3,
+    replication_window_epochs=(2, 2), rep_T_epochs=(1, 2), rep_curve_every=5, rep_rank=3,
     cyc_inits=1, cyc_warmup_epochs=1, cyc_record=5, cyc_T=5, cyc_target_epoch=2, cyc_max_epochs=3,
     other_epochs=2, other_window_epochs=(1, 1), other_T_epochs=1, wide_sizes=(784, 16, 10), wide_inits=1,
     cnn_channels=(2, 3), cnn_inits=1, fashion_inits=1)
@@ -69,6 +69,41 @@ def test_segment_trainer_counts_jumps_in_the_schedule():
     st1.jumped(5)
     st1.run(1)
     assert torch.allclose(solo.theta[0], net.theta[1], atol=1e-5)
+
+
+def test_train_run_records_evaluates_keeps_and_pairs_members():
+    """The one train-and-record of the image classifiers (MNIST experiment and this chapter)."""
+    from koopman_lib.experiments.images import make_evaluator, shuffle_seed, train_run
+    g = torch.Generator().manual_seed(0)
+    images = bd.Images(torch.randn(96, 784, generator=g), torch.randint(0, 10, (96,), generator=g),
+                       torch.randn(20, 784, generator=g), torch.randint(0, 10, (20,), generator=g), (0.0, 1.0))
+    net = EnsembleMLP((784, 5, 10), "relu", 2, seed=1)
+    theta0 = net.theta.detach().clone()
+    seen = []
+    # 4 steps per epoch (batch 24), 4 epochs; stored steps 0..5; grid every 2 steps within 6..9
+    run = train_run(net, images, 4, 0.7, 2, 0, 5, seed=3, batch_size=24, keep=(10,), eval_span=(6, 9),
+                    on_step=lambda step, theta: seen.append(step))
+    assert run.S == 4 and run.E == 2 and seen == list(range(1, 17))
+    assert sorted(run.grid) == [0, 4, 6, 8, 12, 16]          # step 0, every epoch end, the span's grid
+    assert run.snaps.shape == (6, 2, net.n_params) and torch.equal(run.snap(0), theta0)
+    assert run.snap(10).shape == (2, net.n_params) and not torch.equal(run.snap(10), run.snap(5))
+    assert torch.equal(run.window(2, 5), run.snaps[2:6]) and run.epoch_window(1, 1) == (1, 4)
+    loss4, acc4 = make_evaluator(net, images)(run.snap(4))
+    assert torch.equal(run.loss_at(4), loss4) and torch.equal(run.grid[4][1], acc4)
+    assert torch.equal(run.epoch_losses(2)[1], loss4) and run.curve(4, 4).shape == (3, 2)
+    assert run.step_seconds > 0
+    with pytest.raises(ValueError, match="not stored"):
+        run.snap(7)
+    sub = run.subset(1)
+    assert sub.E == 1 and torch.equal(sub.snap(10), run.snap(10)[:1]) and torch.equal(sub.grid[8][0], run.grid[8][0][:1])
+    # member e shuffles with shuffle_seed(seed, members[e]): member 1 trained alone follows the same path
+    solo = EnsembleMLP((784, 5, 10), "relu", 1)
+    with torch.no_grad():
+        solo.theta.copy_(theta0[1:2])
+    alone = train_run(solo, images, 4, 0.7, 2, 1, 5, seed=3, batch_size=24, members=[1])
+    assert torch.allclose(alone.snap(5)[0], run.snap(5)[1], atol=1e-6)
+    assert torch.allclose(solo.theta[0], net.theta[1], atol=1e-5)
+    assert shuffle_seed(3, 1) == 3501
 
 
 def test_minibatch_loss_is_deterministic_per_step():

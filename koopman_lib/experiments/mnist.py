@@ -54,13 +54,12 @@ from ..estimator import Koopman
 from ..evolve import path as evolve_path
 from ..fit import FITS, Cutoff, FitSpec, singular_values, spectrum_summary
 from ..metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
-from ..ensembles import EnsembleMLP, evaluate
+from ..ensembles import EnsembleMLP
 from ..operators import FitError, finite_section
 from ..partition import Partition, make_partition
 from ..progress import bar
-from ..recorder import TrajectoryRecorder
 from ..training import EnsembleTrainer
-from .images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, normalise, raw_images
+from .images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, Images, Run, normalise, raw_images, shuffle_seed, train_run
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 GUARD_GROWTH = 1e3   # a Koopman evolution is stopped when its weight norm grows 1000-fold (or turns non-finite)
@@ -182,7 +181,7 @@ class Data:
 def member_seeds(cfg: Config, i: int) -> tuple[int, int]:
     """(init seed, shuffle seed) of init ``i``: the same in every training condition, so the
     paper run, the replication run and the ablation runs of init ``i`` are paired."""
-    return 1000 * cfg.seed + i, 1000 * cfg.seed + 500 + i
+    return 1000 * cfg.seed + i, shuffle_seed(cfg.seed, i)
 
 
 def make_net(cfg: Config, ids: list[int]) -> EnsembleMLP:
@@ -209,47 +208,9 @@ class Condition:
         return f"{norm}, " + (f"StepLR {self.gamma}" if self.gamma else "no StepLR")
 
 
-@dataclass
-class Run:
-    """One trained group: the recorded window, test metrics on a grid and at epoch ends."""
-
-    ids: list[int]
-    net: EnsembleMLP
-    steps_per_epoch: int
-    t1: int
-    snapshots: torch.Tensor            # (k, E, D), train dtype, after steps t1..t1+k-1
-    grid: dict                         # step -> (loss (E,), acc (E,))
-    epoch_seconds: list[float]
-    tracked: torch.Tensor | None       # (n, C) coordinates of member 0 after steps track_from..
-    track_from: int
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    def snapshot_at(self, step: int) -> torch.Tensor:
-        return self.snapshots[step - self.t1]
-
-    def window(self, first_epoch: int, last_epoch: int) -> torch.Tensor:
-        """Snapshots after every step of epochs ``first_epoch..last_epoch`` ``(k, E, D)``."""
-        S = self.steps_per_epoch
-        a, b = (first_epoch - 1) * S + 1, last_epoch * S
-        return self.snapshots[a - self.t1: b - self.t1 + 1]
-
-    def loss_at(self, step: int) -> torch.Tensor:
-        return self.grid[step][0]
-
-    def epoch_losses(self, epochs: int) -> torch.Tensor:
-        """``(epochs + 1, E)`` test losses at the end of epochs 0..epochs."""
-        return torch.stack([self.grid[e * self.steps_per_epoch][0] for e in range(epochs + 1)])
-
-    def curve(self, start: int, T: int, every: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
-        steps = [s for s in range(0, T + 1, every)] + ([T] if T % every else [])
-        return steps, torch.stack([self.grid[start + s][0] for s in steps]), \
-            torch.stack([self.grid[start + s][1] for s in steps])
-
-
-def tracked_coordinates(net: EnsembleMLP) -> list[tuple[str, int]]:
-    """A few weights and biases shown in the trajectory figure (Fig. 3b): ``(label, index)``."""
-    sh = net.shapes
+def tracked_coordinates(sh) -> list[tuple[str, int]]:
+    """A few weights and biases shown in the trajectory figure (Fig. 3b): ``(label, index)`` in the
+    flat parameters of a network with layers ``sh`` (``EnsembleMLP.shapes``)."""
     off = [0]
     for s in sh:
         off.append(off[-1] + s.size)
@@ -263,45 +224,39 @@ def tracked_coordinates(net: EnsembleMLP) -> list[tuple[str, int]]:
     ]
 
 
-def train_run(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs: int,
-              grid_from: int, grid_to: int, track: bool = False, desc: str = "") -> Run:
-    """Train inits ``ids`` under ``cond`` for ``epochs`` epochs; record (stored, train dtype) the
-    weights after every step of ``cfg.window_epochs`` (covering the replication's shorter
-    window); evaluate the test set after every ``eval_every``-th step from ``grid_from`` to
-    ``grid_to`` and at every epoch end (and at step 0)."""
-    dtype = DTYPES[cfg.train_dtype]
-    xtr, xte = data.normalized(cond.normalize, dtype)
-    net = make_net(cfg, ids)
-    loop = EnsembleTrainer(net, xtr, data.y_train, batch_size=cfg.batch_size, optimizer="adadelta",
-                           lr=cfg.lr, gamma=cond.gamma, member_seeds=[member_seeds(cfg, i)[1] for i in ids])
-    S = loop.steps_per_epoch
-    if S % cfg.eval_every:
-        raise ValueError(f"eval_every={cfg.eval_every} must divide the {S} steps of an epoch")
+class Tracker:
+    """Per-step callback: the coordinates ``coords`` of member 0 after steps ``first..last``,
+    ``values`` ``(last - first + 1, len(coords))`` (float64)."""
+
+    def __init__(self, coords: list[int], first: int, last: int):
+        self.coords, self.first = torch.tensor(coords), first
+        self.values = torch.empty(last - first + 1, len(coords), dtype=torch.float64)
+
+    def __call__(self, step: int, theta: torch.Tensor) -> None:
+        if self.first <= step < self.first + self.values.shape[0]:
+            self.values[step - self.first] = theta[0, self.coords]
+
+
+def recorded_steps(cfg: Config, S: int) -> tuple[int, int]:
+    """The steps every training run stores: after every step of ``cfg.window_epochs`` and of the
+    replication's ``cfg.replication_window_epochs`` (``S`` steps per epoch)."""
     first = min(cfg.window_epochs[0], cfg.replication_window_epochs[0])
     last = max(cfg.window_epochs[1], cfg.replication_window_epochs[1])
-    t1, t2 = (first - 1) * S + 1, last * S
-    rec = TrajectoryRecorder(net.n_params, t1, t2, batch_shape=(len(ids),), dtype=dtype)
-    grid: dict = {}
-    coords = torch.tensor([c for _, c in tracked_coordinates(net)])
-    track_from = t1
-    tracked = torch.empty(grid_to - track_from + 1, len(coords), dtype=torch.float64) if track else None
+    return (first - 1) * S + 1, last * S
 
-    def evaluate_now(step, theta):
-        if step not in grid:
-            grid[step] = evaluate(net, xte, data.y_test, theta)
 
-    def on_step(step, theta):
-        rec(step, theta)
-        if tracked is not None and track_from <= step <= grid_to:
-            tracked[step - track_from] = theta[0, coords]
-        if step % S == 0 or (grid_from <= step <= grid_to and (step - grid_from) % cfg.eval_every == 0):
-            evaluate_now(step, theta)
-
-    evaluate_now(0, net.theta)
-    seconds = []
-    for _ in bar(range(epochs), desc=desc or cond.name):
-        seconds.append(loop.run_epoch(on_step).seconds)
-    return Run(ids, net, S, t1, rec.snapshots, grid, seconds, tracked, track_from, xte, data.y_test)
+def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs: int,
+                grid_from: int, grid_to: int, on_step=None, desc: str = "") -> Run:
+    """Train inits ``ids`` under ``cond`` for ``epochs`` epochs (:func:`.images.train_run`); record
+    (stored, train dtype) the weights after every step of :func:`recorded_steps`; evaluate the
+    test set after every ``eval_every``-th step from ``grid_from`` to ``grid_to`` and at every
+    epoch end (and at step 0); ``on_step(step, theta)`` after every step."""
+    xtr, xte = data.normalized(cond.normalize, DTYPES[cfg.train_dtype])
+    images = Images(xtr, data.y_train, xte, data.y_test, tuple(cond.normalize))
+    S = -(-xtr.shape[0] // cfg.batch_size)
+    return train_run(make_net(cfg, ids), images, epochs, cond.gamma, cfg.eval_every, *recorded_steps(cfg, S), cfg.seed,
+                     desc or cond.name, cfg.lr, members=ids, batch_size=cfg.batch_size, eval_span=(grid_from, grid_to),
+                     on_step=on_step)
 
 
 # ------------------------------------------------------------------------------------------
@@ -379,12 +334,6 @@ def _median(x) -> float:
     return finite_median(x, empty=float("nan"))
 
 
-def _loss_fn(net, x, y):
-    def fn(theta):
-        return evaluate(net, x, y, theta)
-    return fn
-
-
 def _round(x: torch.Tensor, decimals: int = 7) -> torch.Tensor:
     return torch.round(x.double(), decimals=decimals)
 
@@ -458,7 +407,7 @@ def _settings_table(cfg: Config) -> list[dict]:
     ]
 
 
-def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
+def _ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
     """Fit and evolve every ablation setting; one row per setting, plus what the chapter plots."""
     rows, curves, eigs = [], {}, {}
     T_ep = max(max(cfg.replication_T_epochs), cfg.T_epochs)
@@ -472,16 +421,16 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
         normalize, gamma, window, part, dtype = key
         run = runs_by_cond[Condition(normalize, gamma)]
         partition = partition_of(layer1_spec(part))
-        snaps = run.window(*window)
+        snaps = run.window(*run.epoch_window(*window))
         variants = sorted({(settings[i]["cutoff"], settings[i].get("clip")) for i in groups[key]}, key=str)
         fits = Koopman(partition, dtype=DTYPES[dtype]).fit_variants(
             snaps, {v: FitSpec(v[0], clip=v[1]) for v in variants})
         t2 = window[1] * S
-        theta0 = run.snapshot_at(t2)
+        theta0 = run.snap(t2)
         for c in variants:
             kp = fits.pop(c)
-            ev = kp.rollout(theta0, T_ep * S, every=cfg.eval_every, loss_fn=_loss_fn(net, run.x_test, run.y_test))
-            lams = [op.eigenvalues().reshape(len(run.ids), -1) for op in kp.operators_]     # (E, P*m) per group
+            ev = kp.rollout(theta0, T_ep * S, every=cfg.eval_every, loss_fn=run.evaluate)
+            lams = [op.eigenvalues().reshape(run.E, -1) for op in kp.operators_]     # (E, P*m) per group
             radius = torch.stack([lam.abs().amax(-1) for lam in lams]).amax(0)
             n_out = sum((lam.abs() > 1).sum(-1) for lam in lams)
             eig0 = torch.cat([lam[0] for lam in lams])
@@ -499,12 +448,12 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
                "partition": s["partition"], "dtype": s["dtype"], "cutoff": s["cutoff"],
                "rtol_layer1": rtol_of(s["cutoff"], 157 if s["partition"] == "quasi_node" else 785,
                                       (s["window"][1] - s["window"][0] + 1) * S - 1),
-               "n_members": len(run.ids),
+               "n_members": run.E,
                "max_spectral_radius": _median(radius), "n_eigs_outside_unit_circle": _median(n_out),
                "test_loss_t2": _median(run.loss_at(t2))}
         for T in sorted(set(cfg.replication_T_epochs) | {cfg.T_epochs}):
             j = steps.index(T * S) if T * S in steps else None
-            ko = ev.loss[j] if j is not None else torch.full((len(run.ids),), float("nan"))
+            ko = ev.loss[j] if j is not None else torch.full((run.E,), float("nan"))
             row[f"koopman_loss_T{T}"] = _median(ko)
             row[f"optimizer_loss_T{T}"] = _median(run.loss_at(t2 + T * S))
             row[f"koopman_acc_T{T}"] = _median(ev.acc[j]) if j is not None else float("nan")
@@ -512,7 +461,7 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
         row["loss_growth_T2"] = row[f"koopman_loss_T{T_ep}"] / row["test_loss_t2"]
         row["koopman_over_optimizer_T2"] = row[f"koopman_loss_T{T_ep}"] / row[f"optimizer_loss_T{T_ep}"]
         rows.append(row)
-        opt_steps, opt_loss, opt_acc = run.curve(t2, T_ep * S, cfg.eval_every)
+        opt_steps, opt_loss, opt_acc = _optimizer_curve(run, t2, T_ep * S)
         curves[s["name"]] = {"steps": steps, "koopman_loss": ev.loss.T, "koopman_acc": ev.acc.T,
                              "optimizer_steps": opt_steps, "optimizer_loss": opt_loss.T, "optimizer_acc": opt_acc.T}
         if s["factor"] == "none (base)":
@@ -520,19 +469,19 @@ def _ablation_rows(cfg, settings, runs_by_cond, partition_of, net, S):
     return rows, curves, eigs
 
 
-def _layerwise(cfg, run, partition_layer, net, S):
+def _layerwise(cfg, run, partition_layer, S):
     """The replication's layer-wise operators (float32, its cutoff) in low-rank form."""
     window = tuple(cfg.replication_window_epochs)
-    snaps = run.window(*window)
+    snaps = run.window(*run.epoch_window(*window))
     kp = fit_cutoffs(partition_layer, snaps, torch.float32, [cfg.replication_cutoff],
                      memory_limit=LOW_RANK_MEMORY_LIMIT)[cfg.replication_cutoff]
     ops = kp.operators_
     t2 = window[1] * S
     T_ep = max(cfg.replication_T_epochs)
-    ev = kp.rollout(run.snapshot_at(t2), T_ep * S, every=cfg.eval_every, loss_fn=_loss_fn(net, run.x_test, run.y_test))
-    radius = torch.stack([op.spectral_radius().reshape(len(run.ids), -1).amax(-1) for op in ops]).amax(0)
-    ranks = [op.rank.reshape(len(run.ids), -1)[0].tolist() for op in ops]   # init 0, per block
-    eig0 = _round_complex(torch.cat([op.eigenvalues().reshape(len(run.ids), -1)[0] for op in ops]))
+    ev = kp.rollout(run.snap(t2), T_ep * S, every=cfg.eval_every, loss_fn=run.evaluate)
+    radius = torch.stack([op.spectral_radius().reshape(run.E, -1).amax(-1) for op in ops]).amax(0)
+    ranks = [op.rank.reshape(run.E, -1)[0].tolist() for op in ops]   # init 0, per block
+    eig0 = _round_complex(torch.cat([op.eigenvalues().reshape(run.E, -1)[0] for op in ops]))
     return ev, radius, t2, eig0, ranks
 
 
@@ -580,14 +529,16 @@ def _run(cfg: Config) -> dict:
     ids_all = list(range(cfg.n_inits))
     groups = [ids_all[i:i + cfg.group_size] for i in range(0, cfg.n_inits, cfg.group_size)]
     for gi, ids in enumerate(groups):
-        run_a = train_run(cfg, paper_cond, ids, data, cfg.epochs, grid_from, grid_to, track=(gi == 0),
-                          desc=f"train inits {ids[0]}-{ids[-1]}")
-        window = run_a.window(*cfg.window_epochs)
-        theta_t2 = run_a.snapshot_at(t2)
+        # Fig. 3b: a few weights of init 0 from one epoch before t2 to the end of the grid
+        track = Tracker([c for _, c in tracked_coordinates(shapes)], max(recorded_steps(cfg, S)[0], t2 - S),
+                        grid_to) if gi == 0 else None
+        run_a = train_group(cfg, paper_cond, ids, data, cfg.epochs, grid_from, grid_to, on_step=track,
+                            desc=f"train inits {ids[0]}-{ids[-1]}")
+        window = run_a.window(*run_a.epoch_window(*cfg.window_epochs))
+        theta_t2 = run_a.snap(t2)
         # per member: pinv fit (float64, the paper's method), timed as the paper timed it
-        net = run_a.net
-        loss_fn = _loss_fn(net, run_a.x_test, run_a.y_test)
-        opt_steps, opt_loss, opt_acc = run_a.curve(t2, H, cfg.eval_every)
+        loss_fn = run_a.evaluate
+        opt_steps, opt_loss, opt_acc = _optimizer_curve(run_a, t2, H)
         epoch_loss = run_a.epoch_losses(cfg.epochs)            # (epochs+1, E)
         epoch_acc = torch.stack([run_a.grid[e * S][1] for e in range(cfg.epochs + 1)])
         curves["steps"] = opt_steps
@@ -639,10 +590,9 @@ def _run(cfg: Config) -> dict:
             del fits, kp
         if gi == 0:
             # Fig. 3b: optimizer vs Koopman trajectories of a few weights of init 0
-            coords = tracked_coordinates(net)
-            first = max(run_a.track_from, t2 - S)
-            traj = {"labels": [c for c, _ in coords], "optimizer_from_step": first,
-                    "optimizer": _round(run_a.tracked[first - run_a.track_from:].T), "koopman_from_step": t2}
+            coords = tracked_coordinates(shapes)
+            traj = {"labels": [c for c, _ in coords], "optimizer_from_step": track.first,
+                    "optimizer": _round(track.values.T), "koopman_from_step": t2}
             traj["koopman"], out["eigenvalues_init0"] = {}, {}
             for name in cfg.fits:
                 kt = init0[name]
@@ -663,17 +613,16 @@ def _run(cfg: Config) -> dict:
             out["singular_values_init0"] = spectrum_summary(partition.time_last(window[:, :1]))
             kt = init0["paper"]
             # Cholesky (what a streaming Gram recording gives) vs pinv on init 0
-            out["cholesky_check"] = _cholesky_check(partition, window[:, 0], theta_t2[0], T, kt, net,
-                                                    run_a.x_test, run_a.y_test,
+            out["cholesky_check"] = _cholesky_check(partition, window[:, 0], theta_t2[0], T, kt, run_a.evaluate,
                                                     members[0]["fits"]["paper"][f"T{cfg.T_epochs}"]["koopman_loss"])
             # timing, interleaved repeats in this process: init 0's fits and rollouts as reported
             timing = _timing(cfg, data, partition, window[:, :1], theta_t2[:1], S)
             # the ablation starting from the paper's settings reuses this group's recording
             if "from_paper" in cfg.ablation_directions:
-                sub = _subset_run(run_a, cfg.n_ablation_inits)
+                sub = run_a.subset(cfg.n_ablation_inits)
                 sets = [s for s in ablation_settings(cfg) if s["direction"] == "from_paper"
                         and (tuple(s["normalize"]), s["gamma"]) == (paper_cond.normalize, paper_cond.gamma)]
-                r, c, e = _ablation_rows(cfg, sets, {paper_cond: sub}, partition_of, net, S)
+                r, c, e = _ablation_rows(cfg, sets, {paper_cond: sub}, partition_of, S)
                 ablation_rows += r
                 ablation_curves.update(c)
                 ablation_eigs.update(e)
@@ -702,19 +651,19 @@ def _run(cfg: Config) -> dict:
         max(cfg.T_epochs, max(cfg.replication_T_epochs))
     layer = None
     for cond in conds:
-        r = train_run(cfg, cond, rep_ids if cond == rep_cond else ab_ids, data, epochs_ab, grid_from, grid_to,
-                      desc=f"train {cond.name}")
+        r = train_group(cfg, cond, rep_ids if cond == rep_cond else ab_ids, data, epochs_ab, grid_from, grid_to,
+                        desc=f"train {cond.name}")
         sets = [s for s in pending if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
         if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
-            rep_rows = _ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, partition_of, r.net, S)
-        sub = _subset_run(r, cfg.n_ablation_inits) if len(r.ids) > cfg.n_ablation_inits else r
+            rep_rows = _ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, partition_of, S)
+        sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits else r
         if sets:
-            rows, c, e = _ablation_rows(cfg, sets, {cond: sub}, partition_of, r.net, S)
+            rows, c, e = _ablation_rows(cfg, sets, {cond: sub}, partition_of, S)
             ablation_rows += rows
             ablation_curves.update(c)
             ablation_eigs.update(e)
         if cond == rep_cond and cfg.layerwise:
-            layer = _layerwise(cfg, r, partition_of(("layer",) * 4), r.net, S) + (r,)
+            layer = _layerwise(cfg, r, partition_of(("layer",) * 4), S) + (r,)
         del r
 
     # ---- tables
@@ -774,7 +723,7 @@ def _run(cfg: Config) -> dict:
         ablation_curves.update({row["setting"]: rep_curves[row["setting"]] for row in rep_fit_rows})
     if layer is not None:
         ev, radius, lt2, eig0, ranks, r = layer
-        oc = r.curve(lt2, max(cfg.replication_T_epochs) * S, cfg.eval_every)
+        oc = _optimizer_curve(r, lt2, max(cfg.replication_T_epochs) * S)
         for Te in cfg.replication_T_epochs:
             j = ev.steps.index(Te * S) if Te * S in ev.steps else None
             replication.append({"setting": "replication", "fit": "replication", "clip": None,
@@ -782,7 +731,7 @@ def _run(cfg: Config) -> dict:
                                 "cutoff": cfg.replication_cutoff,
                                 "window_epochs": f"{cfg.replication_window_epochs[0]}-{cfg.replication_window_epochs[1]}",
                                 "normalize": f"{cfg.replication_normalize[0]}/{cfg.replication_normalize[1]}",
-                                "steplr": False, "T_epochs": Te, "n_members": len(r.ids),
+                                "steplr": False, "T_epochs": Te, "n_members": r.E,
                                 "test_loss_t2": _median(r.loss_at(lt2)),
                                 "final_test_loss_koopman": _median(ev.loss[j]) if j is not None else float("nan"),
                                 "final_test_loss_optimizer": _median(r.loss_at(lt2 + Te * S)),
@@ -791,7 +740,7 @@ def _run(cfg: Config) -> dict:
                                 "max_spectral_radius": _median(radius),
                                 **_spreads({"steps": ev.steps, "koopman_loss": ev.loss.T, "optimizer_steps": oc[0],
                                             "optimizer_loss": oc[1].T}, Te * S)})
-        opt_steps, opt_loss, opt_acc = r.curve(lt2, max(cfg.replication_T_epochs) * S, cfg.eval_every)
+        opt_steps, opt_loss, opt_acc = oc
         ablation_curves["replication settings, layer-wise"] = {
             "steps": ev.steps, "koopman_loss": ev.loss.T, "koopman_acc": ev.acc.T, "optimizer_steps": opt_steps,
             "optimizer_loss": opt_loss.T, "optimizer_acc": opt_acc.T}
@@ -917,18 +866,16 @@ def _sweep_rows(cfg: Config, members: list, k: int, S: int) -> list[dict]:
     return rows
 
 
+def _optimizer_curve(run: Run, t2: int, T: int) -> tuple[list[int], torch.Tensor, torch.Tensor]:
+    """The optimizer's test losses and accuracies ``(n, E)`` at the steps ``0, every, .., T`` after ``t2``."""
+    return list(range(0, T + 1, run.every)), run.curve(t2, T), run.curve_acc(t2, T)
+
+
 def window_len(cfg, S) -> int:
     return (cfg.window_epochs[1] - cfg.window_epochs[0] + 1) * S
 
 
-def _subset_run(run: Run, n: int) -> Run:
-    """The first ``n`` members of a trained group as a run of their own (views, no copies)."""
-    grid = {s: (l[:n], a[:n]) for s, (l, a) in run.grid.items()}
-    return Run(run.ids[:n], run.net, run.steps_per_epoch, run.t1, run.snapshots[:, :n], grid,
-               run.epoch_seconds, None, run.track_from, run.x_test, run.y_test)
-
-
-def _cholesky_check(partition, snaps, theta_t2, T, kt_pinv, net, x_test, y_test, loss_pinv) -> dict:
+def _cholesky_check(partition, snaps, theta_t2, T, kt_pinv, evaluate_fn, loss_pinv) -> dict:
     """Init 0: pinv operators (``kt_pinv``, dense) vs Cholesky on the normal equations (= a
     streaming Gram recording), block group by block group."""
     x64 = snaps.to(torch.float64)
@@ -957,7 +904,7 @@ def _cholesky_check(partition, snaps, theta_t2, T, kt_pinv, net, x_test, y_test,
         wc = kc.predict(theta_t2, T)
         wp = kt_pinv.predict(theta_t2, T)
         out["weights_rel_diff_T"] = float((wc - wp).norm() / wp.norm())
-        out["loss_cholesky_T"] = float(evaluate(net, x_test, y_test, wc)[0][0])
+        out["loss_cholesky_T"] = float(evaluate_fn(wc)[0][0])
     return out
 
 

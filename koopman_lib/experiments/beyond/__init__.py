@@ -22,8 +22,9 @@ Seven studies (issue 6), one module each; each is one list of rows in the result
 
 Reuse: one NN DE solver run serves items 1, 2, 3, 5; one MNIST run at the paper's settings
 serves items 1, 2, 3, 5 (both in :mod:`.paper_runs`); items 4, 6, 7 train their own networks.
-What the studies share (``Config``, ``PROFILES``, image data, ``Run`` / ``train_run``, the
-evaluator, helpers) is in :mod:`.common`. Training runs in float32
+What the studies share (``Config``, ``PROFILES``, helpers) is in :mod:`.common`; the image
+data, the one train-and-record (``Run`` / ``train_run``) and the evaluator are those of
+:mod:`koopman_lib.experiments.images`, shared with the MNIST experiment. Training runs in float32
 for MNIST (as the PyTorch example), so snapshots are *stored* in float32 without loss and
 cast to float64 for every fit (except the replication's float32 fits); the DE solver is
 trained and fitted in float64 (item 1 adds two fits that test the role of precision, since

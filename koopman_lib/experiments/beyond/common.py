@@ -1,8 +1,9 @@
 """What the studies of :mod:`koopman_lib.experiments.beyond` share: the configuration and its
 profiles, small helpers (medians, timings, ``T_eq/T``, weight errors), the image classifiers' data,
-training with a recorded trajectory (:class:`Run`, :func:`train_run`) and evaluation, the test loss
-along a Koopman path, the paper's MNIST partition and the two fits of the paper-settings studies,
-and the NN DE solver's recorded run (:class:`DeRun`) with the two runs' windows.
+training with a recorded trajectory (:class:`Run`, :func:`train_run`) and evaluation (defined in
+:mod:`koopman_lib.experiments.images`, which the MNIST experiment shares, and re-exported here), the
+test loss along a Koopman path, the paper's MNIST partition and the two fits of the paper-settings
+studies, and the NN DE solver's recorded run (:class:`DeRun`) with the two runs' windows.
 """
 from __future__ import annotations
 
@@ -12,14 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...ensembles import evaluate
 from ...estimator import Koopman
 from ...fit import FitSpec
 from ...metrics import finite_median, t_eq_parts
-from ...progress import bar
-from ...recorder import TrajectoryRecorder
-from ...training import EnsembleTrainer
-from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, normalise, raw_images
+from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, Images, Run, load_images, make_evaluator, train_run  # noqa: F401
 
 
 
@@ -59,7 +56,8 @@ class Config:
     # -- item 4: the replication's setting ---------------------------------------------------------
     rep_inits: int = 2
     rep_partition: str = "node"         # the replication's full-node (785-dim) operators in layer 1
-    rep_window_epochs: tuple = (3, 4)
+    replication_window_epochs: tuple = (4, 5)  # the replication's notebook's t1, t2 = 3, 5 (0-indexed): weights after
+                                               # every step of epochs 4-5, Koopman training from the end of the 5th
     rep_T_epochs: tuple = (1, 2, 5)
     rep_curve_every: int = 469          # test loss of the Koopman path every half epoch
     rep_rank: int = 50                  # truncated SVD: leading singular values kept
@@ -155,132 +153,8 @@ def rel_error(pred: torch.Tensor, true_end: torch.Tensor, true_start: torch.Tens
 
 
 # ------------------------------------------------------------------------------------------
-# image classifiers: data, training with a recorded trajectory, evaluation
+# image classifiers: the test loss along a Koopman path (data, training and evaluation: ..images)
 # ------------------------------------------------------------------------------------------
-@dataclass
-class Images:
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    normalize: tuple
-
-
-def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | None = None,
-                test_subset: int | None = None) -> Images:
-    """``normalize``: ``"paper"`` (0.1307/0.3081), ``"replication"`` (0.5/0.5), ``"dataset"``
-    (mean and std of the training images) or a ``(mean, std)`` pair."""
-    xtr, ytr, xte, yte = raw_images(dataset)
-    if normalize == "paper":
-        m, s = PAPER_NORMALIZE
-    elif normalize == "replication":
-        m, s = REPLICATION_NORMALIZE
-    elif normalize == "dataset":
-        m, s = float(xtr.mean()), float(xtr.std())
-    else:
-        m, s = normalize
-    if train_subset:
-        xtr, ytr = xtr[:train_subset], ytr[:train_subset]
-    if test_subset:
-        xte, yte = xte[:test_subset], yte[:test_subset]
-    return Images(normalise(xtr, (m, s)), ytr, normalise(xte, (m, s)), yte, (round(m, 4), round(s, 4)))
-
-
-def make_evaluator(net, images: Images):
-    """``theta (E, D) -> (test loss (E,), test accuracy (E,))``; ``nan`` for non-finite members."""
-    return lambda theta: evaluate(net, images.x_test, images.y_test, theta.detach())
-
-
-@dataclass
-class Run:
-    """A trained ensemble: float32 snapshots after steps ``lo..hi`` ``(hi - lo + 1, E, D)``, test
-    loss/accuracy every ``every`` steps (``grid[step] = (loss, acc)``), optimizer seconds per
-    ensemble step with the recording and evaluations excluded."""
-
-    net: object
-    images: Images
-    trainer: EnsembleTrainer
-    S: int
-    lo: int
-    snaps: torch.Tensor
-    grid: dict
-    every: int
-    step_seconds: float
-    evaluate: object
-
-    @property
-    def E(self) -> int:
-        return self.snaps.shape[1]
-
-    def snap(self, step: int) -> torch.Tensor:
-        if step in getattr(self, "kept", {}):
-            return self.kept[step]
-        if not self.lo <= step < self.lo + self.snaps.shape[0]:
-            raise ValueError(f"step {step} was not stored")
-        return self.snaps[step - self.lo]
-
-    def window(self, t1: int, t2: int) -> torch.Tensor:
-        """Snapshots after steps ``t1..t2`` ``(t2 - t1 + 1, E, D)`` (float32, a view)."""
-        if t1 < self.lo or t2 > self.lo + self.snaps.shape[0] - 1:
-            raise ValueError(f"steps {t1}..{t2} are outside the stored {self.lo}..{self.lo + self.snaps.shape[0] - 1}")
-        return self.snaps[t1 - self.lo: t2 - self.lo + 1]
-
-    def epoch_window(self, e0: int, e1: int) -> tuple[int, int]:
-        """Steps of 'after every step of epochs e0..e1' (1-based): ``((e0-1) S + 1, e1 S)``."""
-        return (e0 - 1) * self.S + 1, e1 * self.S
-
-    def curve(self, t2: int, T: int) -> torch.Tensor:
-        """Optimizer test losses at ``t2, t2 + every, ..`` up to ``t2 + T`` ``(T/every + 1, E)``."""
-        return torch.stack([self.grid[t2 + j][0] for j in range(0, T + 1, self.every)])
-
-    def curve_acc(self, t2: int, T: int) -> torch.Tensor:
-        return torch.stack([self.grid[t2 + j][1] for j in range(0, T + 1, self.every)])
-
-    def after(self, t2: int) -> torch.Tensor:
-        """All optimizer test losses from ``t2`` on (every ``every`` steps), ``(n, E)``."""
-        last = max(self.grid)
-        return torch.stack([self.grid[s][0] for s in range(t2, last + 1, self.every)])
-
-
-def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: int, seed: int,
-              desc: str = "training", lr: float = 1.0, keep=()) -> Run:
-    """Adadelta (lr ``lr``, StepLR ``gamma`` per epoch, batch 64) for ``epochs`` epochs on the
-    fast ensemble loop, storing float32 snapshots after steps ``lo..hi`` (and after each step in
-    ``keep``, in ``Run.kept``) and evaluating the test set every ``every`` steps (and at step 0)."""
-    E = net.theta.shape[0]
-    tr = EnsembleTrainer(net, images.x_train, images.y_train, 64, "adadelta", lr, gamma,
-                         member_seeds=[1000 * seed + 500 + e for e in range(E)])
-    S = tr.steps_per_epoch
-    if S % every:
-        raise ValueError(f"eval_every={every} must divide the {S} steps of an epoch")
-    hi = min(hi, epochs * S)
-    lo = max(lo, 0)
-    rec = TrajectoryRecorder(net.theta.shape[1], lo, hi, batch_shape=(E,), dtype=net.theta.dtype)
-    evaluate = make_evaluator(net, images)
-    grid = {0: evaluate(net.theta)}
-    rec(0, net.theta)                           # step 0 is stored when the window starts there
-    overhead = 0.0
-    kept = {}
-
-    def on_step(step, theta):
-        nonlocal overhead
-        s = time.perf_counter()
-        rec(step, theta)
-        if step in keep:
-            kept[step] = theta.clone()
-        if step % every == 0:
-            grid[step] = evaluate(theta)
-        overhead += time.perf_counter() - s
-
-    total = 0.0
-    for _ in bar(range(epochs), desc=desc):
-        total += tr.run_epoch(on_step).seconds
-    step_seconds = (total - overhead) / (epochs * S)
-    out = Run(net, images, tr, S, lo, rec.snapshots, grid, every, step_seconds, evaluate)
-    out.kept = kept
-    return out
-
-
 def _rows(values: torch.Tensor, n: int) -> torch.Tensor:
     """The first ``n`` evaluations ``(n, E)`` of a rollout, ``nan`` past the step at which it ended
     (a rollout ends once every network has stopped)."""

@@ -12,6 +12,7 @@ from ...ensembles import EnsembleMLP
 from ...estimator import Koopman
 from ...partition import make_partition
 from ...progress import bar
+from ..images import shuffle_seed
 from .common import Config, Images, _frac, _median, _timed, load_images, make_evaluator, paper_partition
 
 
@@ -30,7 +31,7 @@ class SegmentTrainer:
         self.lr, self.gamma = lr, gamma
         self.opt = torch.optim.Adadelta([net.theta], lr=lr)
         E = net.theta.shape[0]
-        self.gens = [torch.Generator().manual_seed(1000 * seed + 500 + e) for e in range(E)]
+        self.gens = [torch.Generator().manual_seed(shuffle_seed(seed, e)) for e in range(E)]
         self.N = images.x_train.shape[0]
         self.S = -(-self.N // batch)
         self.perm, self.pos, self.progress, self.opt_steps = None, self.N, 0, 0
