@@ -115,3 +115,16 @@ def test_stored_recorder_keeps_exact_copies_and_lets_go_of_its_views():
     assert rec._rows is None
     with pytest.raises(ValueError, match="theta shape"):
         TrajectoryRecorder(7, 1, 3, (2,), "stored")(1, torch.zeros(7))
+
+
+def test_bench_end_to_end_never_starts_an_experiment(tmp_path):
+    """Without a matching saved run the bench records why it has no rows instead of running one."""
+    from koopman_lib import bench
+    from koopman_lib.config import with_profile
+    t = _timing({"svd": 0.0, "eigh": 1e-7}, {"svd": 2.0, "eigh": 1.0})
+    t["routes"]["svd"]["jump_s"] = t["routes"]["eigh"]["jump_s"] = {20: 0.01, 50: 0.01}
+    cfg = with_profile(bench.PROFILES, "ci", T_epochs=(1, 2), end_to_end_profile="ci")
+    out = bench.end_to_end(cfg, [{"steps_per_epoch": 10, "pipeline": t}], {"pipeline": t, "T": 50}, 0.01, tmp_path)
+    assert out["end_to_end"] == [] and out["pipeline"]["mnist"]["route"] == "eigh"
+    assert any("koopman reproduce mnist" in n for n in out["end_to_end_notes"])
+    assert any("koopman reproduce de-solver" in n for n in out["end_to_end_notes"])
