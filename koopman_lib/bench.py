@@ -57,7 +57,7 @@ from .metrics import equivalent_runtime, finite_median, t_eq_parts
 from .operators import (FitError, GramAccumulator, finite_section, pinv_reference, solve_normal_equations,
                         solve_normal_equations_pinv)
 from .partition import LayerShape, make_partition
-from .pipeline import choose, clock, de_rows, mnist_rows, summary as end_to_end_summary, time_pipeline
+from .pipeline import choose, clock, de_rows, mnist_rows, rel_diff, summary as end_to_end_summary, time_pipeline
 from .progress import bar
 from .recorder import TrajectoryRecorder
 from .results import REPO_ROOT, load_average, read_json
@@ -195,11 +195,6 @@ def loglog_slope(x, y) -> float | None:
 def _group_snapshots(snapshots: torch.Tensor, partition) -> list[torch.Tensor]:
     """Time-first ``(k, *batch, D)`` -> per group ``(batch*P, m, k)`` (contiguous float64 copies)."""
     return [x.to(torch.float64).contiguous() for x in partition.time_last(snapshots)]
-
-
-def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """Per-block relative Frobenius difference ``||A - B|| / ||B||``, ``(P,)``."""
-    return (A - B).flatten(1).norm(dim=1) / B.flatten(1).norm(dim=1).clamp_min(1e-300)
 
 
 # -- fits ------------------------------------------------------------------------------------------
@@ -443,7 +438,7 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
         "record_seconds": rec_s, "streaming_fit_seconds": median(ktimes["fit_streaming"] + [fit_s]),
         "jump_seconds_first": jump_s, "eval_seconds": eval_s,
         "koopman_times": ktimes, "step_timing_steps": n_steps, "partition": part.describe(), "n_params": D,
-        "streaming_method": stream_method, "pipeline": pipe, "epoch_seconds_fast_loop": step_s * spe,
+        "streaming_method": stream_method, "pipeline": pipe,
         "record_bytes": {"stored": TrajectoryRecorder.estimate_bytes(D, t2 - t1 + 1, (1,), "stored",
                                                                       itemsize=stored.snapshots.element_size()),
                          "streaming": TrajectoryRecorder.estimate_bytes(D, t2 - t1 + 1, (1,), "streaming", part,
@@ -509,20 +504,17 @@ def de_run(cfg: BenchConfig, seed: int) -> dict:
     t1 = cfg.de_warmup + 1
     rec = TrajectoryRecorder(th.shape[1], t1, t1 + cfg.de_window - 1, (1,), "stored", dtype=dtype)
 
-    def train(n, record=False):
-        for _ in range(n):
-            _, g = problem.loss_and_grad(th)
-            th.grad = g
-            dx.set_lr(opt, dx.learning_rate(state["step"], dcfg.lr_numerator, dcfg.lr_offset))
-            opt.step()
-            state["step"] += 1
-            if record:
-                s = time.perf_counter()
-                rec(state["step"], th)
-                state["record"] += time.perf_counter() - s
+    def record(step, theta):
+        s = time.perf_counter()
+        rec(step, theta)
+        state["record"] += time.perf_counter() - s
+
+    def train(n, record_steps=False):
+        dx.fast_steps(problem, th, opt, dcfg, state["step"], n, record if record_steps else None)
+        state["step"] += n
 
     train(cfg.de_warmup)
-    window_s, _ = clock(lambda: train(cfg.de_window, record=True))
+    window_s, _ = clock(lambda: train(cfg.de_window, record_steps=True))
     part = make_partition(problem.shapes, list(dcfg.partition))
     snaps = rec.snapshots
     theta = th.detach().clone()

@@ -63,7 +63,8 @@ def estimator(partition: Partition, route: str) -> Koopman:
     return Koopman(partition, **PIPELINE_FITS[route])
 
 
-def _rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """Per-block relative Frobenius difference ``||A - B|| / ||B||``, ``(P,)``."""
     return (A - B).flatten(1).norm(dim=1) / B.flatten(1).norm(dim=1).clamp_min(1e-300)
 
 
@@ -101,7 +102,7 @@ def time_pipeline(partition: Partition, recording: torch.Tensor, theta_t2: torch
         for T in Ts:
             s, losses[int(T)] = clock(lambda: loss_fn(preds[(r, T)]))
             eval_s.append(s)
-        d = torch.cat([_rel_diff(a.as_dense(), b.as_dense()) for a, b in zip(kp.operators_, ref.operators_)])
+        d = torch.cat([rel_diff(a.as_dense(), b.as_dense()) for a, b in zip(kp.operators_, ref.operators_)])
         out["routes"][r] = {"fit_s": finite_median(fit_s[r]), "fit_s_all": fit_s[r], "jump_s": jumps,
                             "loss": losses, "max_rel_diff_operators": float(d.max()),
                             "median_rel_diff_operators": float(d.median())}
@@ -209,5 +210,5 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-__all__ = ["clock", "PIPELINE_FITS", "REFERENCE", "LOSS_RTOL", "estimator", "time_pipeline", "choose", "phase_row",
+__all__ = ["clock", "rel_diff", "PIPELINE_FITS", "REFERENCE", "LOSS_RTOL", "estimator", "time_pipeline", "choose", "phase_row",
            "mnist_rows", "de_rows", "summary"]

@@ -574,17 +574,28 @@ def time_paper_style(problem: Oscillator, theta_row: torch.Tensor, name: str, cf
     return time.perf_counter() - start
 
 
-def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Config, steps: int) -> float:
-    """Seconds for ``steps`` steps of the networks ``theta`` ``(E, D)`` with the analytic
-    gradient and nothing else per step (no bookkeeping, no host syncs)."""
-    th = theta.detach().clone()
-    opt = de_optimizer(name, [th], cfg)
-    start = time.perf_counter()
-    for step in range(steps):
+def fast_steps(problem: Oscillator, th: torch.Tensor, opt: torch.optim.Optimizer, cfg: Config, start: int, n: int,
+               on_step=None) -> None:
+    """The fast loop: ``n`` optimizer steps of the networks ``th`` ``(E, D)`` (updated in place by
+    ``opt``) with the analytic gradient and nothing else per step (no bookkeeping, no host syncs),
+    at steps ``start .. start + n - 1`` of the learning-rate schedule; ``on_step(step, th)`` after
+    each (``step`` counted from 1)."""
+    for step in range(start, start + n):
         _, g = problem.loss_and_grad(th)
         th.grad = g
         set_lr(opt, learning_rate(step, cfg.lr_numerator, cfg.lr_offset))
         opt.step()
+        if on_step is not None:
+            on_step(step + 1, th)
+
+
+def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Config, steps: int) -> float:
+    """Seconds for ``steps`` steps of the fast loop (:func:`fast_steps`) from the networks ``theta``
+    ``(E, D)`` (not modified) with a fresh optimizer."""
+    th = theta.detach().clone()
+    opt = de_optimizer(name, [th], cfg)
+    start = time.perf_counter()
+    fast_steps(problem, th, opt, cfg, 0, steps)
     return time.perf_counter() - start
 
 
