@@ -2,8 +2,9 @@
 
 Float64 is used for recorded trajectories and operator fits throughout.
 """
-from .operators import (FitError, GramAccumulator, affine_observables, clip_spectrum, eigenvalues,
-                        finite_section, solve_normal_equations, spectral_radius)
+from .errors import FitError, NotFittedError
+from .solvers import GramAccumulator, affine_observables, finite_section, solve_normal_equations
+from .spectra import clip_spectrum, eigenvalues, spectral_radius
 from .evolve import Rollout, iterate, jump, path, rollout
 from .fit import Cutoff, FitSpec, Operators, factorise, fit_operators
 from .partition import (LayerShape, Partition, PartitionError, flatten_params, layer_shapes, load_flat,
@@ -14,7 +15,7 @@ from .metrics import TEq, equivalent_runtime, error_ratio, speedup, success, t_e
 
 __version__ = "0.1.0"
 __all__ = [
-    "FitError", "GramAccumulator", "affine_observables", "clip_spectrum", "eigenvalues", "finite_section",
+    "FitError", "NotFittedError", "GramAccumulator", "affine_observables", "clip_spectrum", "eigenvalues", "finite_section",
     "solve_normal_equations", "spectral_radius", "iterate", "jump", "path", "rollout", "Cutoff", "FitSpec",
     "Operators", "factorise", "fit_operators", "LayerShape", "Partition",
     "PartitionError", "flatten_params", "layer_shapes", "load_flat", "make_partition", "TrajectoryRecorder",

@@ -22,7 +22,7 @@ from typing import Callable, Union
 import numpy as np
 import torch
 
-from .operators import affine_observables, finite_section
+from .solvers import affine_observables, finite_section
 
 Schedule = Callable[[int], float]
 Rate = Union[float, Schedule]

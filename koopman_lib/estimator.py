@@ -19,12 +19,13 @@ import torch
 from .evolve import Rollout, _check_T, jump as _jump, path as _path, rollout as _rollout
 from .fit import CHUNK_BYTES, DEFAULT_FIT, Cutoff, FitSpec, Operators, fit_operators, named_fit, recorded_precision
 from .observables import Identity
-from .operators import FitError, finite_section
+from .errors import FitError, NotFittedError
+from .solvers import ESTIMATOR_METHODS, finite_section
 from .partition import Partition
 from .recorder import TrajectoryRecorder
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30  # bytes
-METHODS = ("svd", "lstsq", "cholesky", "eigh")
+METHODS = ESTIMATOR_METHODS
 
 
 class Koopman:
@@ -56,7 +57,7 @@ class Koopman:
                  method: str = "svd", observables=None, dtype=torch.float64,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, fit: str | FitSpec | None = None):
         if not isinstance(partition, Partition):
-            raise FitError(f"partition must be a koopman_lib.Partition (make_partition(model, 'node')), "
+            raise TypeError(f"partition must be a koopman_lib.Partition (make_partition(model, 'node')), "
                            f"got {type(partition).__name__}")
         if method not in METHODS:
             raise FitError(f"unknown method {method!r}; choose one of {METHODS}")
@@ -112,7 +113,10 @@ class Koopman:
         ``precision``: find the precision the weights were recorded in (a pass over a float64
         recording, :func:`koopman_lib.fit.recorded_precision`; only ``Cutoff("resolution")``
         needs it), else take the recording's dtype."""
-        if not isinstance(recording, torch.Tensor) or recording.ndim < 2:
+        if not isinstance(recording, torch.Tensor):
+            raise TypeError("the recording must be a torch.Tensor (k, D) or (k, *batch, D), time first; got "
+                            f"{type(recording).__name__}")
+        if recording.ndim < 2:
             raise FitError("the recording must be a tensor (k, D) or (k, *batch, D), time first; got "
                            f"{getattr(recording, 'shape', type(recording).__name__)}")
         k = recording.shape[0]
@@ -218,7 +222,7 @@ class Koopman:
     def _start(self, start: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Per group the lifted states ``(batch*P, n)`` and ``theta0`` ``(*batch, D)``."""
         if self.operators_ is None:
-            raise FitError("call fit() before predicting")
+            raise NotFittedError("this Koopman estimator is not fitted yet: call fit(recording) before predicting")
         want = self.batch_shape_ + (self.partition.n_params,)
         h = self.observables.history
         hist = start.unsqueeze(0) if tuple(start.shape) == want else start
@@ -293,7 +297,7 @@ class Koopman:
     def spectral_radii_(self) -> list[torch.Tensor]:
         """Per group, the spectral radius of every block operator, ``(*batch, P_g)``."""
         if self.operators_ is None:
-            raise FitError("call fit() first")
+            raise NotFittedError("this Koopman estimator is not fitted yet: call fit(recording) first")
         return [op.spectral_radius().reshape(self.batch_shape_ + (int(g.shape[0]),))
                 for op, g in zip(self.operators_, self.partition.groups)]
 

@@ -5,7 +5,7 @@ The paper fits its operators on the identity observable ``g(w) = w``. Koopman pr
 there. Every dictionary here keeps the block state ``w`` as the *first* ``m`` rows of the
 lifted state, so going back to the weights is reading those rows (the projection is exact).
 
-Shapes follow :mod:`koopman_lib.operators`: snapshots of a batch of ``P`` blocks of size
+Shapes follow :mod:`koopman_lib.solvers`: snapshots of a batch of ``P`` blocks of size
 ``m`` are ``(P, m, k)`` (columns in time order); lifted snapshots are ``(P, n, k - h + 1)``
 where ``n = n_features(m)`` and ``h = history`` is how many consecutive states one lifted
 state needs (``d`` for ``d`` delays, 1 otherwise).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .operators import FitError
+from .errors import FitError
 from .partition import Partition
 
 

@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from .operators import GramAccumulator
+from .solvers import GramAccumulator
 from .partition import Partition
 
 

@@ -27,7 +27,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .operators import FitError, finite_section
+from .errors import FitError
+
+from .solvers import finite_section
 
 __all__ = ["SlowManifoldMap", "lift", "relative_error", "compare_fits", "conditioning_sweep",
            "match_eigenvalues", "pydmd_exact_dmd", "PYDMD_CONDITION_WARNING", "stable_operators"]

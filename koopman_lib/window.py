@@ -25,7 +25,7 @@ from typing import Sequence
 import torch
 
 from .estimator import Koopman
-from .operators import FitError
+from .errors import FitError
 from .partition import Partition
 
 CRITERIA = ("spectral", "one_step", "multi_step")

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parents[1] / "koopman_lib"
-ORCHESTRATION = sorted((PKG / "experiments").rglob("*.py")) + [PKG / "bench.py"]
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "koopman_lib"
+#: the reproduction layer orchestrates: every module of it
+ORCHESTRATION = sorted((ROOT / "koopman_repro").rglob("*.py"))
 #: numerical linear algebra that only the core may call
 FORBIDDEN = re.compile(r"torch\.linalg\.|matrix_power|\.pinverse\(|torch\.svd\(|torch\.lstsq\(|torch\.cholesky")
 
@@ -23,7 +25,7 @@ def _code_lines(path: Path):
             yield i, code
 
 
-@pytest.mark.parametrize("path", ORCHESTRATION, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", ORCHESTRATION, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_experiments_and_bench_call_the_core_for_every_factorisation_and_evolution(path):
     bad = [f"{path.name}:{i}: {c.strip()}" for i, c in _code_lines(path) if FORBIDDEN.search(c)]
     assert not bad, ("numerical routines outside the core (use koopman_lib.fit / Koopman / "

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 import koopman_lib as kl
-from koopman_lib import bench, toy
+from koopman_lib import toy
+from koopman_repro import bench
 from koopman_lib.data import DataError
-from koopman_lib.experiments import load_or_run, reproduce
+from koopman_repro.experiments import load_or_run, reproduce
 from conftest import stable_operators
 
 TINY = dict(repeats=2, slow_repeats=1, mnist_sizes=(784, 4, 4, 10), mnist_partition=("quasi_node:5", "node", "node"),

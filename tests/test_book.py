@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from koopman_lib.book import PARAMETER_TAGS, hide_parameter_cells, toc_chapters
-from koopman_lib.results import REPO_ROOT
+from koopman_repro.book import PARAMETER_TAGS, hide_parameter_cells, toc_chapters
+from koopman_repro.results import REPO_ROOT
 
 
 def tags(cell):
@@ -65,7 +65,7 @@ def test_every_chapter_notebook_has_a_parameters_cell(name):
 
 
 def test_chapter_results_reads_the_saved_run_unless_asked_to_recompute(tmp_path, monkeypatch):
-    from koopman_lib import experiments
+    from koopman_repro import experiments
     # nothing at this profile in tmp_path: the reader's path shows the committed full-scale run
     got = experiments.chapter_results("perceptron", "ci", tmp_path, recompute=False)
     assert got["provenance"]["profile"] in ("paper", "full")
@@ -80,7 +80,7 @@ def test_chapter_results_reads_the_saved_run_unless_asked_to_recompute(tmp_path,
 def test_peak_memory_sees_a_child_process():
     import subprocess
     import sys
-    from koopman_lib.book import PeakMemory
+    from koopman_repro.book import PeakMemory
     code = "import time; b = bytearray(200 * 2**20); time.sleep(1.0)"
     with PeakMemory(interval=0.05) as peak:
         subprocess.run([sys.executable, "-c", code], check=True)

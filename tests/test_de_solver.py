@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 import torch
 
-from koopman_lib import scorecard as sc
-from koopman_lib.config import torch_threads
+from koopman_repro import scorecard as sc
+from koopman_repro.config import torch_threads
 from koopman_lib.estimator import Koopman
-from koopman_lib.experiments import de_solver as ds
+from koopman_repro.experiments import de_solver as ds
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.fit import FITS, recorded_precision
 from koopman_lib.recorder import TrajectoryRecorder
-from koopman_lib.scorecard import KEEPS_UP
+from koopman_repro.scorecard import KEEPS_UP
 from koopman_lib.partition import load_flat, make_partition
-from koopman_lib.results import to_jsonable
+from koopman_repro.results import to_jsonable
 
 SIZES = (1, 10, 10, 2)
 

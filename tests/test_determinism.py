@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from koopman_lib.experiments import available, reproduce
+from koopman_repro.experiments import available, reproduce
 
 #: tiny overrides of the ci profile, per experiment, cheapest first (seconds on 2 cores)
 TINY = {

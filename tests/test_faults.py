@@ -22,7 +22,7 @@ from koopman_lib import (FitError, GramAccumulator, Koopman, PartitionError, Tra
                          finite_section, flatten_params, iterate, jump, load_flat, make_partition, path)
 from koopman_lib.data import DataError, load_mnist, locate, read_idx
 from koopman_lib.partition import LayerShape
-from koopman_lib.results import atomic_write_text, read_json, save_results, write_json
+from koopman_repro.results import atomic_write_text, read_json, save_results, write_json
 
 from conftest import stable_operators, trajectory
 

@@ -10,12 +10,12 @@ import torch
 
 from koopman_lib import finite_section, make_partition, t_eq_parts
 from koopman_lib.estimator import Koopman
-from koopman_lib.experiments import config_for, mnist
+from koopman_repro.experiments import config_for, mnist
 from koopman_lib.fit import Cutoff, FitSpec, Operators, fit_operators
 from koopman_lib.ensembles import EnsembleMLP
-from koopman_lib.operators import FitError
+from koopman_lib.errors import FitError
 from koopman_lib.partition import LayerShape
-from koopman_lib.results import to_jsonable
+from koopman_repro.results import to_jsonable
 from conftest import stable_operators
 
 EPS64, EPS32 = torch.finfo(torch.float64).eps, torch.finfo(torch.float32).eps

@@ -5,7 +5,7 @@ import koopman_lib as kl
 from koopman_lib import FitSpec, Koopman
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.observables import Affine, Delay, Identity, Polynomial, parse_observables
-from koopman_lib.operators import FitError
+from koopman_lib.errors import FitError
 from koopman_lib.partition import LayerShape
 from conftest import stable_operators, trajectory
 
@@ -159,7 +159,7 @@ def test_lifted_shapes_history_and_errors():
         kp.predict(snaps[-1], 5)
     with pytest.raises(FitError, match="starting weights have shape"):
         kp.predict(snaps[-3:, :2], 5)
-    with pytest.raises(FitError, match="call fit"):
+    with pytest.raises(kl.NotFittedError, match="call fit"):
         Koopman(part).predict(snaps[-1], 2)
     assert kp.spectral_radius_.shape == (3,)
     assert [r.shape for r in kp.spectral_radii_] == [(3, int(g.shape[0])) for g in part.groups]

@@ -3,7 +3,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 import koopman_lib as kl
-from koopman_lib.operators import FitError
+from koopman_lib.errors import FitError
 from conftest import stable_operators, trajectory
 
 METHODS = ["pinv", "lstsq", "cholesky", "svd"]

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import koopman_lib as kl
-from koopman_lib.experiments import perceptron as pc
+from koopman_repro.experiments import perceptron as pc
 from koopman_lib.fit import FITS, numerical_rank
-from koopman_lib.experiments import reproduce
+from koopman_repro.experiments import reproduce
 from koopman_lib.partition import LayerShape
 
 TINY = dataclasses.replace(pc.PROFILES["ci"], steps=120, n_sims=40, koopman_start=40, window=30,
@@ -283,7 +283,7 @@ def test_stabilised_fit_has_no_growing_mode_and_default_is_the_paper_fit_on_floa
         assert float(kps["paper"].spectral_radius_.max()) > 1.0   # the rule's recording has growing modes ...
         # ... which the stabilised fit clips onto the unit circle: exactly for scalar blocks; the
         # rebuilt V diag(lambda) V^-1 of a clipped matrix block carries its eigenvector basis's
-        # conditioning (koopman_lib.operators.clip_spectrum), up to ~1e-6 here
+        # conditioning (koopman_lib.spectra.clip_spectrum), up to ~1e-6 here
         assert float(radii.max()) <= 1 + (1e-12 if spec == "single" else 1e-5)
 
 

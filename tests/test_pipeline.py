@@ -1,12 +1,12 @@
-"""The whole Koopman phase (koopman_lib.pipeline): the candidate routes give the reference fit's
+"""The whole Koopman phase (koopman_repro.pipeline): the candidate routes give the reference fit's
 operators, the choice honours the agreement tolerance, and the end-to-end accounting adds up.
 No timing is asserted."""
 import pytest
 import torch
 
-from koopman_lib import pipeline
+from koopman_repro import pipeline
 from koopman_lib.ensembles import EnsembleMLP
-from koopman_lib.operators import FitError, check_finite
+from koopman_lib.errors import FitError, check_finite
 from koopman_lib.partition import make_partition
 from koopman_lib.recorder import TrajectoryRecorder
 
@@ -119,8 +119,8 @@ def test_stored_recorder_keeps_exact_copies_and_lets_go_of_its_views():
 
 def test_bench_end_to_end_never_starts_an_experiment(tmp_path):
     """Without a matching saved run the bench records why it has no rows instead of running one."""
-    from koopman_lib import bench
-    from koopman_lib.config import with_profile
+    from koopman_repro import bench
+    from koopman_repro.config import with_profile
     t = _timing({"svd": 0.0, "eigh": 1e-7}, {"svd": 2.0, "eigh": 1.0})
     t["routes"]["svd"]["jump_s"] = t["routes"]["eigh"]["jump_s"] = {20: 0.01, 50: 0.01}
     cfg = with_profile(bench.PROFILES, "ci", T_epochs=(1, 2), end_to_end_profile="ci")

@@ -1,4 +1,4 @@
-"""The scorecard figure (koopman_lib.plots) on synthetic scorecard rows: it draws, labels its
+"""The scorecard figure (koopman_repro.plots) on synthetic scorecard rows: it draws, labels its
 axes, names every verdict colour in its legend, has one row per claim, and copes with claims
 nobody measured (no experiment is run)."""
 from __future__ import annotations
@@ -12,8 +12,8 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from koopman_lib import plots, scorecard  # noqa: E402
-from koopman_lib.report import NOT_MEASURED, NOT_REPRODUCED, PARTLY, REPRODUCED  # noqa: E402
+from koopman_repro import plots, scorecard  # noqa: E402
+from koopman_repro.report import NOT_MEASURED, NOT_REPRODUCED, PARTLY, REPRODUCED  # noqa: E402
 
 
 def row(key, chapter, rule, verdict, ours=None, paper_profile=None, **extra):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from koopman_lib import results
-from koopman_lib.config import with_profile
+from koopman_repro import results
+from koopman_repro.config import with_profile
 from dataclasses import dataclass
 
 
@@ -54,7 +54,7 @@ def test_profiles_reject_unknown_names_and_fields():
 
 
 def test_dirty_paths_separate_saved_results_from_code():
-    from koopman_lib.results import code_changed, dirty_paths
+    from koopman_repro.results import code_changed, dirty_paths
     porcelain = " M results/paper/mnist.json\nM  results/paper/mnist-table.csv\nR  old.py -> koopman_lib/new.py\n"
     paths = dirty_paths(porcelain)
     assert paths == ["results/paper/mnist.json", "results/paper/mnist-table.csv", "koopman_lib/new.py"]
@@ -64,7 +64,7 @@ def test_dirty_paths_separate_saved_results_from_code():
 
 
 def test_torch_threads_sets_and_restores_even_on_error():
-    from koopman_lib.config import torch_threads
+    from koopman_repro.config import torch_threads
     before = torch.get_num_threads()
     with torch_threads(1):
         assert torch.get_num_threads() == 1
@@ -77,7 +77,7 @@ def test_torch_threads_sets_and_restores_even_on_error():
 
 
 def test_largest_saved_run_prefers_the_newest_then_full(tmp_path, monkeypatch):
-    from koopman_lib import report
+    from koopman_repro import report
     monkeypatch.setattr(report, "PAPER_RESULTS", tmp_path / "paper")
     assert report.largest_saved_run("x") == ("paper", None)
     old, new = {"provenance": {"utc_time": "2026-01-01T00:00:00+00:00"}}, {"provenance": {"utc_time": "2026-02-01T00:00:00+00:00"}}

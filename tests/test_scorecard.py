@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from koopman_lib import scorecard as sc
-from koopman_lib.results import write_json
+from koopman_repro import scorecard as sc
+from koopman_repro.results import write_json
 
 
 def de_results(scale_speed=1.0, success=None, teq=None, extra_T=True):
@@ -155,7 +155,7 @@ def test_markdown_tables_have_one_row_per_claim_and_rule():
 
 
 def test_loss_comparison_rule_has_a_stated_tie_band():
-    from koopman_lib.scorecard import LOSS_TIE, compare_loss
+    from koopman_repro.scorecard import LOSS_TIE, compare_loss
     assert compare_loss(1.0 - 2 * LOSS_TIE, 1.0) == "better"
     assert compare_loss(1.0 + LOSS_TIE / 2, 1.0) == compare_loss(1.0 - LOSS_TIE / 2, 1.0) == "tie"
     assert compare_loss(1.0 + 2 * LOSS_TIE, 1.0) == "worse"
@@ -221,7 +221,7 @@ def test_thresholds_keep_the_comparisons_they_replaced():
 
 
 def test_targets_agree_with_the_bench():
-    from koopman_lib import bench
+    from koopman_repro import bench
     assert bench.TARGETS["recording_overhead_streaming"][1:] == (sc.RECORDING_OVERHEAD.value, sc.RECORDING_OVERHEAD.op)
     assert bench.TARGETS["book_ci_minutes"][1:] == (sc.BOOK_CI_MINUTES.value, sc.BOOK_CI_MINUTES.op)
 

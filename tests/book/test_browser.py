@@ -30,8 +30,8 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pytest
 
-from koopman_lib import scorecard
-from koopman_lib.results import REPO_ROOT
+from koopman_repro import scorecard
+from koopman_repro.results import REPO_ROOT
 
 pytestmark = pytest.mark.book
 

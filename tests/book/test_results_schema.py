@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from koopman_lib import scorecard
-from koopman_lib.experiments import EXPERIMENTS, available
-from koopman_lib.results import REPO_ROOT
+from koopman_repro import scorecard
+from koopman_repro.experiments import EXPERIMENTS, available
+from koopman_repro.results import REPO_ROOT
 
 pytestmark = pytest.mark.book
 
@@ -84,6 +84,6 @@ def test_scorecard_claim_is_measured_at_ci(claim):
     assert measured is not None, (
         f"the scorecard has no ci value for {claim.key} ({claim.where}): {why}. The chapter that runs "
         f"{claim.needs} must be in book/_toc.yml and write the fields the scorecard reads "
-        "(koopman_lib/scorecard.py)")
+        "(koopman_repro/scorecard.py)")
     row = scorecard.evaluate(ours, {}, (claim,))[0]
     assert row["ours_verdict"] in scorecard.VERDICTS and row["ours_verdict"] != scorecard.NOT_MEASURED

@@ -1,0 +1,103 @@
+"""Experiments: one module per experiment, each with ``Config`` (frozen dataclass),
+``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict`` (the benchmarks,
+:mod:`koopman_repro.bench`, are registered the same way as ``"bench"``). A ``hardware`` dict in
+the results (e.g. the torch threads a run used) is merged into ``provenance.hardware``.
+
+``reproduce(name, profile, out_dir)`` runs one and writes ``out_dir/<name>.json`` (+ CSV
+tables) with provenance; ``load_or_run`` is what the notebooks call, so that an
+experiment runs once per profile and every later reader reuses the saved file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import time
+from pathlib import Path
+
+from ..config import with_profile
+from ..report import largest_saved_run, resolve
+from ..migrations import SCHEMA_VERSION
+from ..results import load_average, load_results, provenance, save_results, to_jsonable
+
+#: experiment name (CLI, results file) -> module, relative to this package
+EXPERIMENTS = {
+    "perceptron": ".perceptron",
+    "de-solver": ".de_solver",
+    "mnist": ".mnist",
+    "beyond": ".beyond",
+    "bench": "..bench",  # koopman_repro.bench (``koopman bench``)
+}
+
+
+def module(name: str):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name], __name__)
+
+
+def available() -> list[str]:
+    out = []
+    for name in EXPERIMENTS:
+        try:
+            module(name)
+            out.append(name)
+        except ModuleNotFoundError:
+            pass
+    return out
+
+
+def config_for(name: str, profile: str, **overrides):
+    return with_profile(module(name).PROFILES, profile, **overrides)
+
+
+def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overrides) -> dict:
+    """Run experiment ``name`` at ``profile`` and save ``out_dir/<name>.json`` with provenance."""
+    if seed is not None:
+        overrides["seed"] = seed
+    cfg = config_for(name, profile, **overrides)
+    load_at_start = load_average()
+    start = time.perf_counter()
+    run = module(name).run
+    # a run that reads other experiments' results (the bench) looks in the same directory first
+    results = run(cfg, results_dir=out_dir) if "results_dir" in inspect.signature(run).parameters else run(cfg)
+    results = {"schema_version": SCHEMA_VERSION[name], "experiment": name, **results}
+    results["wall_seconds"] = time.perf_counter() - start
+    results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
+    results["provenance"]["hardware"].update(results.pop("hardware", None) or {})
+    results["provenance"]["hardware"]["load_average_at_start"] = load_at_start
+    save_results(out_dir, name, results)
+    return to_jsonable(results)
+
+
+def load_or_run(name: str, profile: str, results_dir, **overrides) -> dict:
+    """Load ``results_dir/<name>.json`` if it was made with the same profile and config,
+    otherwise run the experiment and save it there."""
+    results_dir = resolve(results_dir)
+    saved = _matching_results(name, profile, results_dir, **overrides)
+    return saved if saved is not None else reproduce(name, profile, results_dir, **overrides)
+
+
+def _matching_results(name: str, profile: str, results_dir: Path, **overrides) -> dict | None:
+    """``results_dir/<name>.json`` if it was made with ``profile`` and its current config, else ``None``."""
+    path = results_dir / f"{name}.json"
+    if not path.is_file():
+        return None
+    saved = load_results(path, name)
+    prov = saved.get("provenance", {})
+    cfg = to_jsonable(dataclasses.asdict(config_for(name, profile, **overrides)))
+    return saved if prov.get("profile") == profile and prov.get("config") == cfg else None
+
+
+def chapter_results(name: str, profile: str, results_dir, recompute: bool = True) -> dict:
+    """The results a chapter shows. ``recompute`` (what the book build passes): this profile's
+    run, loaded or run (:func:`load_or_run`). Otherwise (a reader's notebook, e.g. on Binder,
+    whose 2 GB would not hold every experiment) this profile's run only if a matching file is
+    already in ``results_dir``, else the committed full-scale run (``results/paper`` or
+    ``results/full``, :func:`koopman_repro.report.largest_saved_run`): instant, and its provenance
+    says which run it is."""
+    if not recompute and _matching_results(name, profile, resolve(results_dir)) is None:
+        _, saved = largest_saved_run(name)
+        if saved is not None:
+            return saved
+    return load_or_run(name, profile, results_dir)

@@ -1,0 +1,77 @@
+"""Item 5: time delays and a polynomial dictionary per block against the identity observables;
+accuracy vs cost, on the NN DE solver and on MNIST (from the recorded runs of :mod:`.paper_runs`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from koopman_lib.estimator import Koopman
+from koopman_lib.observables import Identity, parse_observables
+from koopman_lib.progress import bar
+from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _median, _timed, de_schedule, fit_variants, \
+    mnist_schedule, rel_error, teq_over_t
+
+
+def de_observables(cfg: Config, d: DeRun) -> list[dict]:
+    """Item 5 on the NN DE solver: one row per observable spec in ``de_observables``."""
+    E = cfg.de_inits
+    partition, losses, loss_fn, snap = d.partition, d.losses, d.loss_fn, d.snap
+    t1, t2, T, setting = de_schedule(cfg)
+    window = d.window(t1, t2)
+    ref = losses[t2:, :]                  # Adadelta continuation, every step
+    obs_rows = []
+    true_end = snap(t2 + T)
+    for spec in cfg.de_observables:
+        obs = parse_observables(spec)
+        otr = Koopman(partition, cutoff="paper", observables=obs)
+        _, sec = _timed(lambda: otr.fit(window))
+        hist = window[-obs.history:]
+        p, jsec = _timed(lambda: otr.predict(hist, T))
+        lp = loss_fn(p)
+        r = teq_over_t(lp, ref, 1, T)
+        obs_rows.append({"experiment": "de-solver", "method": f"Koopman, {obs.name} observables (pinv)",
+                         "setting": setting, "observables": obs.name,
+                         "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
+                         "operator_entries_per_network": otr.operator_entries(),
+                         "fit_seconds_per_network": sec / E, "jump_seconds_per_network": jsec / E,
+                         "loss_median": _median(lp), "accuracy_median": None,
+                         "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
+                         "weight_error_median": _median(rel_error(p, true_end, snap(t2))),
+                         "max_spectral_radius_median": _median(otr.spectral_radius_)})
+    return obs_rows
+
+
+def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple) -> list[dict]:
+    """Item 5 on MNIST (the first ``obs_members`` networks), both fits per observable spec;
+    ``item1_fits`` ``(fits, seconds)`` of item 1 serve the identity observables on every network."""
+    E = cfg.mnist_inits
+    ev, every = run.evaluate, cfg.eval_every
+    t1, t2, T, setting = mnist_schedule(cfg, run.S)
+    window = run.window(t1, t2)
+    ref = run.after(t2)
+    theta_t2 = run.snap(t2)
+    fits, fit_s = item1_fits
+    obs_rows = []
+    for spec in bar(cfg.mnist_observables, desc="mnist observables"):
+        obs = parse_observables(spec)
+        n_obs = cfg.obs_members or E
+        hist = run.window(t2 - obs.history + 1, t2)[:, :n_obs]
+        if type(obs) is Identity and n_obs == E:  # the fits of item 1
+            of, sec = fits, fit_s
+        else:
+            of, sec = fit_variants(partition, window[:, :n_obs], FITS, observables=obs)
+        for name, fit in of.items():
+            p, jsec = _timed(lambda: fit.predict(hist, T))
+            l, a = ev(p.float())
+            r = teq_over_t(l, ref[:, :n_obs], every, T)
+            obs_rows.append({"experiment": "mnist", "method": f"Koopman, {obs.name} observables ({FIT_NAMES[name]})",
+                             "fit": name, "setting": setting, "observables": obs.name,
+                             "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
+                             "operator_entries_per_network": fit.operator_entries(),
+                             "fit_seconds_per_network": sec, "jump_seconds_per_network": jsec / n_obs,
+                             "loss_median": _median(l), "accuracy_median": _median(a),
+                             "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
+                             "weight_error_median": _median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
+                             "max_spectral_radius_median": _median(fit.spectral_radius_), "n_networks": n_obs})
+        del of
+    return obs_rows
