@@ -9,9 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from .results import REPO_ROOT, write_json
-
-BUILD = REPO_ROOT / "_build"
+from .paths import BUILD, REPO_ROOT
+from .results import write_json
 #: chapters executed after the others (before the root page), whatever their place in the toc
 RUN_LATE = ("cost",)
 #: chapters a full build executes in a second process beside the others (a CI machine has 2

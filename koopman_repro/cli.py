@@ -52,7 +52,9 @@ def saved_wall_seconds(profile: str) -> dict[str, float]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(data, dict) and isinstance(data.get("wall_seconds"), (int, float)):
+        # an experiment's results (``reproduce`` adds provenance), not e.g. notebook-timings.json
+        if (isinstance(data, dict) and isinstance(data.get("wall_seconds"), (int, float))
+                and isinstance(data.get("provenance"), dict) and data["provenance"].get("profile") == profile):
             out[path.stem] = float(data["wall_seconds"])
     return out
 

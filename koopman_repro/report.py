@@ -4,9 +4,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .results import REPO_ROOT, load_results
+from .paths import resolve, saved_results_dir
+from .results import load_results
 
-PAPER_RESULTS = REPO_ROOT / "results" / "paper"
+PAPER_RESULTS = saved_results_dir("paper")
 
 #: verdict labels, in order of agreement
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "partly", "not reproduced", "not measured"
@@ -19,7 +20,7 @@ def paper_results(name: str) -> dict | None:
 
 def saved_results(name: str, profile: str) -> dict | None:
     """The committed results ``results/PROFILE/NAME.json`` of experiment ``name``, or ``None``."""
-    path = PAPER_RESULTS.parent / profile / f"{name}.json"
+    path = saved_results_dir(profile) / f"{name}.json"
     return load_results(path, name) if path.is_file() else None
 
 
@@ -92,9 +93,3 @@ def show_table(rows: list[dict], columns: list[str] | None = None):
     """Display a markdown table in a notebook."""
     from IPython.display import Markdown, display
     display(Markdown(markdown_table(rows, columns)))
-
-
-def resolve(path) -> Path:
-    """Relative paths are taken from the repository root (notebooks run from there or from notebooks/)."""
-    p = Path(path)
-    return p if p.is_absolute() else REPO_ROOT / p

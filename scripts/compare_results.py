@@ -46,9 +46,20 @@ def walk(a, b, path, rtol, out):
         out.append((path, "value", a, b))
 
 
+def load(path: Path):
+    """A results file of a known experiment upgraded to the current schema
+    (koopman_repro.migrations), so that an old file compares with a new one; others as they are."""
+    data = json.loads(path.read_text())
+    try:
+        from koopman_repro.migrations import SCHEMA_VERSION, upgrade
+    except ImportError:
+        return data
+    return upgrade(data, path.stem) if path.stem in SCHEMA_VERSION else data
+
+
 def compare(old: Path, new: Path, rtol: float) -> list:
     out: list = []
-    walk(json.loads(old.read_text()), json.loads(new.read_text()), old.stem, rtol, out)
+    walk(load(old), load(new), old.stem, rtol, out)
     return out
 
 

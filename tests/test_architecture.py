@@ -46,3 +46,81 @@ def test_no_module_is_called_trainer_and_the_estimator_is_exported():
     import koopman_lib as kl
     assert not (PKG / "trainer.py").exists()
     assert kl.Koopman.__module__ == "koopman_lib.estimator"
+
+
+# -- two layers, no cycles ------------------------------------------------------------------
+def _imports(path: Path, package: str) -> set[str]:
+    """The modules of ``koopman_lib`` / ``koopman_repro`` that ``path`` imports (absolute or
+    relative, at any depth of the file), as dotted names."""
+    import ast
+    mod = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    if path.name == "__init__.py":
+        mod = pkg = mod.removesuffix(".__init__")
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            out.add(target)
+            out |= {f"{target}.{a.name}" for a in node.names}  # `from pkg import module`
+    return {m for m in out if m.split(".")[0] in ("koopman_lib", "koopman_repro")}
+
+
+def _modules(package: str) -> dict[str, Path]:
+    out = {}
+    for p in sorted((ROOT / package).rglob("*.py")):
+        name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        out[name] = p
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    mods = {**_modules("koopman_lib"), **_modules("koopman_repro")}
+    return {m: {t for t in _imports(p, m) if t in mods and t != m} for m, p in mods.items()}
+
+
+def test_the_core_never_imports_the_reproduction_layer():
+    bad = {m: sorted(t for t in ts if t.startswith("koopman_repro")) for m, ts in _graph().items()
+           if m.startswith("koopman_lib")}
+    bad = {m: ts for m, ts in bad.items() if ts}
+    assert not bad, f"core modules importing the reproduction layer: {bad}"
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every cycle a depth-first search meets in ``graph`` (module -> modules it imports)."""
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(m, stack):
+        state[m] = 1
+        for t in sorted(graph.get(m, ())):
+            if state.get(t) == 1:
+                cycles.append(stack[stack.index(t):] + [t])
+            elif t not in state:
+                visit(t, stack + [t])
+        state[m] = 2
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    return cycles
+
+
+def test_no_import_cycles():
+    """Module-level and function-level imports both count: a cycle is a cycle wherever it hides.
+    (A package's ``__init__`` importing its own submodules, which import names it defines first,
+    is the usual package layout, not a cycle between modules.)"""
+    graph = _graph()
+    graph = {m: {t for t in ts if not m.startswith(t + ".")} for m, ts in graph.items()}
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles[:10])
+
+
+def test_the_cycle_check_finds_a_planted_cycle():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []

@@ -134,3 +134,18 @@ def test_bench_default_out_is_the_folder_the_book_reads(monkeypatch):
     monkeypatch.setattr("koopman_repro.bench.main", lambda profile, out: seen.append((profile, out)) or 0)
     assert cli.main(["bench", "--profile", "paper"]) == 0
     assert seen == [("paper", REPO_ROOT / "results" / "paper")]
+
+
+def test_run_times_come_from_results_files_of_that_profile(monkeypatch, tmp_path):
+    import json
+    from koopman_repro.results import REPO_ROOT
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    out = tmp_path / "_build" / "results" / "ci"
+    out.mkdir(parents=True)
+    (out / "perceptron.json").write_text(json.dumps({"wall_seconds": 42.0, "provenance": {"profile": "ci"}}))
+    (out / "mnist.json").write_text(json.dumps({"wall_seconds": 7200.0, "provenance": {"profile": "paper"}}))
+    (out / "notebook-timings.json").write_text(json.dumps({"wall_seconds": 900.0, "profile": "ci"}))
+    assert cli.saved_wall_seconds("ci") == {"perceptron": 42.0}
+    assert cli.run_times("ci") == "ci: perceptron 42 s"
+    assert "see README" in cli.run_times("paper")
+    assert REPO_ROOT != tmp_path

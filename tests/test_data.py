@@ -10,13 +10,28 @@ from koopman_lib import data
 from koopman_lib.data import DataError
 
 
-def have_shared():
-    d = os.environ.get("KOOPMAN_DATA_DIR")
-    return d and (Path(d) / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()
+def mnist_dir() -> Path | None:
+    """The first data folder the library reads (KOOPMAN_DATA_DIR, then the download cache
+    ~/.cache/koopman_lib, :func:`koopman_lib.data.data_dirs`) that holds MNIST, or None."""
+    return next((d for d in data.data_dirs() if (d / "mnist" / "t10k-labels-idx1-ubyte.gz").is_file()), None)
 
 
-@pytest.mark.skipif(not have_shared(), reason="KOOPMAN_DATA_DIR with mnist/ not available")
-def test_loads_mnist_test_split():
+@pytest.fixture
+def mnist_root() -> Path:
+    """The integrity tests below run on the real files, wherever the library finds them: in
+    CI the workflow downloads them into the cache first. They skip where there are none, and
+    fail instead when KOOPMAN_REQUIRE_MNIST is set (the workflow sets it)."""
+    d = mnist_dir()
+    if d is None:
+        msg = (f"MNIST (mnist/t10k-labels-idx1-ubyte.gz) not in {[str(p) for p in data.data_dirs()]}: "
+               "set KOOPMAN_DATA_DIR or download it with koopman_lib.data.load_mnist")
+        if os.environ.get("KOOPMAN_REQUIRE_MNIST"):
+            pytest.fail(msg + " (KOOPMAN_REQUIRE_MNIST is set)")
+        pytest.skip(msg)
+    return d
+
+
+def test_loads_mnist_test_split(mnist_root):
     x, y = data.load_mnist("test", download=False)
     assert x.shape == (10000, 784) and y.shape == (10000,)
     assert np.bincount(y.numpy()).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -24,17 +39,16 @@ def test_loads_mnist_test_split():
     assert 0.0 <= float(raw.min()) and float(raw.max()) <= 1.0
 
 
-def make_copy(tmp_path, name="t10k-labels-idx1-ubyte.gz"):
-    src = Path(os.environ["KOOPMAN_DATA_DIR"]) / "mnist" / name
+def make_copy(root, tmp_path, name="t10k-labels-idx1-ubyte.gz"):
+    src = root / "mnist" / name
     dst = tmp_path / "mnist" / name
     dst.parent.mkdir(parents=True)
     shutil.copy(src, dst)
     return dst
 
 
-@pytest.mark.skipif(not have_shared(), reason="KOOPMAN_DATA_DIR with mnist/ not available")
-def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
-    dst = make_copy(tmp_path)
+def test_checksum_mismatch_is_a_clear_error(mnist_root, tmp_path, monkeypatch):
+    dst = make_copy(mnist_root, tmp_path)
     with open(dst, "r+b") as f:
         f.seek(100)
         f.write(b"\x00\x01\x02")
@@ -42,9 +56,8 @@ def test_checksum_mismatch_is_a_clear_error(tmp_path, monkeypatch):
         data.locate(dst.name, "mnist", data_dir=tmp_path, download=False)
 
 
-@pytest.mark.skipif(not have_shared(), reason="KOOPMAN_DATA_DIR with mnist/ not available")
-def test_truncated_file_is_a_clear_error(tmp_path):
-    dst = make_copy(tmp_path)
+def test_truncated_file_is_a_clear_error(mnist_root, tmp_path):
+    dst = make_copy(mnist_root, tmp_path)
     dst.write_bytes(dst.read_bytes()[:500])
     with pytest.raises(DataError, match="checksum mismatch"):
         data.locate(dst.name, "mnist", data_dir=tmp_path, download=False)

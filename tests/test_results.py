@@ -77,13 +77,15 @@ def test_torch_threads_sets_and_restores_even_on_error():
 
 
 def test_largest_saved_run_prefers_the_newest_then_full(tmp_path, monkeypatch):
-    from koopman_repro import report
-    monkeypatch.setattr(report, "PAPER_RESULTS", tmp_path / "paper")
-    assert report.largest_saved_run("x") == ("paper", None)
+    from koopman_repro import paths, report
+    monkeypatch.setattr(paths, "SAVED_RESULTS", tmp_path)
+    assert report.largest_saved_run("perceptron") == ("paper", None)
     old, new = {"provenance": {"utc_time": "2026-01-01T00:00:00+00:00"}}, {"provenance": {"utc_time": "2026-02-01T00:00:00+00:00"}}
-    results.save_results(tmp_path / "paper", "x", {"p": 1, **old})
-    assert report.largest_saved_run("x")[0] == "paper"
-    results.save_results(tmp_path / "full", "x", {"f": 2, **old})
-    assert report.largest_saved_run("x") == ("full", {"f": 2, **old})       # equally recent: the larger
-    results.save_results(tmp_path / "paper", "x", {"p": 3, **new})
-    assert report.largest_saved_run("x") == ("paper", {"p": 3, **new})      # a later run: later code
+    results.save_results(tmp_path / "paper", "perceptron", {"p": 1, **old})
+    assert report.largest_saved_run("perceptron")[0] == "paper"
+    results.save_results(tmp_path / "full", "perceptron", {"f": 2, **old})
+    profile, run = report.largest_saved_run("perceptron")
+    assert (profile, run["f"], run["experiment"]) == ("full", 2, "perceptron")  # equally recent: the larger
+    results.save_results(tmp_path / "paper", "perceptron", {"p": 3, **new})
+    profile, run = report.largest_saved_run("perceptron")
+    assert (profile, run["p"]) == ("paper", 3)                                  # a later run: later code

@@ -80,3 +80,51 @@ def test_check_jsonschema_rejects_a_broken_workflow(tmp_path):
     bad.write_text(BROKEN)
     proc = check_jsonschema([bad])
     assert proc.returncode == 1 and "pushh" in proc.stdout
+
+
+# -- what the book workflow promises (static; the comment block at its top states the caches) --
+def book_workflow() -> dict:
+    import yaml
+    return yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+
+
+def steps_using(job: dict, action: str) -> list[dict]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith(action + "@")]
+
+
+def test_book_workflow_caches_are_separate_and_keyed_on_their_inputs():
+    build = book_workflow()["jobs"]["build"]
+    caches = {tuple(str(s["with"]["path"]).split()): s["with"] for s in steps_using(build, "actions/cache")}
+    assert set(caches) == {(".venv", ".tools"), ("~/.cache/pip",), ("~/.cache/koopman_lib",), ("_build/results",)}
+    assert not any("_build/src" in p for paths in caches for p in paths)  # the build deletes it
+    env = caches[(".venv", ".tools")]["key"]
+    assert all(f in env for f in ("pyproject.toml", "requirements/**", "scripts/setup_env.sh"))
+    results = caches[("_build/results",)]["key"]
+    assert all(f in results for f in ("koopman_lib/**", "koopman_repro/**", "notebooks/**"))
+    assert "koopman_lib/data.py" in caches[("~/.cache/koopman_lib",)]["key"]
+    for cache in caches.values():  # every restore key is a prefix of its key
+        prefixes = [line.strip() for line in cache["restore-keys"].splitlines() if line.strip()]
+        assert prefixes and all(cache["key"].startswith(p) for p in prefixes), cache
+    header = (ROOT / ".github" / "workflows" / "book.yml").read_text().split("\nname:")[0]
+    for path in (".venv + .tools", "~/.cache/pip", "~/.cache/koopman_lib", "_build/results"):
+        assert path in header, f"the comment block at the top does not state the cache of {path}"
+
+
+def test_book_workflow_publishes_only_from_main_and_keeps_failures():
+    wf = book_workflow()
+    on = wf.get("on", wf.get(True))  # PyYAML reads the key `on` as True
+    assert "workflow_dispatch" in on
+    build = wf["jobs"]["build"]
+    main_push = "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    (pages,) = steps_using(build, "actions/upload-pages-artifact")
+    assert pages["if"] == main_push and wf["jobs"]["deploy"]["if"] == main_push
+    (failed,) = steps_using(build, "actions/upload-artifact")
+    assert failed["if"] == "failure()"
+    assert all(p in failed["with"]["path"] for p in ("_build/src/*.ipynb", "_build/artifacts/", "_build/logs/"))
+    env = build["env"]
+    assert env["KOOPMAN_TORCH_INDEX"] == "https://download.pytorch.org/whl/cpu"
+    assert env["KOOPMAN_CHROMIUM"] == "/usr/bin/chromium" and env["KOOPMAN_CHROMEDRIVER"] == "/usr/bin/chromedriver"
+    assert env["KOOPMAN_REQUIRE_MNIST"]  # the MNIST integrity tests fail rather than skip there
+    names = [s.get("name", "") for s in build["steps"]]
+    mnist = next(i for i, n in enumerate(names) if n.startswith("MNIST"))
+    assert mnist < next(i for i, n in enumerate(names) if n.startswith("Test"))

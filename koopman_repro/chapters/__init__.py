@@ -6,3 +6,9 @@ calls it in one line per table or figure and keeps only what teaches (the equati
 cells that call the library). ``tests/chapters/test_<chapter>.py`` checks each function's values
 on small results written by the tests (``tests/chapters/conftest.py``).
 """
+
+
+def say(text: str) -> None:
+    """Display a computed sentence as Markdown (in a notebook)."""
+    from IPython.display import Markdown, display
+    display(Markdown(text))

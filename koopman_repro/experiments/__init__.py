@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from ..config import with_profile
-from ..report import largest_saved_run, resolve
+from ..paths import resolve
+from ..report import largest_saved_run
 from ..migrations import SCHEMA_VERSION
 from ..results import load_average, load_results, provenance, save_results, to_jsonable
 

@@ -24,6 +24,10 @@ from typing import Any, TypeVar
 MODULES = {"perceptron": "perceptron", "de-solver": "de_solver", "mnist": "mnist", "beyond": "beyond",
            "bench": "bench"}
 
+#: the current schema version of every experiment's results file (a file of an older version is
+#: upgraded on load by :mod:`koopman_repro.migrations`)
+SCHEMA_VERSION = {"perceptron": 1, "de-solver": 1, "mnist": 1, "beyond": 1, "bench": 1}
+
 _REGISTRY: dict[tuple[str, str], type] = {}
 R = TypeVar("R", bound="Row")
 
@@ -122,7 +126,6 @@ def row_schema(cls: type) -> dict:
 
 def results_schema(experiment: str) -> dict:
     """JSON Schema of a results file of ``experiment`` at the current schema version."""
-    from ..migrations import SCHEMA_VERSION
     props: dict = {"schema_version": {"const": SCHEMA_VERSION[experiment]},
                    "experiment": {"const": experiment}}
     for name, cls in tables(experiment).items():

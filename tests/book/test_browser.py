@@ -37,9 +37,15 @@ pytestmark = pytest.mark.book
 
 HTML = Path(os.environ.get("KOOPMAN_BOOK_HTML", REPO_ROOT / "_build" / "book" / "_build" / "html"))
 ARTIFACTS = REPO_ROOT / "_build" / "artifacts"
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1600")
+#: the browser and its driver: KOOPMAN_CHROMIUM and KOOPMAN_CHROMEDRIVER, Debian's paths by default
+#: (the same variables .ci/run and .github/workflows/book.yml use)
+CHROMIUM = Path(os.environ.get("KOOPMAN_CHROMIUM") or "/usr/bin/chromium")
+CHROMEDRIVER = Path(os.environ.get("KOOPMAN_CHROMEDRIVER") or "/usr/bin/chromedriver")
+#: --no-sandbox: runs as root in a container; --disable-dev-shm-usage: a container's /dev/shm is
+#: 64 MB (Docker's default), too small for Chromium's shared memory, which then goes to /tmp
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-first-run", "--window-size=1280,1600")
 SKIP_DIRS = {"_static", "_sources", "_images", "mathjax", "_sphinx_design_static"}
 #: requests a browser makes on its own, not asked for by the page
 IGNORED_REQUESTS = {"/favicon.ico"}
@@ -93,7 +99,8 @@ def server():
 def browser():
     for tool in (CHROMIUM, CHROMEDRIVER):
         assert tool.exists(), (f"{tool} is missing: install the Debian packages chromium and chromium-driver "
-                               "(`apt-get install -y chromium chromium-driver`; .ci/run does this)")
+                               "(`apt-get install -y chromium chromium-driver`; .ci/run does this), or point "
+                               "KOOPMAN_CHROMIUM and KOOPMAN_CHROMEDRIVER at a browser and its driver")
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options

@@ -10,7 +10,8 @@ import torch
 from koopman_lib.baselines import continue_lbfgs, continue_training, line_fit, linear_extrapolation, value_at_time
 from koopman_lib.estimator import Koopman
 from koopman_lib.progress import bar
-from .common import (FIT_NAMES, FITS, Config, DeRun, Images, Run, _frac, _median, _rows, _timed, censored,
+from koopman_lib.metrics import finite_median
+from .common import (FIT_NAMES, FITS, Config, DeRun, Images, Run, _frac, _rows, _timed, censored,
                      de_schedule, fit_variants, koopman_curve, mnist_schedule, teq_over_t)
 from .precision import DE_PAPER_FIT, de_precision_fits
 
@@ -27,8 +28,8 @@ def result_row(experiment: str, method: str, setting: str, comparison: str, step
     loss = torch.as_tensor(loss, dtype=torch.float64)
     r = [teq_fixed] * loss.numel() if teq_fixed is not None else teq_over_t(loss, ref, ref_every, T)
     return {"experiment": experiment, "method": method, "setting": setting, "comparison": comparison, "steps": steps,
-            "loss_median": _median(loss), "accuracy_median": _median(acc) if acc is not None else None,
-            "loss_at_t2_median": _median(loss_start), "teq_over_t_median": _median(r),
+            "loss_median": finite_median(loss), "accuracy_median": finite_median(acc) if acc is not None else None,
+            "loss_at_t2_median": finite_median(loss_start), "teq_over_t_median": finite_median(r),
             "success_rate": _frac(np.array(r) > 0),
             "censored_fraction": 0.0 if teq_fixed is not None else _frac(censored(loss, ref)),
             "seconds_per_network": seconds, "loss_evaluations": evals, "capped_at_steps_run": capped}
@@ -129,7 +130,7 @@ def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
         start, de_loss, cfg.de_lbfgs_steps, every=max(1, cfg.de_lbfgs_steps // 50), eval_fn=loss_fn)
     rows += optimizer_rows("de-solver", setting, traces, E, k_sec, ref, 1, T, l_t2)
     curves["baselines"] = {k: {"steps": v.steps, "seconds_per_network": [s / E for s in v.seconds],
-                               "loss_median": [_median(x) for x in v.losses]} for k, v in traces.items()}
+                               "loss_median": [finite_median(x) for x in v.losses]} for k, v in traces.items()}
     curves["koopman_seconds_per_network"] = k_sec
     curves["optimizer_step_seconds_per_network"] = step_seconds / E
     return rows, curves
@@ -190,7 +191,7 @@ def mnist_baselines(cfg: Config, run: Run, partition) -> tuple[list[dict], dict,
         every=lb_every, eval_fn=ev)
     rows += optimizer_rows("mnist", setting, traces, E, budget, ref, every, T, l_t2)
     curves["baselines"] = {k: {"steps": v.steps, "seconds_per_network": [s / E for s in v.seconds],
-                               "loss_median": [_median(x[0]) for x in v.losses]} for k, v in traces.items()}
+                               "loss_median": [finite_median(x[0]) for x in v.losses]} for k, v in traces.items()}
     curves["koopman_seconds_per_network"] = k_sec
     curves["optimizer_step_seconds_per_network"] = per_step
     return rows, curves, (fits, fit_s)

@@ -15,7 +15,7 @@ import torch
 
 from koopman_lib.estimator import Koopman
 from koopman_lib.fit import FitSpec
-from koopman_lib.metrics import finite_median, t_eq_parts
+from koopman_lib.metrics import t_eq_parts
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, Images, Run, load_images, make_evaluator, train_run  # noqa: F401
 
 
@@ -113,10 +113,6 @@ PROFILES = {
 # ------------------------------------------------------------------------------------------
 # small helpers
 # ------------------------------------------------------------------------------------------
-def _median(xs):
-    return finite_median(xs)
-
-
 def _frac(mask) -> float:
     m = np.asarray(mask, dtype=bool).ravel()
     return float(m.mean()) if m.size else float("nan")

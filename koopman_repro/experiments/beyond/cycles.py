@@ -10,10 +10,11 @@ import torch
 
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.estimator import Koopman
+from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
 from koopman_lib.progress import bar
 from ..images import shuffle_seed
-from .common import Config, Images, _frac, _median, _timed, load_images, make_evaluator, paper_partition
+from .common import Config, Images, _frac, _timed, load_images, make_evaluator, paper_partition
 
 
 class SegmentTrainer:
@@ -67,122 +68,166 @@ class SegmentTrainer:
 
 
 def run_cycles(cfg: Config) -> dict:
+    """Item 6: the optimizer alone and in cycles with Koopman jumps, from the same inits and
+    batches; rows of seconds (every cost counted) and steps to the optimizer-alone test loss
+    after epoch ``cfg.cyc_target_epoch``, and the two loss curves against wall-clock."""
     images = load_images("mnist", "paper", cfg.train_subset, cfg.test_subset)
-    E = cfg.cyc_inits
     S = -(-images.x_train.shape[0] // 64)
-    every = cfg.eval_every
     partition = make_partition(EnsembleMLP(cfg.mlp_sizes, "relu", 1).shapes, paper_partition(cfg))
     total = cfg.cyc_max_epochs * S
+    alone = _optimizer_alone(cfg, images, total)
+    target = next(l for p, _, l in alone if p == cfg.cyc_target_epoch * S)
+    cycles = _cycles(cfg, images, partition, S, total)
+    return {"cycles": _cycle_rows(cfg, target, alone, cycles),
+            "cycle_curves": _cycle_curves(cfg.cyc_inits, target, alone, cycles["trace"])}
 
-    def fresh():
-        return EnsembleMLP(cfg.mlp_sizes, "relu", E, seed=cfg.seed + 2)
 
-    # -- the optimizer alone (same inits, same batches), evaluated every `every` steps ---------
-    net = fresh()
+def _fresh(cfg: Config) -> EnsembleMLP:
+    """The ``cfg.cyc_inits`` networks both runs of item 6 start from (the same seed)."""
+    return EnsembleMLP(cfg.mlp_sizes, "relu", cfg.cyc_inits, seed=cfg.seed + 2)
+
+
+def _optimizer_alone(cfg: Config, images: Images, total: int) -> list:
+    """``(progress, seconds, test losses)`` of the optimizer alone, every ``cfg.eval_every`` steps
+    up to ``total`` (seconds: training plus evaluation, summed over the ensemble)."""
+    net = _fresh(cfg)
     ev = make_evaluator(net, images)
     st = SegmentTrainer(net, images, seed=cfg.seed + 2)
     clock, alone = 0.0, []
     l0, sec = _timed(lambda: ev(net.theta)[0])
     clock += sec
     alone.append((0, clock, l0))
-    for _ in bar(range(total // every), desc="optimizer alone"):
-        clock += st.run(every)
+    for _ in bar(range(total // cfg.eval_every), desc="optimizer alone"):
+        clock += st.run(cfg.eval_every)
         l, sec = _timed(lambda: ev(net.theta)[0])
         clock += sec
         alone.append((st.progress, clock, l))
-    target = next(l for p, _, l in alone if p == cfg.cyc_target_epoch * S)
+    return alone
 
-    # -- cycles ----------------------------------------------------------------------------
-    net = fresh()
-    ev = make_evaluator(net, images)
-    st = SegmentTrainer(net, images, seed=cfg.seed + 2)
-    costs = {"training": 0.0, "recording": 0.0, "fitting": 0.0, "jumping": 0.0, "evaluating": 0.0}
-    trace = []
 
-    def evaluate_now(kind):
-        l, sec = _timed(lambda: ev(net.theta)[0])
-        costs["evaluating"] += sec
-        trace.append((st.progress, sum(costs.values()), l, kind))
+class _CycleState:
+    """The cycles' ensemble, trainer, evaluator, costs so far and trace of evaluations
+    ``(progress, seconds, test losses, kind)``."""
+
+    def __init__(self, cfg: Config, images: Images):
+        self.net = _fresh(cfg)
+        self.ev = make_evaluator(self.net, images)
+        self.st = SegmentTrainer(self.net, images, seed=cfg.seed + 2)
+        self.costs = {"training": 0.0, "recording": 0.0, "fitting": 0.0, "jumping": 0.0, "evaluating": 0.0}
+        self.trace: list = []
+        self.tried = self.accepted = 0
+
+    def evaluate_now(self, kind: str):
+        l, sec = _timed(lambda: self.ev(self.net.theta)[0])
+        self.costs["evaluating"] += sec
+        self.trace.append((self.st.progress, sum(self.costs.values()), l, kind))
         return l
 
-    evaluate_now("start")
-    for _ in range(cfg.cyc_warmup_epochs * S // every):
-        costs["training"] += st.run(every)
-        evaluate_now("optimizer")
-    tried = accepted = 0
-    buf = torch.empty(cfg.cyc_record, E, net.n_params, dtype=net.theta.dtype)
-    pb = bar(total=total, desc="cycles")
-    while st.progress < total:
+    def record_segment(self, buf: torch.Tensor, every: int) -> None:
+        """``len(buf)`` optimizer steps, each stored in ``buf``; an evaluation every ``every`` steps."""
         pos = [0]
 
         def record(theta):
             s = time.perf_counter()
             buf[pos[0]] = theta
             pos[0] += 1
-            costs["recording"] += time.perf_counter() - s
+            self.costs["recording"] += time.perf_counter() - s
 
         done = 0
-        while done < cfg.cyc_record:
-            n = min(every - st.opt_steps % every, cfg.cyc_record - done)
-            costs["training"] += st.run(n, record)
+        while done < len(buf):
+            n = min(every - self.st.opt_steps % every, len(buf) - done)
+            self.costs["training"] += self.st.run(n, record)
             done += n
-            if st.opt_steps % every == 0:
-                evaluate_now("optimizer")
-        if st.progress + cfg.cyc_T > total:
-            break
-        before = trace[-1][2] if trace[-1][0] == st.progress else evaluate_now("before jump")
+            if self.st.opt_steps % every == 0:
+                self.evaluate_now("optimizer")
+
+    def jump(self, partition, buf: torch.Tensor, T: int) -> bool:
+        """Fit on ``buf``, jump ``T`` steps, keep the jump for the networks whose test loss went
+        down; whether any kept it."""
+        net, trace = self.net, self.trace
+        before = trace[-1][2] if trace[-1][0] == self.st.progress else self.evaluate_now("before jump")
         kp = Koopman(partition, cutoff="float32")
         _, sec = _timed(lambda: kp.fit(buf))
-        costs["fitting"] += sec
-        theta_new, sec = _timed(lambda: kp.predict(buf[-1], cfg.cyc_T))
-        costs["jumping"] += sec
+        self.costs["fitting"] += sec
+        theta_new, sec = _timed(lambda: kp.predict(buf[-1], T))
+        self.costs["jumping"] += sec
         old = net.theta.detach().clone()
         with torch.no_grad():
             net.theta.copy_(theta_new.to(net.theta.dtype).nan_to_num(nan=0.0))
-        l, sec = _timed(lambda: ev(net.theta)[0])
-        costs["evaluating"] += sec
+        l, sec = _timed(lambda: self.ev(net.theta)[0])
+        self.costs["evaluating"] += sec
         ok = torch.isfinite(l) & (l < before)
         with torch.no_grad():
             net.theta.copy_(torch.where(ok.unsqueeze(-1), net.theta, old))
-        tried += E
-        accepted += int(ok.sum())
+        self.tried += len(ok)
+        self.accepted += int(ok.sum())
         if bool(ok.any()):
             # one optimizer (one schedule) for the ensemble: a jump kept by any network moves the
             # schedule on; a jump every network rejected costs time but no progress
-            st.jumped(cfg.cyc_T)
-        trace.append((st.progress, sum(costs.values()), torch.where(ok, l, before), "after jump"))
-        pb.update(cfg.cyc_record + (cfg.cyc_T if bool(ok.any()) else 0))
+            self.st.jumped(T)
+        trace.append((self.st.progress, sum(self.costs.values()), torch.where(ok, l, before), "after jump"))
+        return bool(ok.any())
+
+
+def _cycles(cfg: Config, images: Images, partition, S: int, total: int) -> dict:
+    """Warm-up, then cycles of ``cfg.cyc_record`` recorded steps and a ``cfg.cyc_T``-step jump
+    until ``total`` steps of progress: the trace, the costs and the jumps tried and kept."""
+    every = cfg.eval_every
+    state = _CycleState(cfg, images)
+    state.evaluate_now("start")
+    for _ in range(cfg.cyc_warmup_epochs * S // every):
+        state.costs["training"] += state.st.run(every)
+        state.evaluate_now("optimizer")
+    buf = torch.empty(cfg.cyc_record, cfg.cyc_inits, state.net.n_params, dtype=state.net.theta.dtype)
+    pb = bar(total=total, desc="cycles")
+    while state.st.progress < total:
+        state.record_segment(buf, every)
+        if state.st.progress + cfg.cyc_T > total:
+            break
+        kept = state.jump(partition, buf, cfg.cyc_T)
+        pb.update(cfg.cyc_record + (cfg.cyc_T if kept else 0))
     pb.close()
+    return {"trace": state.trace, "costs": state.costs, "tried": state.tried, "accepted": state.accepted}
 
-    def first_hit(points):
-        """Per member: (seconds, progress) of the first evaluation at or below the target."""
-        secs, prog = [], []
-        for e in range(E):
-            hit = next(((c, p) for p, c, l, *_ in points if float(l[e]) <= float(target[e])), (None, None))
-            secs.append(hit[0] / E if hit[0] is not None else float("nan"))
-            prog.append(hit[1] if hit[1] is not None else float("nan"))
-        return secs, prog
 
-    a_sec, a_prog = first_hit(alone)
-    c_sec, c_prog = first_hit(trace)
+def _first_hit(points: list, target: torch.Tensor, E: int) -> tuple[list, list]:
+    """Per member: (seconds per network, progress) of the first evaluation at or below the target
+    (``nan`` where none was)."""
+    secs, prog = [], []
+    for e in range(E):
+        hit = next(((c, p) for p, c, l, *_ in points if float(l[e]) <= float(target[e])), (None, None))
+        secs.append(hit[0] / E if hit[0] is not None else float("nan"))
+        prog.append(hit[1] if hit[1] is not None else float("nan"))
+    return secs, prog
+
+
+def _cycle_rows(cfg: Config, target: torch.Tensor, alone: list, cycles: dict) -> list[dict]:
+    """The two rows of the ``cycles`` table: the optimizer alone, then the cycles."""
+    E, costs = cfg.cyc_inits, cycles["costs"]
+    a_sec, a_prog = _first_hit(alone, target, E)
+    c_sec, c_prog = _first_hit(cycles["trace"], target, E)
     setting = (f"target: the optimizer-alone test loss after epoch {cfg.cyc_target_epoch}; warm-up "
                f"{cfg.cyc_warmup_epochs} epochs; cycles of {cfg.cyc_record} recorded steps + {cfg.cyc_T}-step jump")
-    rows = [
-        {"method": "adadelta alone", "setting": setting, "target_test_loss_median": _median(target),
-         "seconds_to_target_median": _median(a_sec), "reached_fraction": _frac(np.isfinite(a_sec)),
-         "steps_to_target_median": _median(a_prog), "jumps_accepted": None, "jumps_tried": None,
+    return [
+        {"method": "adadelta alone", "setting": setting, "target_test_loss_median": finite_median(target),
+         "seconds_to_target_median": finite_median(a_sec), "reached_fraction": _frac(np.isfinite(a_sec)),
+         "steps_to_target_median": finite_median(a_prog), "jumps_accepted": None, "jumps_tried": None,
          "seconds_training": alone[-1][1] / E, "seconds_recording": 0.0, "seconds_fitting": 0.0,
          "seconds_jumping": 0.0, "seconds_evaluating": None},
         {"method": "cycles: adadelta + Koopman jumps (float32-resolution cutoff)", "setting": setting,
-         "target_test_loss_median": _median(target), "seconds_to_target_median": _median(c_sec),
-         "reached_fraction": _frac(np.isfinite(c_sec)), "steps_to_target_median": _median(c_prog),
-         "jumps_accepted": accepted, "jumps_tried": tried, "seconds_training": costs["training"] / E,
-         "seconds_recording": costs["recording"] / E, "seconds_fitting": costs["fitting"] / E,
-         "seconds_jumping": costs["jumping"] / E, "seconds_evaluating": costs["evaluating"] / E},
+         "target_test_loss_median": finite_median(target), "seconds_to_target_median": finite_median(c_sec),
+         "reached_fraction": _frac(np.isfinite(c_sec)), "steps_to_target_median": finite_median(c_prog),
+         "jumps_accepted": cycles["accepted"], "jumps_tried": cycles["tried"],
+         "seconds_training": costs["training"] / E, "seconds_recording": costs["recording"] / E,
+         "seconds_fitting": costs["fitting"] / E, "seconds_jumping": costs["jumping"] / E,
+         "seconds_evaluating": costs["evaluating"] / E},
     ]
-    curves = {"alone": {"progress": [p for p, *_ in alone], "seconds_per_network": [c / E for _, c, *_ in alone],
-                        "loss_median": [_median(l) for *_, l in alone]},
-              "cycles": {"progress": [p for p, *_ in trace], "seconds_per_network": [c / E for _, c, *_ in trace],
-                         "loss_median": [_median(x[2]) for x in trace], "kind": [x[3] for x in trace]},
-              "target_median": _median(target)}
-    return {"cycles": rows, "cycle_curves": curves}
+
+
+def _cycle_curves(E: int, target: torch.Tensor, alone: list, trace: list) -> dict:
+    """Median test loss against seconds per network, the optimizer alone and the cycles."""
+    return {"alone": {"progress": [p for p, *_ in alone], "seconds_per_network": [c / E for _, c, *_ in alone],
+                      "loss_median": [finite_median(l) for *_, l in alone]},
+            "cycles": {"progress": [p for p, *_ in trace], "seconds_per_network": [c / E for _, c, *_ in trace],
+                       "loss_median": [finite_median(x[2]) for x in trace], "kind": [x[3] for x in trace]},
+            "target_median": finite_median(target)}

@@ -8,7 +8,8 @@ import numpy as np
 from koopman_lib.baselines import linear_extrapolation
 from koopman_lib.ensembles import EnsembleCNN, EnsembleMLP
 from koopman_lib.partition import make_partition
-from .common import (FIT_NAMES, FITS, Config, Images, _frac, _median, fit_variants, load_images, paper_partition,
+from koopman_lib.metrics import finite_median
+from .common import (FIT_NAMES, FITS, Config, Images, _frac, fit_variants, load_images, paper_partition,
                      rel_error, teq_over_t, train_run)
 
 
@@ -32,31 +33,31 @@ def study_network(cfg: Config, label: str, dataset: str, net, images: Images, sp
     opt_l, opt_a = run.grid[t2 + T]
     setting = f"window epochs {w0}-{w1}, T = {cfg.other_T_epochs} epochs; {partition.describe()}"
     base = {"network": label, "dataset": dataset, "n_params": net.theta.shape[1], "n_networks": E,
-            "setting": setting, "T_epochs": cfg.other_T_epochs, "optimizer_loss_median": _median(opt_l),
-            "optimizer_accuracy_median": _median(opt_a)}
+            "setting": setting, "T_epochs": cfg.other_T_epochs, "optimizer_loss_median": finite_median(opt_l),
+            "optimizer_accuracy_median": finite_median(opt_a)}
     rows = []
     fits, fit_s = fit_variants(partition, window, FITS)
     for name, fit in fits.items():
         p = fit.predict(window[-1], T)
         l, a = run.evaluate(p.to(net.theta.dtype))
         r = teq_over_t(l, ref, every, T)
-        rows.append({**base, "method": f"Koopman ({FIT_NAMES[name]})", "loss_median": _median(l),
-                     "accuracy_median": _median(a), "teq_over_t_median": _median(r),
+        rows.append({**base, "method": f"Koopman ({FIT_NAMES[name]})", "loss_median": finite_median(l),
+                     "accuracy_median": finite_median(a), "teq_over_t_median": finite_median(r),
                      "success_rate": _frac(np.array(r) > 0),
-                     "max_spectral_radius_median": _median(fit.spectral_radius_),
-                     "weight_error_median": _median(rel_error(p, run.snap(t2 + T), run.snap(t2))),
+                     "max_spectral_radius_median": finite_median(fit.spectral_radius_),
+                     "weight_error_median": finite_median(rel_error(p, run.snap(t2 + T), run.snap(t2))),
                      "fit_seconds_per_network": fit_s})
     del fits
     p = linear_extrapolation(window, T)
     l, a = run.evaluate(p.to(net.theta.dtype))
     r = teq_over_t(l, ref, every, T)
-    rows.append({**base, "method": "linear extrapolation (whole window)", "loss_median": _median(l),
-                 "accuracy_median": _median(a), "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
+    rows.append({**base, "method": "linear extrapolation (whole window)", "loss_median": finite_median(l),
+                 "accuracy_median": finite_median(a), "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
                  "max_spectral_radius_median": None,
-                 "weight_error_median": _median(rel_error(p, run.snap(t2 + T), run.snap(t2))),
+                 "weight_error_median": finite_median(rel_error(p, run.snap(t2 + T), run.snap(t2))),
                  "fit_seconds_per_network": None})
-    rows.append({**base, "method": "adadelta (continued)", "loss_median": _median(opt_l),
-                 "accuracy_median": _median(opt_a), "teq_over_t_median": 1.0, "success_rate": 1.0,
+    rows.append({**base, "method": "adadelta (continued)", "loss_median": finite_median(opt_l),
+                 "accuracy_median": finite_median(opt_a), "teq_over_t_median": 1.0, "success_rate": 1.0,
                  "max_spectral_radius_median": None, "weight_error_median": 0.0,
                  "fit_seconds_per_network": None})
     del run

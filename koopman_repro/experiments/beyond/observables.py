@@ -8,7 +8,8 @@ import numpy as np
 from koopman_lib.estimator import Koopman
 from koopman_lib.observables import Identity, parse_observables
 from koopman_lib.progress import bar
-from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _median, _timed, de_schedule, fit_variants, \
+from koopman_lib.metrics import finite_median
+from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _timed, de_schedule, fit_variants, \
     mnist_schedule, rel_error, teq_over_t
 
 
@@ -34,10 +35,10 @@ def de_observables(cfg: Config, d: DeRun) -> list[dict]:
                          "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
                          "operator_entries_per_network": otr.operator_entries(),
                          "fit_seconds_per_network": sec / E, "jump_seconds_per_network": jsec / E,
-                         "loss_median": _median(lp), "accuracy_median": None,
-                         "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
-                         "weight_error_median": _median(rel_error(p, true_end, snap(t2))),
-                         "max_spectral_radius_median": _median(otr.spectral_radius_)})
+                         "loss_median": finite_median(lp), "accuracy_median": None,
+                         "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
+                         "weight_error_median": finite_median(rel_error(p, true_end, snap(t2))),
+                         "max_spectral_radius_median": finite_median(otr.spectral_radius_)})
     return obs_rows
 
 
@@ -69,9 +70,9 @@ def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple) -> li
                              "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
                              "operator_entries_per_network": fit.operator_entries(),
                              "fit_seconds_per_network": sec, "jump_seconds_per_network": jsec / n_obs,
-                             "loss_median": _median(l), "accuracy_median": _median(a),
-                             "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
-                             "weight_error_median": _median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
-                             "max_spectral_radius_median": _median(fit.spectral_radius_), "n_networks": n_obs})
+                             "loss_median": finite_median(l), "accuracy_median": finite_median(a),
+                             "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
+                             "weight_error_median": finite_median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
+                             "max_spectral_radius_median": finite_median(fit.spectral_radius_), "n_networks": n_obs})
         del of
     return obs_rows

@@ -12,7 +12,8 @@ from koopman_lib.recorder import TrajectoryRecorder
 from koopman_lib.window import window_grid
 from .. import de_solver as de
 from .baselines import de_baselines, mnist_baselines
-from .common import Config, DeRun, _median, load_images, mnist_schedule, paper_partition, train_run
+from koopman_lib.metrics import finite_median
+from .common import Config, DeRun, load_images, mnist_schedule, paper_partition, train_run
 from .observables import de_observables, mnist_observables
 from .windows import de_window_study, mnist_window_study, mnist_windows
 
@@ -64,6 +65,6 @@ def run_mnist(cfg: Config) -> dict:
     out["window_heatmap"], out["window_choice"], out["window_scores"] = mnist_window_study(             # 2, 3
         cfg, run, partition, windows)
     out["observables"] = mnist_observables(cfg, run, partition, item1_fits)                          # item 5
-    out["epoch_test_loss"] = [_median(run.grid[e * S][0]) for e in range(cfg.mnist_epochs + 1)]
+    out["epoch_test_loss"] = [finite_median(run.grid[e * S][0]) for e in range(cfg.mnist_epochs + 1)]
     del run
     return out

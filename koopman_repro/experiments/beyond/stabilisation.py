@@ -14,7 +14,8 @@ from koopman_lib.fit import FitSpec
 from koopman_lib.observables import Identity, parse_observables
 from koopman_lib.partition import make_partition
 from koopman_lib.progress import bar
-from .common import Config, _frac, _median, fit_variants, koopman_curve, load_images, train_run
+from koopman_lib.metrics import finite_median
+from .common import Config, _frac, fit_variants, koopman_curve, load_images, train_run
 
 #: the replication's numbers after T = 1 and 2 epochs (node-wise operators; Rao 2024)
 REPLICATION_REPORTED = {"adadelta_test_loss": 0.2, "koopman_test_loss_T1": 0.27, "koopman_test_loss_T2": 1.0}
@@ -82,13 +83,13 @@ def run_stabilisation(cfg: Config) -> dict:
                 diverged = ~torch.isfinite(lk) | (lk > 1.5 * loss_t2)
                 rows.append({"method": name, "setting": f"{partition.describe()}, window epochs {w0}-{w1}, "
                              f"{'float32' if dtype == torch.float32 else 'float64'} fit",
-                             "T_epochs": T // S, "test_loss_koopman_median": _median(lk),
-                             "test_accuracy_koopman_median": _median(ak), "test_loss_optimizer_median": _median(lo_),
-                             "test_accuracy_optimizer_median": _median(ao),
-                             "accuracy_cost_median": _median((ao - ak).nan_to_num(nan=float("nan"))),
-                             "loss_ratio_median": _median(lk / lo_), "diverged_fraction": _frac(diverged.numpy()),
-                             "max_spectral_radius_median": _median(rad.amax(1)), "fit_seconds_per_network": fit_s})
+                             "T_epochs": T // S, "test_loss_koopman_median": finite_median(lk),
+                             "test_accuracy_koopman_median": finite_median(ak), "test_loss_optimizer_median": finite_median(lo_),
+                             "test_accuracy_optimizer_median": finite_median(ao),
+                             "accuracy_cost_median": finite_median((ao - ak).nan_to_num(nan=float("nan"))),
+                             "loss_ratio_median": finite_median(lk / lo_), "diverged_fraction": _frac(diverged.numpy()),
+                             "max_spectral_radius_median": finite_median(rad.amax(1)), "fit_seconds_per_network": fit_s})
         del fits
     return {"stabilisation": rows, "stabilisation_curves": curves, "stabilisation_radii": radii,
-            "stabilisation_loss_t2_median": _median(loss_t2), "partition": partition.describe(), "steps_per_epoch": S,
+            "stabilisation_loss_t2_median": finite_median(loss_t2), "partition": partition.describe(), "steps_per_epoch": S,
             "replication_reported": REPLICATION_REPORTED}

@@ -11,7 +11,8 @@ import torch
 from koopman_lib.estimator import Koopman
 from koopman_lib.progress import bar
 from koopman_lib.window import Window, choose, rank_agreement, score_window
-from .common import (FIT_NAMES, FITS, Config, DeRun, Run, _frac, _median, de_schedule, fit_variants, mnist_schedule,
+from koopman_lib.metrics import finite_median
+from .common import (FIT_NAMES, FITS, Config, DeRun, Run, _frac, de_schedule, fit_variants, mnist_schedule,
                      rel_error, teq_over_t)
 
 
@@ -37,7 +38,7 @@ def choice_rows(experiment: str, windows: list[Window], teqs: torch.Tensor, crit
     rows = []
     # the window whose median over networks is best (statistics.median: the mean of the two
     # middle values for an even count, as every median of this chapter; torch.median is the lower)
-    best_fixed = int(np.argmax([m if m is not None else -1.0 for m in (_median(row) for row in teqs)]))
+    best_fixed = int(np.argmax([m if m is not None else -1.0 for m in (finite_median(row) for row in teqs)]))
     oracle = teqs.nan_to_num(nan=-1).amax(dim=0)
     base = {"experiment": experiment, "fit": fit}
     for c, scores in crit.items():
@@ -46,18 +47,18 @@ def choice_rows(experiment: str, windows: list[Window], teqs: torch.Tensor, crit
         got = teqs[pick, torch.arange(teqs.shape[1])]
         rows.append({**base, "method": f"criterion: {c.replace('_', '-')}", "setting": "chosen per network",
                      "windows_chosen": "; ".join(f"{windows[i].t1}+{windows[i].length}" for i in pick.tolist()),
-                     "teq_over_t_median": _median(got), "rank_correlation_with_teq": rank_agreement(s, teqs),
+                     "teq_over_t_median": finite_median(got), "rank_correlation_with_teq": rank_agreement(s, teqs),
                      "unit": unit})
     rows.append({**base, "method": "best fixed window (hindsight)", "setting": "same window for every network",
                  "windows_chosen": f"{windows[best_fixed].t1}+{windows[best_fixed].length}",
-                 "teq_over_t_median": _median(teqs[best_fixed]), "rank_correlation_with_teq": None, "unit": unit})
+                 "teq_over_t_median": finite_median(teqs[best_fixed]), "rank_correlation_with_teq": None, "unit": unit})
     rows.append({**base, "method": "oracle (best window per network, hindsight)", "setting": "chosen per network",
-                 "windows_chosen": None, "teq_over_t_median": _median(oracle), "rank_correlation_with_teq": None,
+                 "windows_chosen": None, "teq_over_t_median": finite_median(oracle), "rank_correlation_with_teq": None,
                  "unit": unit})
     if paper_idx is not None:
         rows.append({**base, "method": "the paper's window", "setting": "same window for every network",
                      "windows_chosen": f"{windows[paper_idx].t1}+{windows[paper_idx].length}",
-                     "teq_over_t_median": _median(teqs[paper_idx]), "rank_correlation_with_teq": None, "unit": unit})
+                     "teq_over_t_median": finite_median(teqs[paper_idx]), "rank_correlation_with_teq": None, "unit": unit})
     return rows
 
 
@@ -76,10 +77,10 @@ def de_window_study(cfg: Config, d: DeRun, windows: list[Window]) -> tuple[list[
         err = rel_error(p, snap(w.t2 + T), snap(w.t2))
         sc = score_window(win, partition, T, max(2, int(cfg.holdout_fraction * w.length)), fitted=ktw)
         heat.append({"experiment": "de-solver", "method": "Koopman (pinv)", "setting": f"T = {T} steps",
-                     "t1": w.t1, "length": w.length, "t2": w.t2, "teq_over_t_median": _median(r),
-                     "loss_median": _median(lp), "loss_at_t2_median": _median(losses[w.t2]),
-                     "success_rate": _frac(np.array(r) > 0), "weight_error_median": _median(err),
-                     "max_spectral_radius_median": _median(sc["max_radius"])})
+                     "t1": w.t1, "length": w.length, "t2": w.t2, "teq_over_t_median": finite_median(r),
+                     "loss_median": finite_median(lp), "loss_at_t2_median": finite_median(losses[w.t2]),
+                     "success_rate": _frac(np.array(r) > 0), "weight_error_median": finite_median(err),
+                     "max_spectral_radius_median": finite_median(sc["max_radius"])})
         teqs.append(r)
         for c in crit:
             crit[c].append(sc[c].tolist())
@@ -108,10 +109,10 @@ def mnist_window_study(cfg: Config, run: Run, partition, windows: list[Window]) 
             sc = score_window(win, partition, T, h, fit=lambda _x, held=hf[name]: held, fitted=fit)
             heat.append({"experiment": "mnist", "method": f"Koopman ({FIT_NAMES[name]})", "fit": name,
                          "setting": f"T = {cfg.T_epochs} epochs", "t1": w.t1, "length": w.length, "t2": w.t2,
-                         "teq_over_t_median": _median(r), "success_rate": _frac(np.array(r) > 0),
-                         "weight_error_median": _median(err), "loss_median": _median(l),
-                         "loss_at_t2_median": _median(run.grid[w.t2][0]),
-                         "accuracy_median": _median(a), "max_spectral_radius_median": _median(sc["max_radius"])})
+                         "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
+                         "weight_error_median": finite_median(err), "loss_median": finite_median(l),
+                         "loss_at_t2_median": finite_median(run.grid[w.t2][0]),
+                         "accuracy_median": finite_median(a), "max_spectral_radius_median": finite_median(sc["max_radius"])})
             teqs[name].append(r)
             for c in crit[name]:
                 crit[name][c].append(sc[c].tolist())
