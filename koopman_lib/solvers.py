@@ -91,7 +91,7 @@ def finite_section(
         raise FitError(f"snapshots must be floating point, got {x.dtype}; use float64")
     # one copy into (P, m, k) order for the factorisations: a time-first recording permuted to
     # (P, m, k) would otherwise be copied again by every product and reduction (4-5x slower);
-    # ``eigh`` (the pipeline's route, koopman_repro.pipeline) reads it twice, by two batched GEMMs
+    # ``eigh`` (the pipeline's route, koopman_repro.bench.pipeline) reads it twice, by two batched GEMMs
     # that take the strided view as it is
     if method != "eigh":
         x = x.contiguous()

@@ -87,14 +87,20 @@ def _mnist_like_groups(k, seed=0):
 
 
 def test_streaming_gram_operators_equal_stored_cholesky_and_pinv():
+    """Every route solves the same least-squares problem; the routes through the normal equations
+    (stored or streamed Gram matrices, Cholesky or eigh) agree with each other and with pinv to the
+    rounding the normal equations allow, ``eps cond(F)^2`` per block (a bound fixed by perturbation
+    theory, not by the errors seen): here cond(F) is up to about 5e3, so about 5e-9."""
     groups = _mnist_like_groups(k=400)
     accs = bench.accumulate(groups, chunk=64)
+    eps = torch.finfo(torch.float64).eps
     for x, acc in zip(groups, accs):
+        S = torch.linalg.svdvals(x[..., :-1])
+        bound = eps * (S[:, 0] / S[:, -1]) ** 2
         stored = kl.finite_section(x, "cholesky")
-        streamed = acc.operators()
-        assert bench.rel_diff(streamed, stored).max() < 1e-10
-        assert bench.rel_diff(stored, kl.finite_section(x, "pinv")).max() < 1e-8
-        assert bench.rel_diff(acc.operators(method="eigh"), stored).max() < 1e-9
+        assert (bench.rel_diff(acc.operators(), stored) <= bound).all()
+        assert (bench.rel_diff(stored, kl.finite_section(x, "pinv")) <= bound).all()
+        assert (bench.rel_diff(acc.operators(method="eigh"), stored) <= bound).all()
 
 
 def test_eigh_fit_is_truncated_pinv_on_rank_deficient_data():
@@ -198,7 +204,7 @@ def test_path_by_doubling_equals_step_by_step(T):
 
 
 def test_book_minutes_counts_only_complete_builds(monkeypatch):
-    monkeypatch.setattr(bench, "book_notebooks", lambda: ["a", "b"])
+    monkeypatch.setattr(bench.notebook_times, "book_notebooks", lambda: ["a", "b"])
     assert bench.book_minutes(None) == (None, 0, 2)
     assert bench.book_minutes({"a": 60.0}) == (None, 1, 2)
     assert bench.book_minutes({"a": 60.0, "b": 120.0, "other": 1e6}) == (pytest.approx(3.0), 2, 2)

@@ -9,7 +9,10 @@ import torch
 import koopman_lib as kl
 from koopman_repro.experiments import perceptron as pc
 from koopman_lib.fit import FITS, numerical_rank
+from koopman_repro import rows
+from koopman_repro.chapters import perceptron as chapter
 from koopman_repro.experiments import reproduce
+from koopman_repro.migrations import upgrade
 from koopman_lib.partition import LayerShape
 
 TINY = dataclasses.replace(pc.PROFILES["ci"], steps=120, n_sims=40, koopman_start=40, window=30,
@@ -194,9 +197,10 @@ def test_reproduce_writes_the_result_contract(tmp_path, monkeypatch):
         assert sorted(set(fits), key=sweep_fits.index) == sweep_fits and fits == sorted(fits, key=sweep_fits.index)
     for m in pc.KOOPMAN:
         for f in FITS:
-            assert len(pc.curve(saved, m, f)["mean"]) == TINY.steps
-    assert [c["claim"] for c in pc.claims(saved, "default")] == [c["claim"] for c in pc.claims(saved)]
-    assert len(pc.claims(saved, "default-stabilised")) == 2     # no input sweep for that fit
+            assert len(chapter.curve(saved, m, f)["mean"]) == TINY.steps
+    # every table reads back as its declared rows, and the whole file validates
+    assert rows.validate(saved, "perceptron") == []
+    assert [(r.method, r.fit) for r in rows.table(saved, "table")] == [(r["method"], r["fit"]) for r in table]
 
 
 def test_centred_smoothing_and_pattern_errors():
@@ -208,33 +212,6 @@ def test_centred_smoothing_and_pattern_errors():
     e = torch.tensor([[1.0, 0.0], [0.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
     assert pc.score(e, "output").tolist() == [50.0, 0.0, 100.0]
     assert pc.score(e, "pattern").tolist() == [100.0, 0.0, 100.0]
-
-
-def _fake(reach, final, sweep):
-    methods = {k: {"steps_to_rule_final": reach[k], "final_percent_error": final[k]} for k in reach}
-    rows = [{"n_inputs": n, "group_size": g, "method": m, "mean_percent_error_after_start": v}
-            for (n, g), d in sweep.items() for m, v in d.items()]
-    return {"methods": methods, "input_sweep": rows}
-
-
-def test_claim_verdicts_follow_their_stated_rules():
-    good = _fake({"rule": 900, "single_weight": 300, "node": 500, "network": 600},
-                 {"rule": 3.0, "single_weight": 3.0, "node": 3.5, "network": 3.2},
-                 {(4, 1): {"rule": 12, "single_weight": 9, "node": 10, "network": 10},
-                  (16, 1): {"rule": 20, "single_weight": 18, "node": 20.5, "network": 20},
-                  (16, 4): {"rule": 15, "single_weight": 13, "node": 13, "network": 12}})
-    assert [r["verdict"] for r in pc.claims(good)] == ["reproduced"] * 4
-    bad = _fake({"rule": 900, "single_weight": 950, "node": None, "network": None},
-                {"rule": 3.0, "single_weight": 3.0, "node": 14.0, "network": 13.0},
-                {(4, 1): {"rule": 12, "single_weight": 11, "node": 16, "network": 16},
-                 (16, 1): {"rule": 20, "single_weight": 19.9, "node": 21, "network": 21},
-                 (16, 4): {"rule": 15, "single_weight": 15, "node": 16, "network": 16}})
-    assert [r["verdict"] for r in pc.claims(bad)] == ["not reproduced", "reproduced", "not reproduced",
-                                                      "not reproduced"]
-    bad["methods"]["network"]["steps_to_rule_final"] = 960
-    assert pc.claims(bad)[1]["verdict"] == "reproduced"
-    bad["methods"]["node"]["steps_to_rule_final"] = 940
-    assert pc.claims(bad)[1]["verdict"] == "not reproduced"
 
 
 def test_bootstrap_reach_tells_a_clear_lead_from_a_tie():
@@ -310,3 +287,21 @@ def test_a_fit_with_the_operators_of_an_earlier_one_shares_its_errors():
     for bad in (("default",), ("paper", "paper"), ("paper", "nope")):
         with pytest.raises(ValueError, match="fits"):
             pc.check_config(dataclasses.replace(TINY, fits=bad))
+
+
+def test_a_file_from_before_the_named_fits_is_upgraded_to_the_paper_fit(tmp_path, monkeypatch):
+    """Files without ``schema_version`` whose rows have no ``fit`` measured the paper fit alone:
+    the migration names it, so that every reader sees declared rows of the current shape."""
+    monkeypatch.setitem(pc.PROFILES, "ci", dataclasses.replace(TINY, fits=("paper",), sweep_fits=("paper",)))
+    new = reproduce("perceptron", "ci", tmp_path)
+    old = json.loads(json.dumps(new))
+    for key in ("schema_version", "experiment", "methods_by_fit", "curves_by_fit"):
+        del old[key]
+    for key in ("table", "window_sweep", "input_sweep"):
+        for r in old[key]:
+            del r["fit"]
+    up = upgrade(old, "perceptron")
+    assert "fit" not in old["table"][0]                       # the loaded data is not changed in place
+    assert up == json.loads(json.dumps(new))
+    assert rows.validate(up, "perceptron") == []
+    assert [c.verdict for c in chapter.claims(up)] == [c.verdict for c in chapter.claims(new)]

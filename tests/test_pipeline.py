@@ -1,10 +1,10 @@
-"""The whole Koopman phase (koopman_repro.pipeline): the candidate routes give the reference fit's
+"""The whole Koopman phase (koopman_repro.bench.pipeline): the candidate routes give the reference fit's
 operators, the choice honours the agreement tolerance, and the end-to-end accounting adds up.
 No timing is asserted."""
 import pytest
 import torch
 
-from koopman_repro import pipeline
+from koopman_repro.bench import pipeline
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.errors import FitError, check_finite
 from koopman_lib.partition import make_partition

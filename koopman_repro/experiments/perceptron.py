@@ -23,8 +23,10 @@ over simulations.
 Results: ``table`` has one row per (method, named fit), the rule's row repeated for every fit
 (``fit`` names it); ``methods`` (the paper fit) and ``methods_by_fit`` hold the summaries with
 the operator diagnostics and bootstrap intervals; ``curves`` (paper fit) and ``curves_by_fit``
-the smoothed error curves (read them with :func:`curve`); ``window_sweep`` and ``input_sweep``
-rows carry ``fit`` too, paper rows first.
+the smoothed error curves (read them with :func:`koopman_repro.chapters.perceptron.curve`);
+``window_sweep`` and ``input_sweep`` rows carry ``fit`` too, paper rows first. The rows are
+declared in :mod:`koopman_repro.rows.perceptron`; the chapter's tables, figures and the paper's
+claims with their verdicts are in :mod:`koopman_repro.chapters.perceptron`.
 
 Perceptron weights move only on errors, by +-eta, so a recording is piecewise
 constant and its snapshot matrix ``F`` is often rank deficient for Node and Network
@@ -251,6 +253,98 @@ def hold_last_finite(W: torch.Tensor, ok: torch.Tensor | None = None) -> torch.T
 
 
 # -- one batch of simulations ------------------------------------------------------------------
+@dataclass
+class _RulePhase:
+    """The rule's run of one batch: its inputs, the recorded weights ``W(0) .. W(t0)``, its errors
+    and (on the plot grid) the median weights and simulation 0's weights."""
+    X: torch.Tensor            # (T, S, n) bool inputs
+    Y: torch.Tensor            # (T, S, 2) targets
+    snaps: torch.Tensor        # (t0 + 1, S, 2, n) float64
+    errors: torch.Tensor       # (T, S) percent error
+    medians: list              # [(relevant, irrelevant)] every ``weight_stride`` steps from 0
+    example: list              # [W[0]] at the same steps
+
+
+def _median_weights(W: torch.Tensor, rel: torch.Tensor) -> tuple[float, float]:
+    """Medians over simulations and weights of the relevant and the irrelevant weights (a few
+    overflowing runs would swamp a mean)."""
+    return (float(W[:, rel].median()), float(W[:, ~rel].median()))
+
+
+def _weight_summary(medians: list, example: list) -> dict:
+    return {"relevant": [m[0] for m in medians], "irrelevant": [m[1] for m in medians],
+            "example": torch.stack(example)}
+
+
+def _rule_phase(cfg: Config, desc: str) -> _RulePhase:
+    """Draw the initial weights and the inputs of ``cfg.seed``; run the rule for ``cfg.steps``
+    steps, recording ``W(0) .. W(koopman_start)`` in float64."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    S, n, T, t0 = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start
+    W = cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(S, 2, n, generator=gen, dtype=torch.float64)
+    X = sample_inputs(T, S, n, activity(cfg), cfg.group_size, gen)
+    Y = targets(X)
+    rel = relevance_mask(n)
+    snaps = torch.empty(t0 + 1, S, 2, n, dtype=torch.float64)
+    snaps[0] = W
+    err = torch.empty(T, S, dtype=torch.float64)
+    medians, example = [_median_weights(W, rel)], [W[0].clone()]
+    for t in bar(range(T), desc=f"{desc}: rule"):
+        W, err[t] = rule_step(W, X[t].to(torch.float64), Y[t], cfg.eta, cfg.threshold, cfg.error_unit)
+        if t + 1 <= t0:
+            snaps[t + 1] = W
+        if (t + 1) % cfg.weight_stride == 0:
+            medians.append(_median_weights(W, rel))
+            example.append(W[0].clone())
+    return _RulePhase(X, Y, snaps, err, medians, example)
+
+
+def _evolve(cfg: Config, rule: _RulePhase, kp: Koopman, rec: torch.Tensor, keep: bool, label: str):
+    """Koopman training from ``koopman_start`` on: ``(errors (T, S), held (S,), medians, example)``,
+    the percent errors with the Koopman weights from ``t0`` on (the rule's before), which
+    simulations were held at their last finite weights and (``keep``) the weights on the plot grid
+    after ``t0``."""
+    S, n, T, t0, stride = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start, cfg.weight_stride
+    rel = relevance_mask(n)
+    err = rule.errors.clone()
+    held = torch.zeros(S, dtype=torch.bool)
+    W_eval = rule.snaps[t0].clone()
+    medians, example = [], []
+    t = t0  # the chunk's first row holds the weights after t + 1 steps
+    for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=label):
+        c = chunk.shape[0]
+        ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
+        held |= ~ok.all(0)
+        W_path = hold_last_finite(torch.cat([W_eval.reshape(1, S, -1), chunk]).reshape(c + 1, S, 2, n),
+                                  torch.cat([torch.ones(1, S, dtype=torch.bool), ok]))
+        # the error at step t + 1 uses the weights after t steps: rows 0 .. c-1 of W_path
+        err[t:t + c] = percent_error(W_path[:-1], rule.X[t:t + c], rule.Y[t:t + c], cfg.threshold, cfg.error_unit)
+        if keep:
+            for j in range(1, c + 1):
+                if (t + j) % stride == 0:
+                    medians.append(_median_weights(W_path[j], rel))
+                    example.append(W_path[j, 0].clone())
+        W_eval = W_path[-1]
+        t += c
+    return err, held, medians, example
+
+
+def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: float, same: str | None) -> dict:
+    """The diagnostics of one set of operators: rank deficiency of the recording's blocks
+    (``rank`` per block), spectral radii (``radius`` per simulation), overflow, twin fit."""
+    m = part.block_sizes[0]
+    return {
+        "block_size": m,
+        "blocks_per_sim": part.n_blocks,
+        "frac_rank_deficient_blocks": float((rank < m).double().mean()),
+        "frac_sims_radius_above_1": float((radius > 1 + 1e-9).double().mean()),
+        "median_max_radius": float(radius.median()),
+        "max_radius": float(radius.max()),
+        "frac_sims_overflowed": overflowed,
+        "same_operators_as": same,
+    }
+
+
 def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | None = None,
              keep_weights: bool = False, desc: str = "perceptron", fits: tuple[str, ...] = ("paper",),
              main_fits: tuple[str, ...] | None = None) -> dict:
@@ -268,73 +362,18 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
     check_config(cfg)
     windows = (cfg.window,) if windows is None else tuple(windows)
     main_fits = tuple(fits if main_fits is None else main_fits)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    S, n, T, t0 = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start
-    W = cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(S, 2, n, generator=gen, dtype=torch.float64)
-    X = sample_inputs(T, S, n, activity(cfg), cfg.group_size, gen)
-    Y = targets(X)
-    rel = relevance_mask(n)
-    stride = cfg.weight_stride
-
-    def weight_summary(path_means):
-        return {"relevant": [m[0] for m in path_means], "irrelevant": [m[1] for m in path_means]}
-
-    def means(Wt):  # medians over simulations and weights (a few overflowing runs would swamp a mean)
-        return (float(Wt[:, rel].median()), float(Wt[:, ~rel].median()))
-
-    # the rule, recording W(0) .. W(t0) in float64
-    snaps = torch.empty(t0 + 1, S, 2, n, dtype=torch.float64)
-    snaps[0] = W
-    err_rule = torch.empty(T, S, dtype=torch.float64)
-    w_rule, ex_rule = [means(W)], [W[0].clone()]
-    for t in bar(range(T), desc=f"{desc}: rule"):
-        W, err_rule[t] = rule_step(W, X[t].to(torch.float64), Y[t], cfg.eta, cfg.threshold, cfg.error_unit)
-        if t + 1 <= t0:
-            snaps[t + 1] = W
-        if (t + 1) % stride == 0:
-            w_rule.append(means(W))
-            ex_rule.append(W[0].clone())
-    errors = {"rule": err_rule}
-    info = {"rule": {}}
-    weights = {"rule": {**weight_summary(w_rule), "example": torch.stack(ex_rule)}} if keep_weights else {}
-
-    def evolve(kp, rec, keep, label):
-        """Percent errors ``(T, S)`` with the Koopman weights from ``t0`` on, the simulations
-        held at their last finite weights ``(S,)`` and (``keep``) the weights on the plot grid."""
-        err = err_rule.clone()
-        held = torch.zeros(S, dtype=torch.bool)
-        W_eval = snaps[t0].clone()
-        wm, ex = [], []
-        t = t0  # the chunk's first row holds the weights after t + 1 steps
-        for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=label):
-            c = chunk.shape[0]
-            ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
-            held |= ~ok.all(0)
-            W_path = hold_last_finite(torch.cat([W_eval.reshape(1, S, -1), chunk]).reshape(c + 1, S, 2, n),
-                                      torch.cat([torch.ones(1, S, dtype=torch.bool), ok]))
-            # the error at step t + 1 uses the weights after t steps: rows 0 .. c-1 of W_path
-            err[t:t + c] = percent_error(W_path[:-1], X[t:t + c], Y[t:t + c], cfg.threshold, cfg.error_unit)
-            if keep:
-                for j in range(1, c + 1):
-                    if (t + j) % stride == 0:
-                        wm.append(means(W_path[j]))
-                        ex.append(W_path[j, 0].clone())
-            W_eval = W_path[-1]
-            t += c
-        return err, held, wm, ex
-
+    S, n, t0 = cfg.n_sims, cfg.n_inputs, cfg.koopman_start
+    rule = _rule_phase(cfg, desc)
+    errors, info = {"rule": rule.errors}, {"rule": {}}
+    weights = {"rule": _weight_summary(rule.medians, rule.example)} if keep_weights else {}
+    n_pre = t0 // cfg.weight_stride + 1  # plot-grid steps <= t0, taken from the rule
     shapes = [LayerShape("perceptron", 2, n, has_bias=False)]
-    for method in methods:
-        spec = METHODS[method]
-        if spec is None:
-            continue
-        part = make_partition(shapes, spec)
-        m = part.block_sizes[0]
+    for method in (m for m in methods if METHODS[m] is not None):
+        part = make_partition(shapes, METHODS[method])
         for window in windows:
-            rec = snaps[t0 - window:].reshape(window + 1, S, 2 * n)
+            rec = rule.snaps[t0 - window:].reshape(window + 1, S, 2 * n)
             kps = fit_koopmans(part, rec, main_fits if window == cfg.window else fits, cfg.fit_method)
-            blocks = part.time_last(rec)[0]                                      # (S*P, m, k)
-            rank = numerical_rank(blocks)
+            rank = numerical_rank(part.time_last(rec)[0])                        # blocks (S*P, m, k)
             radii = {}
             for i, (fit, kp) in enumerate(kps.items()):
                 key = (method, window, fit)
@@ -342,26 +381,15 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
                 radius = radii[fit] = kp.spectral_radius_ if same is None else radii[same]
                 keep = keep_weights and window == cfg.window and i == 0
                 if same is None:
-                    err, held, wm, ex = evolve(kp, rec, keep, f"{desc}: {method} w={window} {fit}")
+                    label = f"{desc}: {method} w={window} {fit}"
+                    err, held, medians, example = _evolve(cfg, rule, kp, rec, keep, label)
                     errors[key], overflowed = err, float(held.double().mean())
                 else:
                     errors[key] = errors[(method, window, same)]
                     overflowed = info[(method, window, same)]["frac_sims_overflowed"]
-                info[key] = {
-                    "block_size": m,
-                    "blocks_per_sim": part.n_blocks,
-                    "frac_rank_deficient_blocks": float((rank < m).double().mean()),
-                    "frac_sims_radius_above_1": float((radius > 1 + 1e-9).double().mean()),
-                    "median_max_radius": float(radius.median()),
-                    "max_radius": float(radius.max()),
-                    "frac_sims_overflowed": overflowed,
-                    "same_operators_as": same,
-                }
+                info[key] = _operator_info(part, rank, radius, overflowed, same)
                 if keep:
-                    # grid steps <= t0 from the rule, grid steps > t0 from the evolution
-                    n_pre = t0 // stride + 1
-                    weights[method] = {**weight_summary(w_rule[:n_pre] + wm),
-                                       "example": torch.stack(ex_rule[:n_pre] + ex)}
+                    weights[method] = _weight_summary(rule.medians[:n_pre] + medians, rule.example[:n_pre] + example)
     return {"errors": errors, "info": info, "weights": weights}
 
 
@@ -424,8 +452,11 @@ BOOT_FIELDS = ("steps_to_rule_final_ci95", "p_sooner_than_rule", "p_soonest")
 def _rounded(a, decimals: int) -> list:
     return np.round(np.asarray(a, dtype=float), decimals).tolist()
 
-
 # -- the experiment ----------------------------------------------------------------------------
+#: the Koopman variants (every method but the rule)
+KOOPMAN = ("single_weight", "node", "network")
+
+
 def run(cfg: Config) -> dict:
     """The experiment. Runs on one torch thread: its tensors are small (at most a few MB per
     step), and on a shared 2-core machine a second thread made it several times slower."""
@@ -434,18 +465,24 @@ def run(cfg: Config) -> dict:
         return _run(cfg)
 
 
-def _run(cfg: Config) -> dict:
-    memo = {}
+class _Summaries:
+    """:func:`summarise`, once per error tensor: a fit that shares another's errors (the same
+    tensor) shares its summary."""
 
-    def summary(err, c, rule_final=None):
-        """:func:`summarise`, once per error tensor (a fit that shares another's errors shares its summary)."""
+    def __init__(self):
+        self._memo = {}
+
+    def __call__(self, err: torch.Tensor, cfg: Config, rule_final: float | None = None):
         key = (id(err), rule_final)
-        if key not in memo:
-            memo[key] = (err, summarise(err, c, rule_final))  # holding err keeps its id unique
-        return memo[key][1]
+        if key not in self._memo:
+            self._memo[key] = (err, summarise(err, cfg, rule_final))  # holding err keeps its id unique
+        return self._memo[key][1]
 
-    main = simulate(cfg, windows=tuple(sorted(set(cfg.window_sweep) | {cfg.window})), keep_weights=True,
-                    desc="perceptron", fits=cfg.sweep_fits, main_fits=cfg.fits)
+
+def _main_comparison(cfg: Config, main: dict, summary: _Summaries):
+    """The main run's summaries per named fit and method (``by_fit``), its smoothed curves
+    (the paper fit's and, per other fit, those not shared with an earlier fit) and the rows of
+    the window sweep (sweep fits, paper rows first)."""
     errs, info = main["errors"], main["info"]
     rule_summary, rule_mean, rule_sem = summary(errs["rule"], cfg)
     rule_final = rule_summary["final_percent_error"]
@@ -460,184 +497,85 @@ def _run(cfg: Config) -> dict:
             by_fit[fit][method] = {**s, **info[(method, window, fit)]}
             if fit == "paper":
                 curves[method] = {"mean": mean, "sem": sem}
-            elif info[(method, window, fit)]["same_operators_as"] is None:  # else: see curve()
+            elif info[(method, window, fit)]["same_operators_as"] is None:  # else: the twin's curve
                 curves_by_fit[fit][method] = {"mean": mean, "sem": sem}
         if fit in cfg.sweep_fits:
             window_rows.append({"method": method, "window": window, "fit": fit, **s, **info[(method, window, fit)]})
-    if cfg.bootstrap:
-        done = {}  # a fit whose errors are those of a fit already resampled shares its intervals
-        for fit in cfg.fits:
-            main_errs = {"rule": errs["rule"], **{m: errs[(m, cfg.window, fit)] for m in KOOPMAN}}
-            twin = next((f for f, e in done.items() if all(e[m] is main_errs[m] for m in main_errs)), None)
-            boot = (bootstrap_reach(main_errs, cfg, cfg.bootstrap, cfg.seed, compete=KOOPMAN) if twin is None
-                    else {m: dict(by_fit[twin][m]) for m in main_errs})
-            for m, b in boot.items():
-                by_fit[fit][m].update({k: v for k, v in b.items() if k in BOOT_FIELDS})
-            done[fit] = main_errs
-    methods = by_fit["paper"]
     window_rows.sort(key=lambda r: (cfg.sweep_fits.index(r["fit"]), list(METHODS).index(r["method"]), r["window"]))
+    return by_fit, curves, curves_by_fit, window_rows
 
-    sweep_rows = []
+
+def _add_bootstrap(cfg: Config, errs: dict, by_fit: dict) -> None:
+    """Add the bootstrap intervals (:data:`BOOT_FIELDS`) to every summary of ``by_fit``; a fit whose
+    errors are those of a fit already resampled shares its intervals."""
+    done = {}
+    for fit in cfg.fits:
+        main_errs = {"rule": errs["rule"], **{m: errs[(m, cfg.window, fit)] for m in KOOPMAN}}
+        twin = next((f for f, e in done.items() if all(e[m] is main_errs[m] for m in main_errs)), None)
+        boot = (bootstrap_reach(main_errs, cfg, cfg.bootstrap, cfg.seed, compete=KOOPMAN) if twin is None
+                else {m: dict(by_fit[twin][m]) for m in main_errs})
+        for m, b in boot.items():
+            by_fit[fit][m].update({k: v for k, v in b.items() if k in BOOT_FIELDS})
+        done[fit] = main_errs
+
+
+def _input_sweep(cfg: Config, summary: _Summaries) -> list[dict]:
+    """The rows of the S8.3 sweep: per (n_inputs, group_size) of ``cfg.input_sweep``, per sweep fit,
+    the rule and the Koopman variants at ``cfg.window`` on ``cfg.sweep_sims`` simulations; paper
+    rows first."""
+    rows = []
     for n_in, g in bar(cfg.input_sweep, desc="S8.3 sweep"):
         sub = replace(cfg, n_inputs=n_in, group_size=g, activity=None, n_sims=cfg.sweep_sims, seed=cfg.seed + 1)
         res = simulate(sub, desc=f"n={n_in},g={g}", fits=cfg.sweep_fits)  # window = cfg.window
-        s_rule, m_rule, _ = summary(res["errors"]["rule"], sub)
+        s_rule, _, _ = summary(res["errors"]["rule"], sub)
         for fit in cfg.sweep_fits:
             for key in ["rule"] + [(m, sub.window, fit) for m in KOOPMAN]:
                 s, _, _ = summary(res["errors"][key], sub, s_rule["final_percent_error"])
-                sweep_rows.append({"n_inputs": n_in, "group_size": g, "activity": 1.0 / n_in,
-                                   "method": "rule" if key == "rule" else key[0], **s,
-                                   "frac_sims_overflowed": res["info"][key].get("frac_sims_overflowed", 0.0),
-                                   "frac_rank_deficient_blocks": res["info"][key].get("frac_rank_deficient_blocks", 0.0),
-                                   "fit": fit, "same_operators_as": res["info"][key].get("same_operators_as")})
-    # paper rows first, in the order of earlier results files
-    sweep_rows.sort(key=lambda r: cfg.sweep_fits.index(r["fit"]))
+                rows.append({"n_inputs": n_in, "group_size": g, "activity": 1.0 / n_in,
+                             "method": "rule" if key == "rule" else key[0], **s,
+                             "frac_sims_overflowed": res["info"][key].get("frac_sims_overflowed", 0.0),
+                             "frac_rank_deficient_blocks": res["info"][key].get("frac_rank_deficient_blocks", 0.0),
+                             "fit": fit, "same_operators_as": res["info"][key].get("same_operators_as")})
+    rows.sort(key=lambda r: cfg.sweep_fits.index(r["fit"]))
+    return rows
 
+
+def _definitions(cfg: Config) -> dict:
+    """What the results' measures mean, in words, for ``cfg``."""
+    return {
+        "percent_error": ("percent of the 2 output units wrong" if cfg.error_unit == "output" else
+                          "percent of steps with any output unit wrong") +
+                         " on the step's fresh input, with the weights before that step's update; smoothed "
+                         "per simulation by a " + ("centred" if cfg.smooth_centered else "trailing") +
+                         f" window of {cfg.smooth} steps",
+        "steps_to_asymptote": f"first step from which the smoothed mean error stays within "
+                              f"{cfg.asymptote_tol} point(s) of its own value at the last step",
+        "steps_to_rule_final": f"first step at which the smoothed mean error is at most the rule's final "
+                               f"error + {cfg.asymptote_tol} point(s) (None: never)",
+    }
+
+
+def _run(cfg: Config) -> dict:
+    summary = _Summaries()
+    main = simulate(cfg, windows=tuple(sorted(set(cfg.window_sweep) | {cfg.window})), keep_weights=True,
+                    desc="perceptron", fits=cfg.sweep_fits, main_fits=cfg.fits)
+    by_fit, curves, curves_by_fit, window_rows = _main_comparison(cfg, main, summary)
+    if cfg.bootstrap:
+        _add_bootstrap(cfg, main["errors"], by_fit)
+    sweep_rows = _input_sweep(cfg, summary)
     table = [{"method": k, "fit": f, **{c: v for c, v in by_fit[f][k].items() if c in TABLE_FIELDS}}
              for f in cfg.fits for k in METHODS]
-    steps_w = list(range(0, cfg.steps + 1, cfg.weight_stride))
     # curves and weights are for plots: rounded to keep the committed JSON small
-    curves = {k: v if k == "step" else {kk: _rounded(vv, 4) for kk, vv in v.items()} for k, v in curves.items()}
-    weights = {k: {kk: _rounded(vv, 5) for kk, vv in v.items()} for k, v in main["weights"].items()}
+    rounded = lambda c: {k: {kk: _rounded(vv, 4) for kk, vv in v.items()} for k, v in c.items()}  # noqa: E731
     return {
-        "methods": methods,
+        "methods": by_fit["paper"],
         "methods_by_fit": by_fit,
         "table": table,
         "window_sweep": window_rows,
         "input_sweep": sweep_rows,
-        "curves": curves,
-        "curves_by_fit": {f: {k: {kk: _rounded(vv, 4) for kk, vv in v.items()} for k, v in c.items()}
-                          for f, c in curves_by_fit.items()},
-        "weights": {"step": steps_w, **weights},
-        "definitions": {
-            "percent_error": ("percent of the 2 output units wrong" if cfg.error_unit == "output" else
-                              "percent of steps with any output unit wrong") +
-                             " on the step's fresh input, with the weights before that step's update; smoothed "
-                             "per simulation by a " + ("centred" if cfg.smooth_centered else "trailing") +
-                             f" window of {cfg.smooth} steps",
-            "steps_to_asymptote": f"first step from which the smoothed mean error stays within "
-                                  f"{cfg.asymptote_tol} point(s) of its own value at the last step",
-            "steps_to_rule_final": f"first step at which the smoothed mean error is at most the rule's final "
-                                   f"error + {cfg.asymptote_tol} point(s) (None: never)",
-        },
+        "curves": {"step": curves.pop("step"), **rounded(curves)},
+        "curves_by_fit": {f: rounded(c) for f, c in curves_by_fit.items()},
+        "weights": {"step": list(range(0, cfg.steps + 1, cfg.weight_stride)),
+                    **{k: {kk: _rounded(vv, 5) for kk, vv in v.items()} for k, v in main["weights"].items()}},
+        "definitions": _definitions(cfg),
     }
-
-
-# -- the paper's claims, measured ---------------------------------------------------------------
-KOOPMAN = ("single_weight", "node", "network")
-P_SURE = 0.95  # bootstrap share needed to call one method sooner than another
-LABELS = {"rule": "rule", "single_weight": "Single Weight", "node": "Node", "network": "Network"}
-FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilised": "default, stabilised"}
-
-
-def _steps(x) -> str:
-    return "never" if x is None else str(x)
-
-
-def _verdict(n_true: int, n_total: int) -> str:
-    from ..report import NOT_REPRODUCED, PARTLY, REPRODUCED
-    return REPRODUCED if n_true == n_total else PARTLY if n_true else NOT_REPRODUCED
-
-
-def advantages(rows: list[dict], fit: str = "paper") -> dict:
-    """``{(n_inputs, group_size): {method: rule error - method error}}`` in percentage points,
-    errors averaged over every step after Koopman training starts (the input-sweep rows of the
-    named fit ``fit``; rows without a ``fit``, from older results files, are the paper's)."""
-    out: dict = {}
-    for r in rows:
-        if r.get("fit", "paper") != fit:
-            continue
-        out.setdefault((r["n_inputs"], r["group_size"]), {})[r["method"]] = r["mean_percent_error_after_start"]
-    return {k: {m: v["rule"] - v[m] for m in v if m != "rule"} for k, v in out.items()}
-
-
-def methods_of(res: dict, fit: str = "paper") -> dict | None:
-    """The per-method summaries of ``res`` for the named fit ``fit`` (``None`` if not measured,
-    as in results files written before the named fits)."""
-    if fit == "paper":
-        return res["methods"]
-    return res.get("methods_by_fit", {}).get(fit)
-
-
-def curve(res: dict, method: str, fit: str = "paper") -> dict:
-    """``{"mean", "sem"}``: the smoothed percent-error curve of ``method`` with the named fit
-    ``fit`` (the rule's for ``"rule"``). ``curves_by_fit`` leaves out a fit whose operators are
-    those of another (``same_operators_as``): that fit's curve is returned."""
-    if method == "rule" or fit == "paper":
-        return res["curves"][method]
-    if method in res["curves_by_fit"][fit]:
-        return res["curves_by_fit"][fit][method]
-    return curve(res, method, res["methods_by_fit"][fit][method]["same_operators_as"])
-
-
-def claims(res: dict, fit: str = "paper") -> list[dict]:
-    """The perceptron claims of the paper (Fig. S4d, S8.3), each with what ``res`` (a results
-    dict of :func:`run`) measures with the named fit ``fit`` and a verdict (an empty list if
-    ``res`` has no results for that fit). The rules for each verdict are in ``rule``. The S8.3
-    claims are measured only for fits of the input sweep (``Config.sweep_fits``)."""
-    m = methods_of(res, fit)
-    if m is None:
-        return []
-    rule_steps = m["rule"]["steps_to_rule_final"]
-    reach = {k: m[k]["steps_to_rule_final"] for k in KOOPMAN}
-    boot = "p_sooner_than_rule" in m["rule"]
-
-    def p(k, key):
-        return f" (p = {m[k][key]:.2f})" if boot else ""
-    if boot:  # a resampling of the simulations decides, not the point estimate alone
-        sooner = [k for k in KOOPMAN if m[k]["p_sooner_than_rule"] >= P_SURE]
-    else:
-        sooner = [k for k in KOOPMAN if reach[k] is not None and reach[k] < rule_steps]
-    rows = [{
-        "claim": "All three Koopman variants reach asymptotic performance sooner than the rule (Fig. S4d)",
-        "measure": f"steps to the rule's final error + 1 point: rule {rule_steps}; " +
-                   "; ".join(f"{LABELS[k]} {_steps(reach[k])}{p(k, 'p_sooner_than_rule')}" for k in KOOPMAN) +
-                   f". Final error: rule {m['rule']['final_percent_error']:.1f}%, " +
-                   ", ".join(f"{LABELS[k]} {m[k]['final_percent_error']:.1f}%" for k in KOOPMAN),
-        "verdict": _verdict(len(sooner), 3),
-        "rule": "a variant is sooner if it reaches the rule's final error (within 1 point) before the rule "
-                f"does" + (f" in at least {P_SURE:.0%} of bootstrap resamples of the simulations (p)" if boot else "")
-                + "; reproduced if all three are, partly if some are",
-    }]
-    finite = {k: v for k, v in reach.items() if v is not None}
-    best = min(finite.values()) if finite else None
-    ties = [k for k in finite if finite[k] == best]
-    ok = m["single_weight"]["p_soonest"] >= P_SURE if boot else ties == ["single_weight"]
-    rows.append({
-        "claim": "Of the three, Single Weight gets there soonest (Fig. S4d)",
-        "measure": ("soonest Koopman variant: " + ", ".join(LABELS[k] for k in ties) + f" ({best} steps)"
-                    if ties else "no Koopman variant reaches the rule's final error") +
-                   (f"; Single Weight strictly soonest in {m['single_weight']['p_soonest']:.0%} of resamples"
-                    if boot else ""),
-        "verdict": _verdict(int(ok), 1),
-        "rule": "reproduced if Single Weight alone has the fewest steps to the rule's final error among the "
-                "three variants" + (f", in at least {P_SURE:.0%} of bootstrap resamples" if boot else ""),
-    })
-    adv = advantages(res.get("input_sweep", []), fit)
-    indep = sorted(n for (n, g) in adv if g == 1)
-    if len(indep) >= 2 and indep[0] == 4:
-        lo, hi = adv[(4, 1)], adv[(indep[-1], 1)]
-        single_kept = lo["single_weight"] > 0 and hi["single_weight"] >= 0.5 * lo["single_weight"]
-        others_degrade = all(lo[k] > 0 and hi[k] < 0.5 * lo[k] for k in ("node", "network"))
-        rows.append({
-            "claim": f"More inputs (n1 = {indep[-1]}, activity 1/n1): Node and Network degrade, Single Weight "
-                     "stays comparable (S8.3)",
-            "measure": "advantage over the rule (points, mean error after the start) at n1 = 4 -> "
-                       f"{indep[-1]}: " + "; ".join(f"{LABELS[k]} {lo[k]:+.2f} -> {hi[k]:+.2f}" for k in KOOPMAN),
-            "verdict": _verdict(int(single_kept) + int(others_degrade), 2),
-            "rule": "Node/Network degrade: positive advantage at n1 = 4 that falls below half at the largest n1; "
-                    "Single Weight comparable: keeps at least half of a positive advantage; reproduced if both",
-        })
-    corr = sorted(k for k in adv if k[1] > 1 and (k[0], 1) in adv)
-    if corr:
-        restored = [k for k in corr if all(adv[k][j] > max(0.0, adv[(k[0], 1)][j]) for j in ("node", "network"))]
-        rows.append({
-            "claim": "Correlated inputs in the same half restore the Koopman results (S8.3)",
-            "measure": "; ".join(f"n1 = {n}, groups of {g}: Node {adv[(n, 1)]['node']:+.2f} -> {adv[(n, g)]['node']:+.2f}, "
-                                 f"Network {adv[(n, 1)]['network']:+.2f} -> {adv[(n, g)]['network']:+.2f}"
-                                 for n, g in corr),
-            "verdict": _verdict(len(restored), len(corr)),
-            "rule": "restored: Node and Network both gain a positive advantage larger than with independent "
-                    "inputs of the same n1; reproduced if so for every correlated setting",
-        })
-    return rows

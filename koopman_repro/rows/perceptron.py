@@ -1,7 +1,11 @@
-"""Declared rows of the ``perceptron`` results tables (one frozen dataclass per table).
+"""Declared rows of the ``perceptron`` results (one frozen dataclass per table).
 
 Generated from the keys and value types of the committed results, then kept by hand:
 a new field goes here, in the producer, and (for older files) in koopman_repro.migrations.
+
+Besides the three tables (``table``, ``window_sweep``, ``input_sweep``: lists of rows), the
+results hold one summary per named fit and method (``methods_by_fit[fit][method]``, a dict of
+dicts, not a table): :class:`MethodSummary` declares its fields and :func:`summaries` reads it.
 """
 from __future__ import annotations
 
@@ -13,14 +17,15 @@ from . import Row, register
 @register("perceptron", "table")
 @dataclass(frozen=True)
 class PerceptronTableRow(Row):
-    """A row of ``perceptron.json`` ``table``."""
+    """A row of ``perceptron.json`` ``table``: one method with one named fit (the rule's row is
+    repeated for every fit). ``p_*`` are bootstrap shares (``None``: no bootstrap was run)."""
     method: str
     fit: str
     steps_to_asymptote: int
     final_percent_error: float
     final_sem: float
     mean_percent_error_after_start: float
-    p_sooner_than_rule: float
+    p_sooner_than_rule: float | None = None
     steps_to_rule_final: int | None = None
     frac_rank_deficient_blocks: float | None = None
     frac_sims_overflowed: float | None = None
@@ -30,7 +35,7 @@ class PerceptronTableRow(Row):
 @register("perceptron", "window_sweep")
 @dataclass(frozen=True)
 class PerceptronWindowSweepRow(Row):
-    """A row of ``perceptron.json`` ``window_sweep``."""
+    """A row of ``perceptron.json`` ``window_sweep``: one Koopman variant, data window and fit."""
     method: str
     window: int
     fit: str
@@ -52,7 +57,8 @@ class PerceptronWindowSweepRow(Row):
 @register("perceptron", "input_sweep")
 @dataclass(frozen=True)
 class PerceptronInputSweepRow(Row):
-    """A row of ``perceptron.json`` ``input_sweep``."""
+    """A row of ``perceptron.json`` ``input_sweep``: one method at one input setting
+    (``n_inputs``, ``group_size``) and fit."""
     n_inputs: int
     group_size: int
     activity: float
@@ -66,3 +72,33 @@ class PerceptronInputSweepRow(Row):
     fit: str
     steps_to_rule_final: int | None = None
     same_operators_as: str | None = None
+
+
+@dataclass(frozen=True)
+class MethodSummary(Row):
+    """``perceptron.json`` ``methods_by_fit[fit][method]``: the main run's summary of one method
+    with one named fit. The rule has no operators, so its operator diagnostics (``block_size`` ..
+    ``same_operators_as``) are ``None``; the bootstrap fields are ``None`` when none was run."""
+    steps_to_asymptote: int
+    final_percent_error: float
+    final_sem: float
+    mean_percent_error_after_start: float
+    steps_to_rule_final: int | None = None
+    steps_to_rule_final_ci95: list[int] | None = None
+    p_sooner_than_rule: float | None = None
+    p_soonest: float | None = None
+    block_size: int | None = None
+    blocks_per_sim: int | None = None
+    frac_rank_deficient_blocks: float | None = None
+    frac_sims_radius_above_1: float | None = None
+    median_max_radius: float | None = None
+    max_radius: float | None = None
+    frac_sims_overflowed: float | None = None
+    same_operators_as: str | None = None
+
+
+def summaries(results: dict) -> dict[str, dict[str, MethodSummary]]:
+    """``{fit: {method: MethodSummary}}`` of perceptron ``results``, fits in the results' order
+    (the paper fit first)."""
+    return {fit: {m: MethodSummary.from_dict(s) for m, s in by_method.items()}
+            for fit, by_method in results["methods_by_fit"].items()}

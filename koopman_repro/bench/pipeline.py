@@ -1,4 +1,4 @@
-"""The whole Koopman phase, everything counted: the cheapest pipeline for the library's default
+"""The whole Koopman phase, everything counted (the benchmark's ``end_to_end``): the cheapest pipeline for the library's default
 fit, and the end-to-end accounting against the optimizer (the benchmark's ``end_to_end``).
 
 A Koopman phase is: record the weights over the window ``t1..t2`` (the *extra* time the
@@ -8,7 +8,7 @@ loss, ``T_eq``. :func:`time_pipeline` times every candidate route to the default
 operators on one recording (:data:`PIPELINE_FITS`), checks each against the reference (the
 library's own ``Koopman(partition, fit="default")``: QR + SVD of every block) and
 :func:`choose` picks the fastest that agrees within a tolerance fixed before anything is timed.
-:func:`end_to_end_rows` joins those timings with the per-network ``T_eq`` of an experiment's
+:func:`mnist_rows` and :func:`de_rows` join those timings with the per-network ``T_eq`` of an experiment's
 run (the default fit's losses on every init) into one row per network.
 
 Timing conventions: the optimizer is the fast loop (no bookkeeping per step); the paper-style
@@ -17,18 +17,26 @@ fit_s + jump_s + eval_s)``; ``speedup_end_to_end`` adds the training to ``t2`` (
 both) to the numerator and the denominator. A network whose Koopman loss is not below its loss
 at ``t2`` has ``T_eq = 0``: its phase was spent for nothing (speedups 0 after ``t2`` and below 1
 end to end).
+
+:func:`end_to_end` is the benchmark's stage: it takes the per-network ``T_eq`` from the saved
+runs of the MNIST and DE solver experiments (:func:`experiment_results`, never a new run) and
+the timings of the routes measured by :mod:`koopman_repro.bench.mnist` and
+:mod:`koopman_repro.bench.de_solver`.
 """
 from __future__ import annotations
 
-import gc
-import time
-from typing import Callable
+from pathlib import Path
 
 import torch
 
 from koopman_lib.estimator import Koopman
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import Partition
+
+from ..paths import saved_results_dir
+from .fits import rel_diff
+from .profiles import BenchConfig
+from .timing import clock
 
 #: Candidate routes to the default fit's operators (``Cutoff("resolution")``), as ``Koopman``
 #: settings. ``svd``: the reference, QR then SVD of every block. ``eigh``: the normal equations,
@@ -43,29 +51,11 @@ REFERENCE = "svd"
 LOSS_RTOL = 1e-4
 
 
-def clock(fn: Callable[[], object]) -> tuple[float, object]:
-    """``(seconds, fn())`` with the garbage collector paused (every timing of the benchmarks)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - start, out
-    finally:
-        if was:
-            gc.enable()
-
-
 def estimator(partition: Partition, route: str) -> Koopman:
     """The unfitted estimator of candidate ``route`` (a key of :data:`PIPELINE_FITS`)."""
     if route not in PIPELINE_FITS:
         raise ValueError(f"unknown route {route!r}; choose one of {tuple(PIPELINE_FITS)}")
     return Koopman(partition, **PIPELINE_FITS[route])
-
-
-def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """Per-block relative Frobenius difference ``||A - B|| / ||B||``, ``(P,)``."""
-    return (A - B).flatten(1).norm(dim=1) / B.flatten(1).norm(dim=1).clamp_min(1e-300)
 
 
 def time_pipeline(partition: Partition, recording: torch.Tensor, theta_t2: torch.Tensor, Ts, loss_fn,
@@ -154,7 +144,8 @@ def phase_row(problem: str, T: int, seed: int, teq_steps: float, censored: bool,
 def mnist_rows(experiment: dict, timing: dict, T_epochs) -> list[dict]:
     """End-to-end rows of every init of an MNIST experiment run (``results["members"]``, the
     default fit's ``T_eq`` per horizon) at the horizons ``T_epochs`` (epochs), with the
-    pipeline ``timing`` (:func:`pipeline_timing` keys, per network)."""
+    pipeline ``timing`` (``step_s``, ``recording_extra_s``, ``fit_s``, ``jump_s`` per ``T``,
+    ``eval_s``, optionally ``paper_style_step_s``; per network)."""
     S = int(experiment["steps_per_epoch"])
     t2 = int(experiment["provenance"]["config"]["window_epochs"][1]) * S
     rows = []
@@ -210,5 +201,102 @@ def summary(rows: list[dict]) -> list[dict]:
     return out
 
 
-__all__ = ["clock", "rel_diff", "PIPELINE_FITS", "REFERENCE", "LOSS_RTOL", "estimator", "time_pipeline", "choose", "phase_row",
-           "mnist_rows", "de_rows", "summary"]
+
+def experiment_results(name: str, profile: str, results_dir=None) -> dict | None:
+    """The run of experiment ``name`` at ``profile`` with its current config: from ``results_dir``
+    (e.g. the book build's, where the chapters ran it), else the committed ``results/<profile>``,
+    else ``None``. The benchmark never starts an experiment itself (the MNIST paper run alone takes
+    over an hour): run ``koopman reproduce <name> --profile <profile> --out <results_dir>`` first."""
+    from ..experiments import _matching_results
+    dirs = ([Path(results_dir)] if results_dir is not None else []) + [saved_results_dir(profile)]
+    for d in dirs:
+        got = _matching_results(name, profile, d)
+        if got is not None:
+            return got
+    return None
+
+
+def _missing(name: str, profile: str, results_dir) -> str:
+    return (f"{name}: no run at profile {profile} with the current config in {results_dir} "
+            f"or results/{profile} (koopman reproduce {name} --profile {profile})")
+
+
+def _mnist_end_to_end(cfg: BenchConfig, runs: list[dict], route: str, paper_style_step_s: float, mn: dict | None,
+                      profile: str, results_dir) -> tuple[list[dict], str | None]:
+    """The MNIST end-to-end rows of the saved run ``mn`` with this benchmark's ``runs`` timings of
+    ``route``, or no rows and the reason."""
+    spe = runs[0]["steps_per_epoch"]
+    Ts = [n * spe for n in cfg.T_epochs]
+    if mn is None:
+        return [], _missing("mnist", profile, results_dir)
+    mc = mn["provenance"]["config"]
+    if not (list(mc["window_epochs"]) == list(cfg.window_epochs) and list(mc["partition"]) == list(cfg.mnist_partition)
+            and list(mc["sizes"]) == list(cfg.mnist_sizes) and mn["steps_per_epoch"] == spe):
+        return [], "mnist: the experiment's window, partition or sizes differ from the timed run"
+    timing = {"step_s": finite_median([r["optimizer_step_seconds"] for r in runs]),
+              "recording_extra_s": finite_median([r["record_seconds"]["stored"] for r in runs]),
+              "fit_s": finite_median([r["pipeline"]["routes"][route]["fit_s"] for r in runs]),
+              "jump_s": {T: finite_median([r["pipeline"]["routes"][route]["jump_s"][T] for r in runs]) for T in Ts},
+              "eval_s": finite_median([r["pipeline"]["eval_s"] for r in runs]), "paper_style_step_s": paper_style_step_s}
+    return mnist_rows(mn, timing, cfg.T_epochs), None
+
+
+def _de_end_to_end(de: dict, route: str, dr: dict | None, profile: str, results_dir) -> tuple[list[dict], str | None]:
+    """The DE solver end-to-end rows of the saved run ``dr`` with the benchmark's ``de`` timings of
+    ``route``, or no rows and the reason."""
+    if dr is None:
+        return [], _missing("de-solver", profile, results_dir)
+    dc = dr["provenance"]["config"]
+    if not (dc["t2"] - dc["t1"] + 1 == de["k"] and de["T"] in dc["Ts"] and dc["train_dtypes"][0] == de["train_dtype"]):
+        return [], (f"de-solver: the experiment's window ({dc['t2'] - dc['t1'] + 1} snapshots), "
+                    f"horizons or dtype differ from the timed run ({de['k']} snapshots)")
+    timing = {"step_s": de["step_seconds_fast_loop"], "paper_style_step_s": de["step_seconds_paper_style"],
+              "recording_extra_s": de["record_seconds"], "fit_s": de["pipeline"]["routes"][route]["fit_s"],
+              "jump_s": {de["T"]: de["pipeline"]["routes"][route]["jump_s"][de["T"]]},
+              "eval_s": de["pipeline"]["eval_s"]}
+    return de_rows(dr, timing, de["T"]), None
+
+
+def end_to_end(cfg: BenchConfig, runs: list[dict], de: dict, paper_style_step_s: float, results_dir=None) -> dict:
+    """The whole Koopman phase against the optimizer, per network of the experiment runs of
+    ``cfg.end_to_end_profile`` (their default fit's ``T_eq``), with this benchmark's timings of the
+    cheapest route (:func:`choose`) on networks trained the same way:
+    ``end_to_end`` (rows), ``end_to_end_summary`` (medians), ``pipeline`` (the choice) and the
+    headline medians. Rows of a problem whose experiment settings differ from the timed ones
+    (window, partition, sizes) are left out and the reason recorded in ``end_to_end_notes``."""
+    out: dict = {"end_to_end": [], "end_to_end_summary": [], "end_to_end_notes": [], "pipeline": {},
+                 "koopman_phase_speedup_mnist_T2": None, "end_to_end_speedup_mnist_T2": None,
+                 "de_after_t2_speedup": None}
+    spe = runs[0]["steps_per_epoch"]
+    out["pipeline"]["mnist"] = pick = choose([r["pipeline"] for r in runs], cfg.T_epochs[-1] * spe)
+    out["pipeline"]["de-solver"] = pick_de = choose([de["pipeline"]], de["T"])
+    if not cfg.end_to_end_profile:
+        out["end_to_end_notes"].append("no end_to_end_profile: no experiment run to take T_eq from")
+        return out
+    profile, runs_used = cfg.end_to_end_profile, {}
+    mn = experiment_results("mnist", profile, results_dir)
+    rows, note = _mnist_end_to_end(cfg, runs, pick["route"], paper_style_step_s, mn, profile, results_dir)
+    out["end_to_end"] += rows
+    if note is None:
+        runs_used["mnist"] = mn["provenance"]
+    else:
+        out["end_to_end_notes"].append(note)
+    dr = experiment_results("de-solver", profile, results_dir)
+    rows, note = _de_end_to_end(de, pick_de["route"], dr, profile, results_dir)
+    out["end_to_end"] += rows
+    if note is None:
+        runs_used["de-solver"] = dr["provenance"]
+    else:
+        out["end_to_end_notes"].append(note)
+    rows = out["end_to_end"]
+    out["end_to_end_summary"] = summary(rows)
+    out["end_to_end_runs"] = {k: {f: v.get(f) for f in ("git_sha", "utc_time", "profile", "seed")}
+                              for k, v in runs_used.items()}
+    m2 = [r for r in rows if r["problem"] == "mnist" and r["T_epochs"] == cfg.T_epochs[-1]]
+    if m2:
+        out["koopman_phase_speedup_mnist_T2"] = finite_median([r["speedup_after_t2"] for r in m2])
+        out["end_to_end_speedup_mnist_T2"] = finite_median([r["speedup_end_to_end"] for r in m2])
+    d = [r for r in rows if r["problem"] == "de-solver"]
+    if d:
+        out["de_after_t2_speedup"] = finite_median([r["speedup_after_t2"] for r in d])
+    return out

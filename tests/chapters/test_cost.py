@@ -1,0 +1,281 @@
+"""The cost chapter's tables, notes, verdicts and figures (koopman_repro.chapters.cost), checked
+for their values on a tiny benchmark run written by the test session and on small dicts."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from koopman_lib.data import DataError
+from koopman_lib.partition import make_partition
+from koopman_repro.bench import TARGETS, layer_shapes
+from koopman_repro.bench.pipeline import phase_row, summary
+from koopman_repro.chapters import cost
+from koopman_repro.scorecard import COST_SPEED, EXPONENT_CLOSE, PAPER_WALL_MINUTES
+from test_bench import TINY
+
+
+@pytest.fixture(scope="module")
+def res(tiny_results):
+    try:
+        return tiny_results("bench", **TINY)
+    except DataError as e:
+        pytest.skip(f"MNIST not available: {e}")
+
+
+def labels(fig) -> list[str]:
+    return [t for ax in fig.axes for t in (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) if t]
+
+
+def line_labels(ax) -> list[str]:
+    return [ln.get_label() for ln in ax.get_lines() if not ln.get_label().startswith("_")]
+
+
+# -- tables are the results' fields ---------------------------------------------------------------
+@pytest.mark.parametrize("fn,table,columns", [
+    (cost.complexity_rows, "complexity_table", cost.COMPLEXITY_COLUMNS), (cost.fit_rows, "fit_table", cost.FIT_COLUMNS),
+    (cost.step_rows, "step_table", cost.STEP_COLUMNS), (cost.recording_rows, "recording_table", cost.RECORDING_COLUMNS),
+    (cost.end_to_end_rows, "end_to_end_table", cost.E2E_COLUMNS)])
+def test_tables_hold_the_results_fields(res, fn, table, columns):
+    got = fn(res)
+    assert len(got) == len(res[table]) > 0
+    for g, r in zip(got, res[table]):
+        assert list(g) == columns
+        assert all(g[c] == r.get(c) for c in columns)
+
+
+def test_headlines_and_exponents_beside_the_paper_run(res):
+    rows = cost.headline_rows(res, None, "ci")
+    assert [r["key"] for r in rows] == [f"`{k}`" for k in cost.HEADLINES]
+    assert all(r["ours (ci)"] == res.get(k) and r["ours (paper profile)"] == "not run yet"
+               for r, k in zip(rows, cost.HEADLINES))
+    ex = cost.exponent_rows(res, None)
+    assert [(e["kind"], e["axis"], e["method"], e["fitted"]) for e in ex] == \
+        [(e["kind"], e["axis"], e["method"], e["fitted"]) for e in res["exponent_table"]]
+    assert {e["fitted (paper profile)"] for e in ex} == {"not run yet"}
+    both = cost.exponent_rows(res, res)
+    assert [e["fitted (paper profile)"] for e in both] == [e["fitted"] for e in res["exponent_table"]]
+
+
+def test_notes_quote_the_results(res):
+    q = {r["partition"]: r for r in res["complexity_table"] if r["network"].startswith("MNIST")}["quasi_node:157"]
+    assert f"{q['step_mflop']:.3g} MFLOP per Koopman step" in cost.step_count_note(res)
+    ex = {(e["kind"], e["axis"], e["method"]): e for e in res["exponent_table"]}
+    note = cost.exponent_note(res)
+    assert f"pinv_loop: {cost.fmt(ex[('construction', 'm', 'pinv_loop')]['fitted'], 2)}" in note
+    assert f"T = {res['provenance']['config']['evolve_T_fixed']} it is" in cost.evolution_note(res)
+    assert cost.x(res["step_speedup_vs_fast_loop_mnist"]) in cost.step_note(res)
+    assert cost.x(res["fit_speedup_streaming_vs_pinv"]) in cost.fit_speed_note(res)
+    assert cost.x(res["after_t2_speedup"]) in cost.end_to_end_note(res)
+    assert f"{res['fit_details']['cond_F_max']:.2g}" in cost.rank_deficiency_note(res)
+    assert cost.x(None) == "n/a" and cost.x(12.34) == "12.3x"
+
+
+def test_eig_ratio_and_crossover_recomputed(res):
+    evo, Tf = res["scaling_evolution"], res["provenance"]["config"]["evolve_T_fixed"]
+    t = {(r["method"], r["m"]): r["seconds_per_block"] for r in evo if r["axis"] == "m"}
+    ms = sorted({m for _, m in t})
+    assert cost.eig_over_power(res) == pytest.approx([t[("jump_eig", m)] / t[("jump_power", m)] for m in ms])
+    rows = [{"axis": "T", "m": 4, "T": T, "method": meth, "seconds_per_block": s}
+            for T, steps, power in ((10, 1.0, 2.0), (100, 3.0, 2.0), (1000, 30.0, 2.0))
+            for meth, s in (("steps", steps), ("jump_power", power))]
+    small = {"scaling_evolution": rows, "provenance": {"config": {"evolve_m_fixed": 4}}}
+    assert cost.jump_crossover(small) == 100
+    small["scaling_evolution"] = [r for r in rows if r["T"] == 10]
+    assert cost.jump_crossover(small) is None
+
+
+def test_predicted_recording_overhead_is_the_flop_ratio(res):
+    cfg = res["provenance"]["config"]
+    shapes = layer_shapes(cfg["mnist_sizes"])
+    D = sum(s.size for s in shapes)
+    part = make_partition(shapes, ["quasi_node:157"] + ["node"] * (len(shapes) - 1))
+    want = 4 * part.operator_entries() / (6 * cfg["batch_size"] * D)
+    assert cost.predicted_overhead(res, (157,)) == [pytest.approx(want)]
+    rec = {r["mode"]: r for r in res["recording_table"]}
+    note = cost.recording_note(res)
+    assert f"streaming {rec['streaming']['overhead_window']:.1%}" in note
+    assert ("below the flop ratio" in note) == (rec["streaming"]["overhead_window"] < want)
+
+
+def test_recording_note_both_sides_of_the_prediction(res):
+    pred = cost.predicted_overhead(res, (157,))[0]
+    for overhead, below in ((pred / 2, True), (pred * 2, False)):
+        r = dict(res, recording_table=[dict(z, overhead_window=overhead) for z in res["recording_table"]])
+        assert ("below the flop ratio" in cost.recording_note(r)) is below
+
+
+# -- branches -------------------------------------------------------------------------------------
+def test_cholesky_refusal_branches(res):
+    rows = [dict(r) for r in res["fit_table"]]
+    chol = next(r for r in rows if r["data"] == "MNIST recording" and r["method"] == "cholesky_batched")
+    chol["failed"], chol["seconds"] = "singular Gram matrix", None
+    assert cost.cholesky_refused(dict(res, fit_table=rows))
+    assert "**refuses**" in cost.consequences_note(dict(res, fit_table=rows))
+    chol["failed"], chol["seconds"] = None, 1.0
+    assert not cost.cholesky_refused(dict(res, fit_table=rows))
+    assert "accepted this recording" in cost.consequences_note(dict(res, fit_table=rows))
+
+
+def test_frozen_blocks_are_named_only_when_there_are_some(res):
+    for n, named in ((0, False), (3, True)):
+        r = dict(res, fit_details=dict(res["fit_details"], n_blocks_all_frozen=n))
+        assert ("3 whole blocks" in cost.rank_deficiency_note(r)) is named
+
+
+def test_notebook_and_binder_tables():
+    assert cost.notebook_rows({"experiment": "bench", "notebook_table": []}) == \
+        [{"notebook": "(no timings recorded when this benchmark ran)"}]
+    assert cost.total_minutes({"notebook_seconds": {"ci": {"a": 60.0, "b": 30.0}}}, "ci") == "1.5 min over 2 notebooks"
+    assert cost.total_minutes({"notebook_seconds": {"ci": None}}, "ci") == "no timings recorded"
+    t = {"notebook_seconds": {"a": 12.34, "b": 5.0, "c": 1.0}, "notebook_peak_rss_mb": {"a": 100.4, "b": 4096},
+         "wall_seconds": 120.0, "lanes": [["mnist", "beyond"]], "profile": "ci"}
+    rows = {r["notebook"]: r for r in cost.binder_rows(t)}
+    assert rows["a"]["seconds"] == 12.3 and rows["a"]["peak memory (MB)"] == 100 and rows["a"]["within Binder's 2 GB"] == "yes"
+    assert rows["b"]["within Binder's 2 GB"].startswith("no")
+    assert rows["c"]["peak memory (MB)"] == "not measured" and rows["c"]["within Binder's 2 GB"] == "-"
+    assert "mnist, beyond in a second process" in cost.binder_note(t, "ci") and "2.0 min" in cost.binder_note(t, "ci")
+    assert "second process" not in cost.binder_note({}, "ci")
+    assert cost.binder_rows({}) == [{"notebook": "(no notebook timings in this build yet)"}]
+
+
+def _phase_results(speedups_after=(2.0, 0.0)) -> dict:
+    rows = [phase_row("mnist", 20, i, teq, False, 0.01, 100, 0.01, 0.02, 0.005, 0.005, 0.05, optimizer="adadelta",
+                      T_epochs=2, loss_t2=0.3, loss_koopman=0.29, loss_optimizer_at_T=0.28)
+            for i, teq in enumerate(s * 0.04 / 0.01 for s in speedups_after)]
+    cand = [{"route": "svd", "fit_s": 0.2, "jump_s": 0.01, "agrees": True, "max_rel_loss_diff": 0.0,
+             "max_rel_diff_operators": 0.0},
+            {"route": "eigh", "fit_s": 0.1, "jump_s": 0.01, "agrees": True, "max_rel_loss_diff": 1e-7,
+             "max_rel_diff_operators": 1e-9}]
+    return {"experiment": "bench", "end_to_end": rows, "end_to_end_summary": summary(rows),
+            "pipeline": {"mnist": {"route": "eigh", "loss_rtol": 1e-4, "candidates": cand}},
+            "end_to_end_runs": {"mnist": {"git_sha": "abcdef123", "utc_time": "then"}},
+            "koopman_phase_speedup_mnist_T2": 1.0, "end_to_end_speedup_mnist_T2": 1.1, "de_after_t2_speedup": None}
+
+
+def test_phase_tables_notes_and_figure():
+    r = _phase_results()
+    assert [row["speedup_after_t2"] for row in r["end_to_end"]] == [pytest.approx(2.0), 0.0]
+    assert cost.phase_run({"end_to_end": []}, r) == (r, "the saved paper-profile run")
+    assert cost.phase_run(r, None) == (r, "this build")
+    pipe = cost.pipeline_rows(r)
+    assert [p["route"] for p in pipe] == ["svd", "eigh (chosen)"] and pipe[1]["fit s"] == "0.1"
+    assert "0.0001 (relative)" in cost.pipeline_note(r, "L")
+    assert cost.pipeline_note({}, "L") == "No pipeline timings in this run."
+    (row,) = cost.phase_rows(r)
+    s = r["end_to_end_summary"][0]
+    assert row["success"] == "50%" and row["after t2"] == cost.x(s["speedup_after_t2_median"]) == "1x"
+    assert "abcdef1 (then)" in cost.phase_rows_note(r, "L")
+    notes = cost.phase_notes(r, "L")
+    assert f"(target {TARGETS['koopman_phase_speedup_mnist_T2'][1]:g}x)" in notes[1]
+    assert "of which fit 0.02 s" in notes[0]
+    none = dict(r, end_to_end=[], end_to_end_summary=[], end_to_end_notes=["no run"])
+    assert cost.phase_rows_note(none, "L") == "No end-to-end rows: no run."
+    assert cost.phase_notes(none, "L") == [] and cost.phase_figure(none) is None
+    fig = cost.phase_figure(r)
+    assert len(fig.axes) == 2 and "speedup (x)" in labels(fig)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["MNIST, T = 2 ep."]
+    assert "break-even" in line_labels(fig.axes[0]) and "median" in line_labels(fig.axes[0])
+    assert "the phase takes" in cost.why("koopman_phase_speedup_mnist_T2", r)
+    assert cost.why("de_after_t2_speedup", r) == "no end-to-end rows in this run"
+
+
+def test_targets_book_time_and_missed_notes(res, monkeypatch):
+    monkeypatch.setattr(cost, "book_notebooks", lambda: ["a", "b"])
+    monkeypatch.setattr(cost, "book_minutes", lambda t: (None, 1, 2))
+    for seconds, met in ((60.0, None), (3600.0, "no")):
+        r = dict(res, notebook_seconds={"ci": {"a": seconds}, "paper": None})
+        row = cost.target_rows(r)["book_ci_minutes"]
+        assert row["measured"].startswith(f"at least {seconds / 60:.1f} min (1 of 2")
+        assert row["met"] == met
+    table = cost.target_table(res, None, "ci")
+    assert [t["target"] for t in table] == [TARGETS[k][0] for k in TARGETS]
+    assert {t["met (paper)"] for t in table} == {"not run yet"}
+    assert cost.missed_note("paper", None) == "Paper profile: not run yet."
+    missed = [t for t in res["target_table"] if t["met"] is False]
+    note = cost.missed_note("ci", res)
+    assert note.startswith("Missed at profile ci: ") and all(f"**{t['key']}**" in note for t in missed)
+    assert cost.why("an unknown target", res) == ""
+    for key in ("fit_speedup_cholesky_vs_pinv", "fit_speedup_streaming_vs_pinv", "jump_speedup_vs_fast_loop_mnist",
+                "recording_overhead_gram_streaming", "book_ci_minutes"):
+        assert cost.why(key, res)
+
+
+def test_paper_walls_and_their_rule(tmp_path):
+    hw = {"load_average_at_start": [1.5, 1.0, 1.0]}
+    (tmp_path / "a.json").write_text(json.dumps({"wall_seconds": 600.0, "provenance": {"hardware": hw, "utc_time": "t"}}))
+    (tmp_path / "b.json").write_text(json.dumps({"provenance": {}}))
+    walls = cost.paper_walls(tmp_path)
+    assert walls == [{"result": "a", "wall_minutes": 10.0, "load_average (1 min)": 1.5, "utc_time": "t"}]
+    big = [dict(walls[0], wall_minutes=PAPER_WALL_MINUTES.value * 2)]
+    assert "missed by a factor 2" in cost.paper_wall_note(big)
+    assert "; met)" in cost.paper_wall_note([dict(walls[0], wall_minutes=PAPER_WALL_MINUTES.value / 2)])
+    assert cost.paper_wall_note([]) == ""
+
+
+# -- verdicts -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("ours", [None, math.inf, math.nan, 15.0, 5.0, 1.0])
+def test_speed_verdict(ours):
+    want = "not measured" if ours is None or not math.isfinite(ours) else COST_SPEED.verdict(ours, 15)
+    assert cost.speed_verdict(15, ours) == want
+
+
+def _exponents(fitted: dict) -> dict:
+    return {"experiment": "bench", "exponent_table": [
+        {"kind": "construction", "axis": "m", "method": m, "fitted": f, "fitted_all": f, "predicted": 2, "range": "1..2"}
+        for m, f in fitted.items()]}
+
+
+@pytest.mark.parametrize("fitted,want", [({"a": 2.1, "b": 1.8}, "reproduced"), ({"a": 2.1, "b": 3.0}, "partly"),
+                                         ({"a": 0.5, "b": None}, "not reproduced"), ({}, "not reproduced")])
+def test_exponent_claim_verdicts(fitted, want):
+    assert all(EXPONENT_CLOSE.holds(abs(v - 2)) == (abs(v - 2) <= 0.5) for v in (2.1, 1.8, 3.0, 0.5))
+    text, verdict = cost.exponent_claim(_exponents(fitted), "construction", "m", ["a", "b"])
+    assert verdict == want
+    assert text == ", ".join(f"{m} {cost.fmt(v, 2)}" for m, v in fitted.items())
+
+
+@pytest.mark.parametrize("s_mn,s_de,want", [(2.0, 3.0, "reproduced"), (0.5, 3.0, "partly"), (2.0, 0.5, "partly"),
+                                            (0.5, 0.5, "not reproduced")])
+def test_step_claim_verdict(s_mn, s_de, want):
+    assert cost.step_claim_verdict(s_mn, s_de) == want
+
+
+def test_claims_and_their_table(res):
+    claims = cost.claims(res)
+    assert len(claims) == 7
+    assert claims[4][2] == cost.speed_verdict(15, res["fit_plus_jump_speedup_mnist"])
+    assert claims[5][2] == cost.speed_verdict(98, res["fit_plus_jump_speedup_vs_optimizer_de"])
+    assert claims[6][2] == ("partly" if res["fit_cholesky_refused_on_mnist"]
+                            else cost.speed_verdict(2, res["fit_speedup_cholesky_vs_pinv"]))
+    rows = cost.claim_rows(res, None, "ci")
+    assert [r["verdict"] for r in rows] == [f"{c[2]} (ci only)" for c in claims]
+    assert [r["verdict"] for r in cost.claim_rows(res, res, "ci")] == [c[2] for c in claims]
+    assert cost.rules_note().startswith("Rules: ")
+
+
+# -- figures --------------------------------------------------------------------------------------
+def test_figures_have_artists_and_labels(res):
+    fig = cost.construction_figure(res, "tiny")
+    assert len(fig.axes) == (3 if any(r["axis"] == "P" for r in res["scaling_construction"]) else 2)
+    assert {"block size m", "snapshots k", "seconds per block"} <= set(labels(fig))
+    assert {"slope 2", "slope 3"} <= {t.get_text() for t in fig.axes[0].texts}
+    assert "pinv_loop" in line_labels(fig.axes[0]) and "tiny" in fig._suptitle.get_text()
+    evo = cost.evolution_figure(res)
+    assert {"step", "jump_power", "jump_eig"} <= set(line_labels(evo.axes[0]))
+    assert "horizon T (steps)" in labels(evo)
+    agr = cost.agreement_figure(res)
+    methods = [m for m, _ in cost.AGREEMENT_METHODS if m in res["fit_details"]["per_block"]]
+    assert line_labels(agr.axes[0]) == methods + [r"$\epsilon\,\mathrm{cond}(F)$", r"$\epsilon\,\mathrm{cond}(F)^2$"]
+    steps = cost.step_figure(res)
+    n = [len([r for r in res["step_table"] if r["problem"] == p and r["T"] > 1]) + 1 for p in ("MNIST", "NN DE solver")]
+    assert [len(ax.patches) for ax in steps.axes] == n
+    rec = cost.recording_figure(res)
+    assert "measured, streaming (q = 157)" in line_labels(rec.axes[0]) and "target 10%" in line_labels(rec.axes[0])
+    e2e = cost.end_to_end_figure(res)
+    r0 = res["end_to_end_table"][0]
+    widths = sorted(round(p.get_width(), 12) for p in e2e.axes[0].patches)
+    assert widths == sorted(round(w, 12) for w in (r0["train_to_t2_s"], r0["optimizer_after_t2_s"], r0["train_to_t2_s"],
+                                                   r0["recording_streaming_s"], r0["fit_s"], r0["jump_s"], r0["eval_s"]))
+    assert e2e.axes[0].get_xlabel() == "seconds"
