@@ -7,7 +7,8 @@ every step is a function ``(results) -> results`` registered in :data:`STEPS`. L
 Committed files are never rewritten by an upgrade: they change only by a rerun.
 
 Versions:
-- 0 -> 1: ``schema_version`` and ``experiment`` added; tables unchanged (their rows are
+- 0 -> 1: ``schema_version`` and ``experiment`` added; provenance without ``git_dirty_code``
+  gets it from ``git_dirty`` (:func:`_provenance_v0_to_v1`); tables unchanged (their rows are
   declared in :mod:`koopman_repro.rows`). ``beyond``: the config's ``rep_window_epochs`` is
   renamed ``replication_window_epochs``.
   ``perceptron``: rows of files older than the named fits get ``fit = "paper"``, and such files
@@ -38,7 +39,7 @@ def step(experiment: str, from_version: int):
 def _v0_to_v1(experiment: str):
     def up(results: dict) -> dict:
         results["experiment"] = experiment
-        return results
+        return _provenance_v0_to_v1(results)
     return up
 
 
@@ -104,6 +105,16 @@ def _de_solver_v0_to_v1(results: dict) -> dict:
         for entry in entries:
             if isinstance(entry, dict) and "pinv" in entry and "paper" not in entry:
                 entry["paper"] = entry.pop("pinv")
+    return results
+
+
+# -- provenance (every experiment; read by the front page's provenance lines) -------------------
+def _provenance_v0_to_v1(results: dict) -> dict:
+    """Provenance written before ``git_dirty_code`` (a modified file outside ``results/``) existed
+    has ``git_dirty`` alone (any modified file): that flag stands for both."""
+    prov = results.get("provenance")
+    if isinstance(prov, dict) and "git_dirty" in prov:
+        prov.setdefault("git_dirty_code", prov["git_dirty"])
     return results
 
 

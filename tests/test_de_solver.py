@@ -309,12 +309,30 @@ def test_where_it_stops_reads_the_keeps_up_rule_and_the_layers():
     assert (none["longest_T_keeping_up"], none["stops_at_T"], none["T_diagnosed"]) == (None, 2500, 2500)
 
 
-def test_fit_rows_read_results_files_from_before_the_named_fits():
-    old = {"table": [{"fit_method": "pinv", "T": 1}, {"fit_method": "lstsq", "T": 1}]}
-    assert ds.fit_rows(old) == [{"fit_method": "pinv", "T": 1, "fit": "paper"}]
-    assert ds.fit_method_rows(old) == [{"fit_method": m, "T": 1, "fit": "paper"} for m in ("pinv", "lstsq")]
-    new = {"table": [{"fit": "default", "T": 1}], "fit_methods_table": [{"fit": "paper", "fit_method": "lstsq"}]}
-    assert ds.fit_rows(new) == new["table"] and ds.fit_method_rows(new) == new["fit_methods_table"]
+def test_results_files_from_before_the_named_fits_are_upgraded_on_load():
+    """koopman_repro.migrations, not this experiment, knows older files: their pinv rows are the paper
+    fit's, and every fit-method row (pinv and lstsq) goes to the fit-method comparison."""
+    from koopman_repro.migrations import upgrade
+    old = {"table": [{"fit_method": "pinv", "T": 1}, {"fit_method": "lstsq", "T": 1}], "main": {"T": 1}}
+    up = upgrade(old, "de-solver")
+    assert up["table"] == [{"fit_method": "pinv", "T": 1, "fit": "paper", "cutoff": FITS["paper"].name}]
+    assert up["fit_methods_table"] == [{"fit_method": m, "T": 1, "fit": "paper"} for m in ("pinv", "lstsq")]
+    assert up["main"]["fit"] == "paper" and list(up["fits"]) == ["paper"]
+    new = {"table": [{"fit": "default", "T": 1}], "fit_methods_table": [{"fit": "paper", "fit_method": "lstsq"}],
+           "main": {"fit": "default"}, "fits": {"default": "resolution"}}
+    assert {k: v for k, v in upgrade(new, "de-solver").items() if k in new} == new
+
+
+def test_the_experiment_is_a_package_of_short_functions():
+    """Split by study (issue 21): no function of koopman_repro/experiments/de_solver/ over 80 lines."""
+    import ast
+    from pathlib import Path
+    folder = Path(ds.__file__).parent
+    assert folder.name == "de_solver" and (folder / "network.py").is_file()
+    long = [(p.name, n.name, n.end_lineno - n.lineno + 1) for p in folder.glob("*.py")
+            for n in ast.walk(ast.parse(p.read_text())) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and n.end_lineno - n.lineno + 1 > 80]
+    assert not long, long
 
 
 def test_config_fits_and_profiles():

@@ -1,7 +1,11 @@
 """Declared rows of the ``de-solver`` results tables (one frozen dataclass per table).
 
-Generated from the keys and value types of the committed results, then kept by hand:
-a new field goes here, in the producer, and (for older files) in koopman_repro.migrations.
+Written by :mod:`koopman_repro.experiments.de_solver` (``table``, ``networks``, ``fit_methods_table``
+in :mod:`~koopman_repro.experiments.de_solver.table`, ``where_it_stops`` and ``ode_check`` in the
+modules of those names) and read by the chapter (:mod:`koopman_repro.chapters.de_solver`) and the
+front page (:mod:`koopman_repro.scorecard`). A reading is one (training dtype, fit, optimizer); ``T``
+counts optimizer steps after ``t2``; ``None`` is a median over no network or a non-finite value.
+A new field goes here, in the producer, and (for older files) in :mod:`koopman_repro.migrations`.
 """
 from __future__ import annotations
 
@@ -13,61 +17,63 @@ from . import Row, register
 @register("de-solver", "table")
 @dataclass(frozen=True)
 class DeSolverTableRow(Row):
-    """A row of ``de-solver.json`` ``table``."""
-    optimizer: str
-    n_inits: int
-    success_rate: float
-    teq_over_t_median: float
-    T: int
-    train_dtype: str
-    fit: str
-    fit_method: str
-    cutoff: str
-    error_ratio: float
-    teq_over_t_median_other_origin: float
-    censored: int
-    median_relative_weight_error: float
-    median_max_spectral_radius: float
-    median_kept_rank_fraction: float
-    median_max_cond_F: float
-    speedup_paper_style_median_all: float
-    speedup_fast_loop_median_all: float
-    koopman_fit_and_jump_seconds: float
-    speedup_paper_style_median: float | None = None
-    speedup_fast_loop_median: float | None = None
+    """Table 1 of the paper, one row per (training dtype, named fit, ``T``, optimizer): medians over the
+    optimizer's ``n_inits`` networks, and the speedups of each fit timed on its own path."""
+    optimizer: str                          # "adam", "adagrad" or "adadelta"
+    n_inits: int                            # networks (initialisations) of the optimizer
+    success_rate: float                     # share of networks with T_eq > 0
+    teq_over_t_median: float                # median T_eq / T
+    T: int                                  # steps jumped after t2
+    train_dtype: str                        # "float32" or "float64"
+    fit: str                                # a name of koopman_lib.fit.FITS
+    fit_method: str                         # the fit's label: "pinv" (paper fit) or "pinv:<cutoff>"
+    cutoff: str                             # the fit's FitSpec name
+    error_ratio: float                      # Fig. 2e: median |error| / median |evolution| of the best networks
+    teq_over_t_median_other_origin: float   # median T_eq / T counting T from the other origin
+    censored: int                           # networks whose T_eq is only a lower bound
+    median_relative_weight_error: float     # median ||w_K - w|| / ||w - w(t2)||
+    median_max_spectral_radius: float       # median over networks of the largest block radius
+    median_kept_rank_fraction: float        # median share of singular values the fit inverts
+    median_max_cond_F: float                # median over networks of the largest cond(F)
+    speedup_paper_style_median_all: float   # median speedup over all networks, paper-style timing
+    speedup_fast_loop_median_all: float     # the same against the fast loop
+    koopman_fit_and_jump_seconds: float     # one network's fit and jump (median)
+    speedup_paper_style_median: float | None = None  # median speedup over the successes, paper-style timing
+    speedup_fast_loop_median: float | None = None  # the same against the fast loop
 
 
 @register("de-solver", "networks")
 @dataclass(frozen=True)
 class DeSolverNetworksRow(Row):
-    """A row of ``de-solver.json`` ``networks``."""
+    """One network of a reading at one ``T``."""
     train_dtype: str
     fit: str
     fit_method: str
     cutoff: str
     optimizer: str
-    init: int
+    init: int                               # the network's index among the optimizer's
     T: int
-    teq: float
+    teq: float                              # T_eq (with the fractional part of S10); <= 0: no improvement
     teq_over_t: float
-    censored: bool
-    success: bool
+    censored: bool                          # the Koopman loss is below every optimizer loss up to n_steps
+    success: bool                           # teq > 0
     teq_over_t_other_origin: float
-    loss_t2: float
-    loss_optimizer_at_T: float
-    speedup_paper_style: float
+    loss_t2: float                          # loss of w(t2)
+    loss_optimizer_at_T: float              # loss of w(t2 + T)
+    speedup_paper_style: float              # T_eq step costs / one fit and jump
     speedup_fast_loop: float
-    max_spectral_radius: float
-    kept_rank_fraction: float
-    loss_koopman: float | None = None
-    relative_weight_error: float | None = None
-    max_cond_F: float | None = None
+    max_spectral_radius: float              # largest spectral radius over the network's blocks
+    kept_rank_fraction: float               # share of singular values the fit inverts
+    loss_koopman: float | None = None       # loss of the Koopman weights at T
+    relative_weight_error: float | None = None  # ||w_K - w|| / ||w - w(t2)||
+    max_cond_F: float | None = None         # largest cond(F) over the network's blocks
 
 
 @register("de-solver", "fit_methods_table")
 @dataclass(frozen=True)
 class DeSolverFitMethodsTableRow(Row):
-    """A row of ``de-solver.json`` ``fit_methods_table``."""
+    """The fit-method comparison at the paper's cutoff (``fit`` ``"paper"``; ``fit_method`` ``"pinv"``,
+    the paper fit, or ``"lstsq"``), the medians of :class:`DeSolverTableRow` without timing."""
     optimizer: str
     n_inits: int
     success_rate: float
@@ -88,23 +94,27 @@ class DeSolverFitMethodsTableRow(Row):
 @register("de-solver", "where_it_stops")
 @dataclass(frozen=True)
 class DeSolverWhereItStopsRow(Row):
-    """A row of ``de-solver.json`` ``where_it_stops``."""
+    """Where one reading stops keeping up (median ``T_eq/T >= keeps_up_threshold``) and why, diagnosed
+    at ``T_diagnosed`` (``stops_at_T``, else the largest ``T``); ``layers``: one dict per layer
+    (``layer``, ``shape``, ``blocks``, ``block_sizes``, ``share_blocks_growing``, ``max_modulus_median``,
+    ``max_modulus_max``, ``log10_growth_at_T``, ``error_share_median``, ``relative_error_median``,
+    ``kept_rank_median``)."""
     optimizer: str
     train_dtype: str
     fit: str
     keeps_up_threshold: float
-    Ts: list
-    teq_over_t_median_by_T: list
-    success_rate_by_T: list
+    Ts: list[int]
+    teq_over_t_median_by_T: list[float | None]
+    success_rate_by_T: list[float]
     T_diagnosed: int
     teq_over_t_median_at_T_diagnosed: float
-    share_blocks_growing: float
+    share_blocks_growing: float             # share of block operators with a radius above 1 + 1e-9
     max_spectral_radius_median: float
-    log10_growth_at_T: float
+    log10_growth_at_T: float                # log10 of the median largest radius ** T_diagnosed
     median_relative_weight_error: float
-    dominant_layer: int
+    dominant_layer: int                     # the layer with the largest share of the squared weight error
     dominant_layer_error_share: float
-    layers: list
+    layers: list[dict]
     longest_T_keeping_up: int | None = None
     stops_at_T: int | None = None
 
@@ -112,7 +122,8 @@ class DeSolverWhereItStopsRow(Row):
 @register("de-solver", "ode_check")
 @dataclass(frozen=True)
 class DeSolverOdeCheckRow(Row):
-    """A row of ``de-solver.json`` ``ode_check``."""
+    """The trained networks against ``solve_ivp`` at the end of training, per training dtype and
+    optimizer (largest error in ``x`` or ``p`` over the fine grid; largest energy drift)."""
     train_dtype: str
     optimizer: str
     median_max_abs_error: float
