@@ -11,7 +11,8 @@ from .partition import (LayerShape, Partition, PartitionError, flatten_params, l
                         make_partition)
 from .recorder import TrajectoryRecorder
 from .estimator import Koopman
-from .metrics import TEq, equivalent_runtime, error_ratio, speedup, success, t_eq, t_eq_parts
+from .metrics import (Interval, TEq, bootstrap_interval, equivalent_runtime, error_ratio, speedup, success, t_eq,
+                      t_eq_parts, wilson_interval)
 
 __version__ = "0.1.0"
 __all__ = [
@@ -20,5 +21,5 @@ __all__ = [
     "Operators", "factorise", "fit_operators", "LayerShape", "Partition",
     "PartitionError", "flatten_params", "layer_shapes", "load_flat", "make_partition", "TrajectoryRecorder",
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
-    "t_eq_parts",
+    "t_eq_parts", "Interval", "bootstrap_interval", "wilson_interval",
 ]

@@ -89,3 +89,61 @@ def finite_median(xs, empty=None):
     a = np.asarray([np.nan if x is None else x for x in np.asarray(xs, dtype=object).ravel()], dtype=float)
     a = a[np.isfinite(a)]
     return float(np.median(a)) if a.size else empty
+
+
+# -- intervals over networks ------------------------------------------------------------------
+#: resamples of a bootstrap interval and its seed, fixed before any result is seen
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 2000, 0
+
+
+class Interval(NamedTuple):
+    """A measured value over ``n`` networks with its confidence interval ``[ci_low, ci_high]``
+    (``None`` bounds when ``n`` is 0). The interval covers the sampling of networks (random
+    initialisations, data orders), not of test images: the test loss of one network is
+    measured on the whole test set."""
+    value: float | None
+    n: int
+    ci_low: float | None
+    ci_high: float | None
+
+    def contains(self, x: float) -> bool:
+        return self.ci_low is not None and self.ci_low <= x <= self.ci_high
+
+
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> Interval:
+    """The Wilson score interval of a rate ``successes / n`` (Wilson 1927): unlike the normal
+    approximation it stays inside [0, 1] and is not degenerate at 0 or n successes (3 of 3 gives
+    about [0.44, 1] at 95%)."""
+    from scipy.stats import norm
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes must be between 0 and n = {n}, got {successes}")
+    if n == 0:
+        return Interval(None, 0, None, None)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return Interval(p, n, max(0.0, float(centre - half)), min(1.0, float(centre + half)))
+
+
+def bootstrap_interval(values, statistic=None, confidence: float = 0.95,
+                       resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> Interval:
+    """Percentile bootstrap interval of ``statistic`` (default: the median) over networks.
+
+    ``values``: one entry per network (``(n,)``, or ``(n, ...)`` rows that ``statistic`` reduces
+    along axis 0: a composite claim resamples networks and recomputes the whole claim). Networks
+    are resampled with replacement ``resamples`` times with a fixed seed. Non-finite entries of a
+    1-D ``values`` are dropped first (as :func:`finite_median` does)."""
+    a = np.asarray(values, dtype=float)
+    if a.ndim == 1:
+        a = a[np.isfinite(a)]
+    n = int(a.shape[0])
+    stat = statistic or (lambda x: float(np.median(x, axis=0)))
+    if n == 0:
+        return Interval(None, 0, None, None)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    boot = np.array([stat(a[i]) for i in idx], dtype=float)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return Interval(float(stat(a)), n, float(low), float(high))
