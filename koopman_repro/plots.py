@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Mapping, Sequence
 
-from . import scorecard
+from .scorecard import CLAIMS, DE_T, MNIST_T, S4_ORDER
 from .report import NOT_MEASURED, NOT_REPRODUCED, PARTLY, REPRODUCED
 
 #: verdict -> (colour, marker); Okabe-Ito colours, and a shape per verdict for readers who
@@ -77,7 +77,7 @@ def paper_value(row: Mapping) -> float | None:
     the registered claim's); ``None`` for claims that are not a single number."""
     if "paper_value" in row:
         return _finite(row["paper_value"])
-    claim = next((c for c in scorecard.CLAIMS if c.key == row.get("key")), None)
+    claim = next((c for c in CLAIMS if c.key == row.get("key")), None)
     return _finite(claim.paper_value) if claim else None
 
 
@@ -132,12 +132,12 @@ def value_text(row: Mapping, value: float | None) -> str:
     elif rule == "error ratio":
         ours = f"{value:.2g}"
     elif rule == "ordering":
-        n = len(scorecard.S4_ORDER)
+        n = len(S4_ORDER)
         return f"{round(value * n)} of {n} orderings hold"
     elif rule == "divergence":
         return f"{round(value * 2)} of 2 parts hold"
     elif rule == "range":
-        T, unit = (scorecard.MNIST_T, "epochs") if "mnist" in key else (scorecard.DE_T, "steps")
+        T, unit = (MNIST_T, "epochs") if "mnist" in key else (DE_T, "steps")
         return f"T = {round(value * T, 2):g} of {T} {unit}"
     else:
         ours = f"{value:.3g}"
@@ -167,28 +167,11 @@ edged in its verdict's colour, is the same claim with the library's default fit.
     size). Returns the matplotlib Figure (not shown).
     """
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    groups = grouped(rows)
-    # y positions top to bottom: a heading line per group, then its claims
-    y, heads, items = 0.0, [], []
-    for name, members in groups:
-        heads.append((y, name))
-        y -= 1
-        for r in members:
-            items.append((y, r))
-            y -= 1
-        y -= 0.35
-    bottom = y + 0.35
-
+    heads, items, bottom = _layout(rows)
     best = [(yy, r, *measured(r)) for yy, r in items]
-    ratios = [q for yy, r, v, _ in best if (q := ratio(r, v)) is not None and q > 0]
-    ratios += [q for _, r in items if (q := ratio(r, _finite(r.get("default_value")))) is not None and q > 0]
     this_build = [ratio(r, _finite(r.get("ours_value"))) for _, r in items]
-    ratios += [q for q in this_build if q is not None and q > 0]
-    lo = max(min(ratios + [0.2]) / 1.8, 1 / RATIO_LIMIT)
-    hi = min(max(ratios + [5.0]) * 1.8, RATIO_LIMIT)
+    lo, hi = _ratio_limits(items, best, this_build)
 
     n_lines = len(items) + len(heads)
     fig, ax = plt.subplots(figsize=(width, 0.24 * n_lines + 1.6), layout="constrained")
@@ -201,14 +184,50 @@ edged in its verdict's colour, is the same claim with the library's default fit.
     ax.grid(axis="x", which="major", color="0.92", lw=0.8, zorder=0)
     ax.set_axisbelow(True)
 
-    def place(q):
-        """x position and marker override for a ratio (edge triangles beyond the axis)."""
-        if q <= lo:
-            return lo * 1.12, "<"
-        if q >= hi:
-            return hi / 1.12, ">"
-        return q, None
+    _draw_verdicts(ax, best, this_build, lo, hi)
+    _draw_default_fit(ax, best, lo, hi)
+    _label_axes(ax, heads, items, best, lo, hi)
+    fig.legend(handles=_legend_handles(build_label), loc="outside lower center", ncols=3, fontsize=8.5,
+               frameon=False)
+    return fig
 
+
+def _layout(rows: Sequence[Mapping]) -> tuple[list, list, float]:
+    """y positions top to bottom: a heading line per group (``heads``: ``(y, name)``), then its
+    claims (``items``: ``(y, row)``); and the lowest y used."""
+    y, heads, items = 0.0, [], []
+    for name, members in grouped(rows):
+        heads.append((y, name))
+        y -= 1
+        for r in members:
+            items.append((y, r))
+            y -= 1
+        y -= 0.35
+    return heads, items, y + 0.35
+
+
+def _ratio_limits(items, best, this_build) -> tuple[float, float]:
+    """The log axis's limits: every ratio drawn with some room, never beyond :data:`RATIO_LIMIT`."""
+    ratios = [q for yy, r, v, _ in best if (q := ratio(r, v)) is not None and q > 0]
+    ratios += [q for _, r in items if (q := ratio(r, _finite(r.get("default_value")))) is not None and q > 0]
+    ratios += [q for q in this_build if q is not None and q > 0]
+    lo = max(min(ratios + [0.2]) / 1.8, 1 / RATIO_LIMIT)
+    hi = min(max(ratios + [5.0]) * 1.8, RATIO_LIMIT)
+    return lo, hi
+
+
+def _place(q: float, lo: float, hi: float) -> tuple[float, str | None]:
+    """x position and marker override for a ratio (edge triangles beyond the axis)."""
+    if q <= lo:
+        return lo * 1.12, "<"
+    if q >= hi:
+        return hi / 1.12, ">"
+    return q, None
+
+
+def _draw_verdicts(ax, best, this_build, lo: float, hi: float) -> None:
+    """Each claim's verdict marker, this build's own value as a hollow circle where the verdict
+    came from the full-scale run, and "not measured" where nobody measured it."""
     for (yy, r, v, basis), own in zip(best, this_build):
         verdict = r.get("verdict", NOT_MEASURED)
         colour, marker = VERDICT_STYLE.get(verdict, VERDICT_STYLE[NOT_MEASURED])
@@ -219,20 +238,31 @@ edged in its verdict's colour, is the same claim with the library's default fit.
                     bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none"))
             continue
         if basis == "paper profile" and own is not None and not math.isclose(own, q, rel_tol=1e-9):
-            x_own, m_own = place(own)
+            x_own, m_own = _place(own, lo, hi)
             ax.plot([x_own], [yy], marker=m_own or "o", ms=7, mfc="none", mec="0.35", mew=1.1, ls="none",
                     zorder=2)
-        x, m = place(q)
+        x, m = _place(q, lo, hi)
         ax.plot([x], [yy], marker=m or marker, ms=8 if m is None else 9, color=colour, mec="white", mew=0.6,
                 ls="none", zorder=4, gid="verdict-marker")
-    for (yy, r, _, _) in best:          # the same claim with the library's default fit
+
+
+def _draw_default_fit(ax, best, lo: float, hi: float) -> None:
+    """The same claims with the library's default fit: small white diamonds just below, edged in
+    their verdict's colour."""
+    for (yy, r, _, _) in best:
         qd = ratio(r, _finite(r.get("default_value")))
         if qd is None:
             continue
         colour, _ = VERDICT_STYLE.get(r.get("default_verdict", NOT_MEASURED), VERDICT_STYLE[NOT_MEASURED])
-        x, m = place(qd)
+        x, m = _place(qd, lo, hi)
         ax.plot([x], [yy - 0.3], marker=m or "D", ms=5.5, mfc="white", mec=colour, mew=1.6, ls="none", zorder=5,
                 gid="default-fit-marker")
+
+
+def _label_axes(ax, heads, items, best, lo: float, hi: float) -> None:
+    """Claim names and group headings on the left, the log axis below, every value in its own
+    units on the right."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yticks([yy for yy, _ in items], [short_name(r) for _, r in items], fontsize=9)
     ax.set_yticks([yy for yy, _ in heads], [name for _, name in heads], minor=True, fontsize=9.5,
@@ -254,6 +284,10 @@ edged in its verdict's colour, is the same claim with the library's default fit.
         ax.spines[spine].set_visible(False)
         right.spines[spine].set_visible(False)
 
+
+def _legend_handles(build_label: str) -> list:
+    from matplotlib.lines import Line2D
+
     handles = [Line2D([], [], ls="none", marker=m, color=c, ms=8, mec="white", label=v)
                for v, (c, m) in VERDICT_STYLE.items()]
     handles.append(Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="0.35", mew=1.1,
@@ -262,5 +296,4 @@ edged in its verdict's colour, is the same claim with the library's default fit.
                           label="library's default fit (edge colour = its verdict)"))
     handles.append(Line2D([], [], color="0.25", lw=1.0, label="paper's value"))
     handles.append(Line2D([], [], ls="none", marker="<", ms=8, color="0.45", label="off the axis (value on the right)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8.5, frameon=False)
-    return fig
+    return handles

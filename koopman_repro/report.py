@@ -40,7 +40,7 @@ def provenance_line(results: dict | None) -> str:
     if not results:
         return "not run"
     p = results.get("provenance", {})
-    dirty = p.get("git_dirty_code", p.get("git_dirty"))  # older files: any modified file
+    dirty = p.get("git_dirty_code")  # older files get it in koopman_repro.migrations
     sha = (p.get("git_sha") or "unknown")[:10] + ("+dirty" if dirty else "")
     hw = p.get("hardware", {})
     wall = results.get("wall_seconds")

@@ -1,51 +1,74 @@
-"""The scorecard's rules and extraction, on synthetic results files that follow the
-experiments' results contracts (no experiment is run)."""
+"""The scorecard's rules and extraction, on synthetic results files whose tables follow the
+declared row types (koopman_repro.rows; no experiment is run)."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+from pathlib import Path
 
 import pytest
 
+from koopman_repro import rows as declared
 from koopman_repro import scorecard as sc
 from koopman_repro.results import write_json
+
+#: a placeholder for each declared type of a required field the test does not care about
+PLACEHOLDER = {"str": "n/a", "int": 0, "float": 0.0, "bool": False, "list": [], "dict": {}}
+
+
+def row_of(experiment, table, **given):
+    """A row of ``experiment``'s ``table`` with every declared required field: ``given`` ones as
+    given, the others a placeholder of their type."""
+    cls = declared.row_type(experiment, table)
+    required = {f.name: PLACEHOLDER[f.type] for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    return {**required, **given}
 
 
 def de_results(scale_speed=1.0, success=None, teq=None, extra_T=True):
     rows = []
     for opt, (s, t, v) in sc.DE_TABLE1.items():
-        rows.append({"optimizer": opt.lower(), "n_inits": 25, "T": 2500,
-                     "success_rate": (success if success is not None else s / 100),
-                     "teq_over_t_median": teq if teq is not None else t,
-                     "speedup_paper_style_median": v * scale_speed, "speedup_fast_loop_median": 2.0})
+        rows.append(row_of("de-solver", "table", optimizer=opt.lower(), n_inits=25, T=2500, fit="paper",
+                           train_dtype="float64", fit_method="lstsq",
+                           success_rate=(success if success is not None else s / 100),
+                           teq_over_t_median=teq if teq is not None else t,
+                           speedup_paper_style_median=v * scale_speed, speedup_fast_loop_median=2.0))
         if extra_T:
             rows.append({**rows[-1], "T": 10000, "teq_over_t_median": 0.5})
     return {"table": rows, "error_ratio_median": 0.004, "ode_max_abs_error": 1e-3,
             "provenance": {"profile": "ci"}}
 
 
+def replication(**given):
+    return row_of("mnist", "replication", fit="replication", n_members=5, **given)
+
+
 def mnist_results(loss_ko=1.0, loss_opt=0.2, loss_t2=0.18):
-    return {"table": [{"n_inits": 5, "success_rate": 1.0, "teq_over_t_median": 0.97,
-                       "speedup_paper_style_median": 15.0, "speedup_fast_loop_median": 0.8, "T_epochs": 2}],
+    return {"table": [row_of("mnist", "table", fit="paper", n_inits=5, success_rate=1.0, teq_over_t_median=0.97,
+                             speedup_paper_style_median=15.0, speedup_fast_loop_median=0.8, T_epochs=2)],
             "replication": [
-                {"partition": "quasi_node:157", "dtype": "float64", "T_epochs": 2, "final_test_loss_koopman": 0.2,
-                 "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
-                {"partition": "node", "dtype": "float32", "T_epochs": 1, "final_test_loss_koopman": 0.3,
-                 "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.001},
-                {"setting": "replication", "partition": "node", "dtype": "float32", "T_epochs": 2,
-                 "test_loss_t2": loss_t2, "final_test_loss_koopman": loss_ko, "final_test_loss_optimizer": loss_opt,
-                 "max_spectral_radius": 1.001},
-                {"setting": "replication", "partition": "layer", "dtype": "float32", "T_epochs": 2,
-                 "test_loss_t2": 0.18, "final_test_loss_koopman": 0.4, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0},
-                {"setting": "paper", "partition": "node", "dtype": "float64", "T_epochs": 2,
-                 "final_test_loss_koopman": 9.0, "final_test_loss_optimizer": 0.2, "max_spectral_radius": 1.0}],
+                replication(setting="ours", partition="quasi_node:157", dtype="float64", T_epochs=2,
+                            final_test_loss_koopman=0.2, final_test_loss_optimizer=0.2, max_spectral_radius=1.0),
+                replication(setting="ours", partition="node", dtype="float32", T_epochs=1,
+                            final_test_loss_koopman=0.3, final_test_loss_optimizer=0.2, max_spectral_radius=1.001),
+                replication(setting="replication", partition="node", dtype="float32", T_epochs=2,
+                            test_loss_t2=loss_t2, final_test_loss_koopman=loss_ko, final_test_loss_optimizer=loss_opt,
+                            max_spectral_radius=1.001),
+                replication(setting="replication", partition="layer", dtype="float32", T_epochs=2,
+                            test_loss_t2=0.18, final_test_loss_koopman=0.4, final_test_loss_optimizer=0.2,
+                            max_spectral_radius=1.0),
+                replication(setting="paper", partition="node", dtype="float64", T_epochs=2,
+                            final_test_loss_koopman=9.0, final_test_loss_optimizer=0.2, max_spectral_radius=1.0)],
             "provenance": {"profile": "ci"}}
 
 
 def perceptron_results(**steps):
     base = {"rule": 900, "single_weight": 300, "node": 500, "network": 600}
     base.update(steps)
-    return {"methods": {m: {"steps_to_asymptote": v, "steps_to_rule_final": v, "final_percent_error": 3.0}
-                        for m, v in base.items()}, "provenance": {"profile": "ci"}}
+    return {"table": [row_of("perceptron", "table", method=m, fit="paper", steps_to_asymptote=v,
+                             steps_to_rule_final=v, final_percent_error=3.0) for m, v in base.items()],
+            "provenance": {"profile": "ci"}}
 
 
 def by_key(rows):
@@ -111,7 +134,7 @@ def test_disagreements_get_the_verdict_the_rules_give():
 
 def test_never_reaching_the_rule_counts_as_last():
     res = perceptron_results()
-    res["methods"]["node"]["steps_to_rule_final"] = None
+    res["table"][2]["steps_to_rule_final"] = None   # node
     m = sc.perceptron_ordering({"perceptron": res})
     assert m.value == pytest.approx(4 / 5) and "node never" in m.shown
 
@@ -120,13 +143,35 @@ def test_missing_files_and_fields_are_not_measured_with_the_reason():
     rows = by_key(sc.evaluate({"de-solver": None, "mnist": None, "perceptron": None}, {}))
     assert {r["verdict"] for r in rows.values()} == {sc.NOT_MEASURED}
     assert rows["de-adam-teq"]["ours_missing"] == "no de-solver.json"
-    broken = de_results()
-    for r in broken["table"]:
-        del r["teq_over_t_median"]
-    rows = by_key(sc.evaluate({"de-solver": broken}, {}))
+    no_value = de_results()
+    for r in no_value["table"]:
+        r["teq_over_t_median"] = None     # a NaN median is written as null
+    rows = by_key(sc.evaluate({"de-solver": no_value}, {}))
     assert rows["de-adam-teq"]["verdict"] == sc.NOT_MEASURED
-    assert "'teq_over_t_median' missing" in rows["de-adam-teq"]["ours_missing"]
+    assert rows["de-adam-teq"]["ours_missing"] == ("de-solver.json: 'teq_over_t_median' missing or not a number "
+                                                   "in row (optimizer=adam, T=2500)")
     assert rows["de-adam-success"]["verdict"] == sc.REPRODUCED
+
+
+@pytest.mark.parametrize("experiment,table,make", [("de-solver", "table", de_results),
+                                                   ("mnist", "table", mnist_results),
+                                                   ("mnist", "replication", mnist_results),
+                                                   ("perceptron", "table", perceptron_results)])
+def test_measurements_read_the_declared_rows(experiment, table, make):
+    """A table whose rows lack a declared field, or carry one their type does not declare, is a
+    malformed file (older files are upgraded on load): the scorecard says which field, it does not
+    report the claim as merely not measured."""
+    missing = make()
+    for r in missing[table]:
+        del r["fit"]
+    with pytest.raises(ValueError, match=r"declared field\(s\) \['fit'\] of \w+Row missing"):
+        sc.evaluate({experiment: missing}, {})
+    extra = make()
+    extra[table][0]["speedup_median"] = 2.0
+    with pytest.raises(ValueError, match=r"fields \['speedup_median'\] are not declared"):
+        sc.evaluate({experiment: extra}, {})
+    claims = [c for c in sc.CLAIMS if c.needs == (experiment,)]
+    assert claims and all(sc.measure(c, {experiment: make()})[0] is not None for c in claims)
 
 
 def test_the_saved_full_scale_run_decides_the_verdict():
@@ -250,8 +295,8 @@ def test_divergence_rule_has_two_parts_each_reported():
 
 def test_every_claim_gets_a_second_verdict_with_the_default_fit_by_the_same_rule():
     def row(fit, success, teq):
-        return {"fit": fit, "T_epochs": 2, "n_inits": 25, "success_rate": success, "teq_over_t_median": teq,
-                "speedup_paper_style_median": 2.0 if success else None, "max_spectral_radius_median": 1.004}
+        return row_of("mnist", "table", fit=fit, T_epochs=2, n_inits=25, success_rate=success, teq_over_t_median=teq,
+                      speedup_paper_style_median=2.0 if success else None, max_spectral_radius_median=1.004)
     mnist = {"table": [row("paper", 0.0, 0.0), row("default", 1.0, 0.95), row("default-stabilised", 1.0, 0.9)]}
     rows = {r["key"]: r for r in sc.evaluate({}, {"mnist": mnist})}
     s, t = rows["mnist-success"], rows["mnist-teq"]
@@ -259,8 +304,72 @@ def test_every_claim_gets_a_second_verdict_with_the_default_fit_by_the_same_rule
     assert s["paper_profile"] == "0%" and s["default_shown"] == "100%" and "differs" not in s["default_note"]
     assert "0%" in s["differs_why"] and "100%" in s["differs_why"]
     assert t["default_verdict"] == sc.RULES["T_eq/T"].verdict(0.95, 0.97) == sc.REPRODUCED
-    # files written before the fit key: every row is the paper's fit, the default is not measured
-    old = {"table": [{k: v for k, v in row("paper", 1.0, 0.97).items() if k != "fit"}]}
-    r = {x["key"]: x for x in sc.evaluate({}, {"mnist": old})}["mnist-teq"]
+    # results with the paper's fit only: the default is not measured, and says so
+    only_paper = {"table": [row("paper", 1.0, 0.97)]}
+    r = {x["key"]: x for x in sc.evaluate({}, {"mnist": only_paper})}["mnist-teq"]
     assert r["verdict"] == sc.REPRODUCED and r["default_verdict"] == sc.NOT_MEASURED
+    assert r["differs_why"] == "Not measured with the default fit in these results."
     assert sc.counts(list(rows.values()), "default_verdict")[sc.REPRODUCED] >= 2
+
+
+def test_replication_rows_are_read_as_declared_rows_or_a_chapters_dicts():
+    rep = mnist_results(loss_ko=0.19)["replication"][2]
+    as_row = declared.row_type("mnist", "replication").from_dict(rep)
+    assert sc.divergence_parts(as_row) == sc.divergence_parts(rep) == (True, False, pytest.approx(0.19 / 0.18))
+
+
+# -- the front page on the committed results ------------------------------------------------
+FRONT_PAGE = Path(__file__).parent / "data" / "scorecard_front_page_paper.json"
+
+
+def front_page(saved: dict) -> dict:
+    """What the front page prints from ``saved`` (the committed results/paper files): its tables
+    with no ci results, and with the saved files as this build's too; the verdict counts; the rules."""
+    from koopman_repro import plots
+
+    def tables(rows):
+        return [sc.table_markdown(m, ours_label="ours (ci)", name=plots.short_name) for _, m in plots.grouped(rows)]
+    both = sc.evaluate(saved, saved)
+    return {"saved_only": tables(sc.evaluate({n: None for n in sc.EXPERIMENT_NAMES}, saved)),
+            "saved_as_both": tables(both), "counts": [sc.counts(both), sc.counts(both, "default_verdict")],
+            "rules": sc.rules_markdown()}
+
+
+def test_front_page_tables_are_unchanged_on_the_committed_results():
+    """The scorecard reads declared rows now; on the committed results/paper files its tables are
+    the ones it printed before (tests/data/scorecard_front_page_paper.json)."""
+    from koopman_repro.report import paper_results
+    golden = json.loads(FRONT_PAGE.read_text())
+    saved = {n: paper_results(n) for n in sc.EXPERIMENT_NAMES}
+    utc = {n: saved[n]["provenance"]["utc_time"] if saved[n] else None for n in sc.EXPERIMENT_NAMES}
+    assert utc == golden["results_utc_time"], (
+        f"results/paper was rerun since {FRONT_PAGE.name} was written: check the new front page and rewrite it "
+        "with `.venv/bin/python tests/test_scorecard.py --write-front-page`")
+    got = front_page(saved)
+    for key in ("saved_only", "saved_as_both", "counts", "rules"):
+        assert got[key] == golden[key], key
+
+
+def test_provenance_without_git_dirty_code_is_upgraded_on_load(tmp_path):
+    """Older provenance had ``git_dirty`` alone; the migration gives it ``git_dirty_code``, which
+    the front page's provenance lines read."""
+    from koopman_repro.report import provenance_line
+    old = {**de_results(), "provenance": {"profile": "ci", "git_sha": "a" * 40, "git_dirty": True}}
+    write_json(tmp_path / "de-solver.json", old)
+    loaded = sc.load_results(tmp_path, "ci")["de-solver"]
+    assert loaded["provenance"]["git_dirty_code"] is True and "+dirty" in provenance_line(loaded)
+    assert "+dirty" not in provenance_line({"provenance": {"git_dirty": False, "git_dirty_code": False}})
+
+
+if __name__ == "__main__":  # rewrite the front page's golden tables after a rerun of results/paper
+    import sys
+
+    from koopman_repro.report import paper_results
+    if sys.argv[1:] != ["--write-front-page"]:
+        sys.exit("usage: python tests/test_scorecard.py --write-front-page")
+    golden = json.loads(FRONT_PAGE.read_text())
+    saved = {n: paper_results(n) for n in sc.EXPERIMENT_NAMES}
+    golden["results_utc_time"] = {n: saved[n]["provenance"]["utc_time"] if saved[n] else None
+                                  for n in sc.EXPERIMENT_NAMES}
+    golden.update(front_page(saved))
+    FRONT_PAGE.write_text(json.dumps(golden, indent=1))

@@ -9,6 +9,7 @@ says so.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -28,8 +29,13 @@ def readme_example() -> str:
 @pytest.fixture(scope="module")
 def wheel_env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
+    # build from a copy of the sources: setuptools writes build/ and *.egg-info beside them, which
+    # in the checkout would be untracked files (and mark later runs' provenance as dirty)
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "_build", ".tools", "build",
+                                                           "*.egg-info", "__pycache__", "results"))
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(tmp / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+                            "-w", str(tmp / "dist"), str(src)], capture_output=True, text=True, timeout=600)
     assert built.returncode == 0, built.stderr[-3000:]
     wheel = next((tmp / "dist").glob("koopman_lib-*.whl"))
     subprocess.run([sys.executable, "-m", "venv", str(tmp / "venv")], check=True, timeout=300)

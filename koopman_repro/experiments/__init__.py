@@ -52,6 +52,25 @@ def config_for(name: str, profile: str, **overrides):
     return with_profile(module(name).PROFILES, profile, **overrides)
 
 
+def config_of(name: str, results: dict):
+    """The config that made ``results``: its profile's config with the fields its provenance
+    saved (JSON lists back to tuples). A chapter that may show a saved run of another profile
+    (a reader's notebook shows the committed full-scale run) reads that run's settings here."""
+    prov = results.get("provenance", {})
+    base = config_for(name, prov.get("profile", "ci"))
+    fields = {f.name for f in dataclasses.fields(base)}
+    return dataclasses.replace(base, **{k: _like(getattr(base, k), v)
+                                        for k, v in (prov.get("config") or {}).items() if k in fields})
+
+
+def _like(default, value):
+    """``value`` from JSON in the shape of ``default`` (tuples of tuples stay tuples)."""
+    if isinstance(default, tuple) and isinstance(value, list):
+        inner = default[0] if default else None
+        return tuple(_like(inner, v) for v in value)
+    return value
+
+
 def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overrides) -> dict:
     """Run experiment ``name`` at ``profile`` and save ``out_dir/<name>.json`` with provenance."""
     if seed is not None:

@@ -84,6 +84,6 @@ def test_scorecard_claim_is_measured_at_ci(claim):
     assert measured is not None, (
         f"the scorecard has no ci value for {claim.key} ({claim.where}): {why}. The chapter that runs "
         f"{claim.needs} must be in book/_toc.yml and write the fields the scorecard reads "
-        "(koopman_repro/scorecard.py)")
+        "(koopman_repro/scorecard/measure_*.py)")
     row = scorecard.evaluate(ours, {}, (claim,))[0]
     assert row["ours_verdict"] in scorecard.VERDICTS and row["ours_verdict"] != scorecard.NOT_MEASURED
