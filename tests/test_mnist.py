@@ -12,7 +12,6 @@ from koopman_lib import finite_section, make_partition, t_eq_parts
 from koopman_lib.estimator import Koopman
 from koopman_repro.experiments import config_for, mnist
 from koopman_lib.fit import Cutoff, FitSpec, Operators, fit_operators
-from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.errors import FitError
 from koopman_lib.partition import LayerShape
 from koopman_repro.results import to_jsonable
@@ -350,3 +349,33 @@ def test_tiny_run_is_internally_consistent(tiny):
     assert base["max_spectral_radius"] == pytest.approx(mp["max_spectral_radius"], rel=1e-6)
     if math.isfinite(mp["T2"]["koopman_loss"]) and math.isfinite(base["koopman_loss_T2"]):
         assert base["koopman_loss_T2"] == pytest.approx(mp["T2"]["koopman_loss"], rel=1e-3)
+
+
+def test_one_builder_writes_every_replication_row(tiny):
+    """Every row of the replication table comes from ``replication_row`` and is a declared row."""
+    from koopman_repro.rows.mnist import MnistReplicationRow
+    _, res = tiny
+    for r in res["replication"]:
+        MnistReplicationRow.from_dict(to_jsonable(r))
+    row = mnist.replication_row({"setting": "s", "fit": "f"}, 2, 3, 0.3, (0.4, 0.8), (0.2, 0.9), 1.01,
+                                {"koopman_loss_q25": 0.35})
+    assert row == {"setting": "s", "fit": "f", "T_epochs": 2, "n_members": 3, "test_loss_t2": 0.3,
+                   "final_test_loss_koopman": 0.4, "final_test_loss_optimizer": 0.2, "final_test_acc_koopman": 0.8,
+                   "final_test_acc_optimizer": 0.9, "max_spectral_radius": 1.01, "koopman_loss_q25": 0.35}
+    # the main experiment's rows are the medians of its curves at the horizon
+    S = res["steps_per_epoch"]
+    for r in (x for x in res["replication"] if x["setting"].startswith("paper (main experiment)")):
+        j = res["curves"]["steps"].index(r["T_epochs"] * S)
+        ko = res["curves"]["koopman_loss"][r["fit"]][:, j]
+        assert r["final_test_loss_koopman"] == pytest.approx(float(np.median(ko[torch.isfinite(ko)].numpy())))
+
+
+def test_spreads_are_quartiles_and_growth_over_the_networks():
+    curve = {"steps": [0, 5, 10], "koopman_loss": [[1.0, 1.5, 2.0], [1.0, 0.9, 0.5], [2.0, 2.0, 8.0]],
+             "optimizer_steps": [0, 5, 10], "optimizer_loss": [[1.0, 0.8, 0.6], [1.0, 0.8, 0.7], [2.0, 1.0, 0.9]]}
+    s = mnist.spreads(curve, 10)
+    assert s["koopman_loss_q25"] == pytest.approx(1.25) and s["koopman_loss_q75"] == pytest.approx(5.0)
+    assert s["koopman_loss_growth_median"] == pytest.approx(2.0)        # growths 2, 0.5, 4
+    assert s["networks_koopman_above_optimizer_median"] == 2            # 2.0 and 8.0 above 0.7
+    with pytest.warns(RuntimeWarning, match="All-NaN"):                 # no evaluation at step 7: all nan
+        assert math.isnan(mnist.spreads(curve, 7)["koopman_loss_q25"])

@@ -1,7 +1,14 @@
 """Declared rows of the ``mnist`` results tables (one frozen dataclass per table).
 
-Generated from the keys and value types of the committed results, then kept by hand:
-a new field goes here, in the producer, and (for older files) in koopman_repro.migrations.
+Generated from the keys and value types of the committed results, then kept by hand: a new field
+goes here, in the producer (:mod:`koopman_repro.experiments.mnist`), and (for older files) in
+:mod:`koopman_repro.migrations`. Fields named per horizon in the files (``koopman_loss_T2``) are
+read through the rows' methods (``row.koopman_loss(2)``), never by building the key.
+
+Losses are test losses (mean negative log-likelihood per test image), accuracies fractions in
+[0, 1]; "median" is the median over the networks of the finite values
+(:func:`koopman_lib.metrics.finite_median`). ``T`` and ``T_epochs`` are horizons in epochs after
+``t2``, the end of the recorded window.
 """
 from __future__ import annotations
 
@@ -9,37 +16,49 @@ from dataclasses import dataclass
 
 from . import Row, register
 
+#: the ``factor`` of an ablation row that is its direction's starting point
+BASE_FACTOR = "none (base)"
+
 
 @register("mnist", "table")
 @dataclass(frozen=True)
 class MnistTableRow(Row):
-    """A row of ``mnist.json`` ``table``."""
-    variant: str
-    fit: str
-    cutoff: str
-    n_inits: int
-    T_epochs: int
-    success_rate: float
-    teq_over_t_median: float
-    speedup_paper_style_median_all: float
+    """Table 2: one fit (``koopman_lib.fit.FITS``) at one horizon, over every network of the
+    paper's experiment."""
+    variant: str                         # "paper settings, <fit> fit"
+    fit: str                             # the fit's name in koopman_lib.fit.FITS
+    cutoff: str                          # the fit's cutoff (a koopman_lib.fit.Cutoff name)
+    n_inits: int                         # networks
+    T_epochs: int                        # horizon (epochs of Koopman steps)
+    success_rate: float                  # fraction of networks with T_eq > 0
+    teq_over_t_median: float             # median T_eq / T
+    speedup_paper_style_median_all: float   # median speedup over all networks (a failed one counts 0)
     speedup_fast_loop_median_all: float
-    koopman_seconds: float
-    censored_fraction: float
-    optimizer_loss_T_median: float
-    test_loss_t2_median: float
+    koopman_seconds: float               # the timed fit + rollout of one network
+    censored_fraction: float             # networks whose T_eq is censored at the last optimizer epoch
+    optimizer_loss_T_median: float       # Adadelta's median test loss after T epochs
+    test_loss_t2_median: float           # median test loss at t2
     optimizer_acc_T_median: float
-    max_spectral_radius_median: float
-    guard_stops: int
-    speedup_paper_style_median: float | None = None
+    max_spectral_radius_median: float    # median over the networks of the largest eigenvalue modulus
+    guard_stops: int                     # rollouts the guard stopped within T
+    speedup_paper_style_median: float | None = None   # median over the networks that improved; None: none did
     speedup_fast_loop_median: float | None = None
     koopman_loss_T_median: float | None = None
     koopman_acc_T_median: float | None = None
+
+    def speedup(self, loop: str) -> float | None:
+        """The median speedup against ``loop`` (``"paper_style"`` or ``"fast_loop"``) over the
+        networks Koopman training improved, and 0 when it improved none (the scorecard's convention)."""
+        v = getattr(self, f"speedup_{loop}_median")
+        return 0.0 if v is None and self.success_rate == 0 else v
 
 
 @register("mnist", "members")
 @dataclass(frozen=True)
 class MnistMembersRow(Row):
-    """A row of ``mnist.json`` ``members``."""
+    """One network of the paper's experiment: the optimizer's test loss and accuracy at the horizons,
+    and per fit (``fits[name]``) its spectrum, guard stop and, per horizon ``"T<h>"``, T_eq and the
+    Koopman test loss."""
     init: int
     test_loss_t2: float
     optimizer_loss_T1: float
@@ -50,18 +69,31 @@ class MnistMembersRow(Row):
     optimizer_acc_T5: float
     fits: dict
 
+    def optimizer_loss(self, T: int) -> float:
+        """Adadelta's test loss ``T`` epochs after t2."""
+        return getattr(self, f"optimizer_loss_T{T}")
+
+    def optimizer_acc(self, T: int) -> float:
+        return getattr(self, f"optimizer_acc_T{T}")
+
+    def at(self, fit: str, T: int) -> dict:
+        """Fit ``fit``'s entry at horizon ``T``: ``T_eq_epochs``, ``Q``, ``R``, ``censored``,
+        ``teq_over_t``, ``koopman_loss``, ``koopman_acc`` (and the timed equivalents and speedups)."""
+        return self.fits[fit][f"T{T}"]
+
 
 @register("mnist", "replication")
 @dataclass(frozen=True)
 class MnistReplicationRow(Row):
-    """A row of ``mnist.json`` ``replication``."""
-    setting: str
+    """The replication (Rao 2024) against the paper: one setting, fit and layer-1 partition at one
+    horizon; medians over ``n_members`` networks, quartiles where the run kept the curves."""
+    setting: str                         # "replication", "replication, <fit> fit", "paper", "paper (main ...)"
     fit: str
-    partition: str
-    dtype: str
+    partition: str                       # layer-1 partition: "node", "quasi_node" or "layer"
+    dtype: str                           # the fit's precision
     cutoff: str
-    window_epochs: str
-    normalize: str
+    window_epochs: str                   # "4-5": the recorded epochs
+    normalize: str                       # "mean/std"
     steplr: bool
     T_epochs: int
     n_members: int
@@ -69,25 +101,35 @@ class MnistReplicationRow(Row):
     final_test_loss_optimizer: float
     final_test_acc_optimizer: float
     max_spectral_radius: float
-    final_test_loss_koopman: float | None = None
+    final_test_loss_koopman: float | None = None   # None: every network stopped by the guard
     final_test_acc_koopman: float | None = None
-    clip: float | None = None
+    clip: float | None = None            # eigenvalue moduli clipped to this (None: not clipped)
     koopman_loss_q25: float | None = None
     koopman_loss_q75: float | None = None
     optimizer_loss_q25: float | None = None
     optimizer_loss_q75: float | None = None
-    koopman_loss_growth_median: float | None = None
+    koopman_loss_growth_median: float | None = None   # median of the Koopman loss at T over its value at t2
     koopman_loss_growth_q25: float | None = None
     koopman_loss_growth_q75: float | None = None
     networks_koopman_above_optimizer_median: int | None = None
+
+    def final_loss(self, who: str) -> float | None:
+        """The median final test loss of ``who``: ``"koopman"`` or ``"optimizer"``."""
+        return getattr(self, f"final_test_loss_{who}")
+
+    def loss_quartiles(self, who: str) -> tuple[float | None, float | None]:
+        """``(q25, q75)`` of ``who``'s (``"koopman"`` or ``"optimizer"``) final test loss; ``None``s
+        where the run did not record them."""
+        return getattr(self, f"{who}_loss_q25"), getattr(self, f"{who}_loss_q75")
 
 
 @register("mnist", "ablation")
 @dataclass(frozen=True)
 class MnistAblationRow(Row):
-    """A row of ``mnist.json`` ``ablation``."""
-    direction: str
-    factor: str
+    """One factor at a time: a setting that starts from one side (``direction``) and switches
+    ``factor`` to the other side's value; medians over ``n_members`` networks."""
+    direction: str                       # "from_replication" or "from_paper"
+    factor: str                          # the switched factor, BASE_FACTOR for the starting point
     setting: str
     fit: str
     normalize: str
@@ -96,7 +138,7 @@ class MnistAblationRow(Row):
     partition: str
     dtype: str
     cutoff: str
-    rtol_layer1: float
+    rtol_layer1: float                   # the relative cutoff on layer 1's blocks
     n_members: int
     max_spectral_radius: float
     n_eigs_outside_unit_circle: float
@@ -105,21 +147,32 @@ class MnistAblationRow(Row):
     optimizer_acc_T1: float
     optimizer_loss_T2: float
     optimizer_acc_T2: float
-    clip: object = None
+    clip: float | None = None
     koopman_loss_T1: float | None = None
     koopman_acc_T1: float | None = None
     koopman_loss_T2: float | None = None
     koopman_acc_T2: float | None = None
-    loss_growth_T2: float | None = None
-    koopman_over_optimizer_T2: float | None = None
+    loss_growth_T2: float | None = None              # Koopman loss after 2 epochs / test loss at t2
+    koopman_over_optimizer_T2: float | None = None   # Koopman / Adadelta test loss after 2 epochs
+
+    @property
+    def is_base(self) -> bool:
+        """The starting point of its direction (no factor switched)."""
+        return self.factor == BASE_FACTOR
+
+    def koopman_loss(self, T: int) -> float | None:
+        return getattr(self, f"koopman_loss_T{T}")
+
+    def optimizer_loss(self, T: int) -> float:
+        return getattr(self, f"optimizer_loss_T{T}")
 
 
 @register("mnist", "cutoff_sweep")
 @dataclass(frozen=True)
 class MnistCutoffSweepRow(Row):
-    """A row of ``mnist.json`` ``cutoff_sweep``."""
-    cutoff: float | str
-    stabilised: bool
+    """One cutoff of the sweep, clipped to the unit disk or not, at one horizon, over every network."""
+    cutoff: float | str                  # a koopman_lib.fit.Cutoff value
+    stabilised: bool                     # eigenvalues clipped to the unit disk
     T_epochs: int
     n_inits: int
     success_rate: float
@@ -135,7 +188,7 @@ class MnistCutoffSweepRow(Row):
 @register("mnist", "settings")
 @dataclass(frozen=True)
 class MnistSettingsRow(Row):
-    """A row of ``mnist.json`` ``settings``."""
+    """One setting as the paper, the replication and this run have it (text)."""
     setting: str
     paper: str
     replication: str
@@ -145,7 +198,8 @@ class MnistSettingsRow(Row):
 @register("mnist", "singular_values_init0")
 @dataclass(frozen=True)
 class MnistSingularValuesInit0Row(Row):
-    """A row of ``mnist.json`` ``singular_values_init0``."""
+    """One block group of init 0's fits: block size, count, snapshots and the relative singular
+    values of its blocks, with the float32 and float64 cutoffs."""
     block_size: int
     n_blocks: int
     k: int

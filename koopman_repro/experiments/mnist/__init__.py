@@ -1,0 +1,160 @@
+"""MNIST: the paper's Table 2 / Fig. 3 (section 5, supplement S10) and the replication that diverged.
+
+Three parts, all on the 784:20:20:20:10 ReLU classifier trained with Adadelta:
+
+1. **The paper's experiment.** ``n_inits`` networks trained for 10 epochs (lr 1.0, StepLR
+   0.7 per epoch, batch 64, normalisation 0.1307/0.3081), the weights after every step of
+   epochs 3-5 recorded (2814 snapshots), Quasi-Node (q = 157) operators for layer 1 and Node
+   operators for the other layers fitted in float64 with each of ``cfg.fits``
+   (:data:`koopman_lib.fit.FITS`: the paper's ``pinv``, the library's default, the default
+   clipped to the unit disk), the weights evolved ``T = 1, 2, 5`` epochs (test loss every
+   ``eval_every`` steps, matrix powers in between), ``T_eq = Q + R`` (S10) from the per-epoch
+   test losses of the continued Adadelta run, equivalent run time (S10 eq. 13) and two speedups
+   per fit and horizon. The cutoff sweep: every cutoff of ``cfg.cutoff_sweep``, with and without
+   clipping, on every init, at the same horizons (evaluated once per epoch).
+2. **The replication's settings** (Rao 2024): normalisation 0.5/0.5, no StepLR, window
+   epochs 4-5 (its notebook's 0-indexed ``t1, t2 = 3, 5``), Koopman training from the end of the
+   5th epoch, ``n_replication_inits`` networks, float32 fits with JAX's default ``pinv`` cutoff, full-node (785-dim) and
+   layer-wise (15700-dim in layer 1) operators, T = 1 and 2 epochs.
+3. **One factor at a time** between the two: normalisation, StepLR, window length, layer-1
+   partition, fit dtype and pinv cutoff, each switched alone starting from the replication's
+   settings (and, at profile ``paper``, also starting from the paper's), with the spectral
+   radius of the fitted operators and the growth of the predicted test loss.
+
+Memory: float64 snapshots of all inits (2814 x 16750 x 25 x 8 B = 9.4 GB) do not fit, so the
+inits are trained in groups of ``group_size`` with a *stored* recording per group. The
+training runs in float32 (the PyTorch example's default), so the snapshots are stored in
+float32 without loss and cast to float64 (or kept in float32 for the replication's fits)
+one init at a time when fitting.
+
+Which method gives which number: every Koopman number comes from SVD fits on the stored
+snapshots (the paper's method and the library's), made and evolved by the package's core: ``Koopman.fit_variants``
+(one QR + SVD per block, :mod:`koopman_lib.fit`, serves every cutoff of a run; cutoffs are
+:class:`koopman_lib.fit.Cutoff` values: ``"paper"`` = MATLAB's ``max(m, k) eps64``, ``"jax"`` =
+the replication's ``10 max(m, k) eps32``) and ``Koopman.rollout``
+(:func:`koopman_lib.evolve.rollout`). Cholesky on the normal equations (what a streaming
+``TrajectoryRecorder`` / :class:`~koopman_lib.GramAccumulator` computes) is run on init 0 only,
+to compare operators, predictions and cost with ``pinv`` (``results["cholesky_check"]``).
+The layer-wise operators of the replication are never formed densely: ``U = F' F^+ =
+(F' V S^{-1}) U_F^T`` is kept as two thin factors ``A (m, r)`` and ``B (r, m)`` and evolved as
+``w_t = A M^{t-1} B w_0`` with ``M = B A`` (``r x r``, ``r <= k - 1``).
+
+The package, one module per study: :mod:`.config` (``Config``, ``PROFILES``, the settings table),
+:mod:`.training` (data, networks, training conditions, the shared step layout ``Setup``),
+:mod:`.fits` (fits through the core, cutoffs, rounding), :mod:`.table2` (the paper's experiment and
+Table 2), :mod:`.cutoff_sweep`, :mod:`.ablation`, :mod:`.replication` (the replication's runs and
+table) and :mod:`.timing`; :func:`run` here puts them together.
+"""
+from __future__ import annotations
+
+from koopman_lib.fit import FITS, spectrum_summary
+from ...config import torch_threads
+from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
+from .ablation import ablation_rows, ablation_settings, layerwise
+from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, settings_table
+from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
+from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
+from .replication import layer_rows, main_rows, replication_row, replication_runs, setting_rows, spreads
+from .table2 import cholesky_check, paper_experiment, table_rows, trajectories
+from .timing import ExampleDataset, example_net, koopman_seconds, measure_timing, time_example_epoch
+from .training import Condition, Data, Setup, make_net, member_seeds, train_group, window_len
+
+__all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALIZE", "REPLICATION_NORMALIZE",
+           "Condition", "Data", "Setup", "make_net", "member_seeds", "train_group", "window_len",
+           "LOW_RANK_MEMORY_LIMIT", "fit_cutoffs", "layer1_spec", "rtol_of", "ablation_rows", "ablation_settings",
+           "layerwise", "settings_table", "sweep_name", "sweep_rows", "sweep_specs", "layer_rows", "main_rows",
+           "replication_row", "replication_runs", "setting_rows", "spreads", "cholesky_check", "paper_experiment",
+           "table_rows", "trajectories", "ExampleDataset", "example_net", "koopman_seconds", "measure_timing",
+           "time_example_epoch"]
+
+
+def run(cfg: Config) -> dict:
+    """The whole experiment (see the module docstring), with ``cfg.torch_threads`` intra-op threads."""
+    with torch_threads(cfg.torch_threads):
+        return _run(cfg)
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ``ValueError`` for a ``cfg`` the experiment cannot run."""
+    if cfg.group_size < cfg.n_ablation_inits and cfg.ablation_directions:
+        raise ValueError("group_size must be >= n_ablation_inits (the ablation reuses the first group)")
+    if "from_paper" in cfg.ablation_directions and cfg.n_ablation_inits > cfg.n_inits:
+        raise ValueError("n_ablation_inits must be <= n_inits")
+    if cfg.epochs - cfg.window_epochs[1] < max(cfg.horizons_epochs):
+        raise ValueError(f"epochs={cfg.epochs} must reach the end of the window plus the longest horizon "
+                         f"({cfg.window_epochs[1]} + {max(cfg.horizons_epochs)}): T_eq needs optimizer epochs after t2")
+    if cfg.T_epochs not in cfg.horizons_epochs or any(f not in FITS for f in cfg.fits) or "paper" not in cfg.fits:
+        raise ValueError(f"horizons_epochs must contain T_epochs={cfg.T_epochs}, and fits must include 'paper' "
+                         f"and be names of koopman_lib.fit.FITS {tuple(FITS)}")
+
+
+def _init0_studies(cfg: Config, setup: Setup, ablation: tuple):
+    """The studies of the first group while its recording is in memory (see :func:`paper_experiment`):
+    init 0's trajectories, eigenvalues, singular values and Cholesky check, the timing, and the
+    ablation starting from the paper's settings (its rows, curves and eigenvalues go to ``ablation``)."""
+    def studies(run, window, theta_t2, track, init0, members) -> dict:
+        traj, eigenvalues = trajectories(cfg, setup, track, init0, theta_t2)
+        out = {"eigenvalues_init0": eigenvalues, "trajectories": traj}
+        out["singular_values_init0"] = spectrum_summary(setup.partition.time_last(window[:, :1]))
+        # Cholesky (what a streaming Gram recording gives) vs pinv on init 0
+        out["cholesky_check"] = cholesky_check(setup.partition, window[:, 0], theta_t2[0], setup.T, init0["paper"],
+                                               run.evaluate,
+                                               members[0]["fits"]["paper"][f"T{cfg.T_epochs}"]["koopman_loss"])
+        # timing, interleaved repeats in this process: init 0's fits and rollouts as reported
+        out["timing"] = measure_timing(cfg, setup.data, setup.partition, window[:, :1], theta_t2[:1], setup.S)
+        # the ablation starting from the paper's settings reuses this group's recording
+        if "from_paper" in cfg.ablation_directions:
+            cond = setup.paper_cond
+            sets = [s for s in ablation_settings(cfg) if s["direction"] == "from_paper"
+                    and (tuple(s["normalize"]), s["gamma"]) == (cond.normalize, cond.gamma)]
+            rows, curves, eigs = ablation_rows(cfg, sets, {cond: run.subset(cfg.n_ablation_inits)},
+                                               setup.partition_of, setup.S)
+            ablation[0].extend(rows)
+            ablation[1].update(curves)
+            ablation[2].update(eigs)
+        return out
+    return studies
+
+
+def _run(cfg: Config) -> dict:
+    setup = Setup.make(cfg)
+    check_config(cfg)
+    S = setup.S
+    ablation: tuple = ([], {}, {})                  # rows, curves, eigenvalues
+    members, curves, out = paper_experiment(cfg, setup, _init0_studies(cfg, setup, ablation))
+    rep_fits, (rows, c, e), layer = replication_runs(cfg, setup)
+    ablation[0].extend(rows)
+    ablation[1].update(c)
+    ablation[2].update(e)
+    ablation_table, ablation_curves, ablation_eigs = ablation
+    order = {s["name"]: i for i, s in enumerate(ablation_settings(cfg))}
+    ablation_table.sort(key=lambda row: order[row["setting"]])
+    timing = out.pop("timing")
+    table = table_rows(cfg, members, timing, setup.after, S)
+    sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
+    replication = main_rows(cfg, members, curves, S)
+    by_name = {row["setting"]: row for row in ablation_table}
+    rep_curves, rep_fit_rows = {}, []
+    if rep_fits is not None:
+        (base_rep, *rep_fit_rows), rep_curves, _ = rep_fits
+    else:
+        base_rep = by_name.get("replication settings")
+    for label, row, cv in [("replication", base_rep, rep_curves.get("replication settings")),
+                           ("paper", by_name.get("paper settings"), ablation_curves.get("paper settings"))] + \
+                          [(f"replication, {row['fit']} fit", row, rep_curves.get(row["setting"]))
+                           for row in rep_fit_rows]:
+        if row is not None:
+            replication += setting_rows(cfg, label, row, cv, S)
+    if rep_curves:
+        ablation_curves["replication settings, all inits"] = rep_curves["replication settings"]
+        ablation_curves.update({row["setting"]: rep_curves[row["setting"]] for row in rep_fit_rows})
+    if layer is not None:
+        rows, ablation_curves["replication settings, layer-wise"] = layer_rows(cfg, layer, S)
+        replication += rows
+        ablation_eigs["replication settings, layer-wise"], out["layerwise_ranks"] = layer[3], layer[4]
+    return {
+        "table": table, "members": members, "replication": replication, "ablation": ablation_table,
+        "cutoff_sweep": sweep, "settings": settings_table(cfg), "timing": timing, "curves": curves,
+        "ablation_curves": ablation_curves, "ablation_eigenvalues": ablation_eigs,
+        "steps_per_epoch": S, "snapshots": window_len(cfg, S), **out,
+    }

@@ -1,0 +1,217 @@
+"""The MNIST chapter's tables, verdicts and figures (koopman_repro.chapters.mnist), checked for their
+values on a tiny MNIST run written by the test session and on small results built here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from koopman_repro.chapters import mnist as ch
+from koopman_repro.report import fmt
+from koopman_repro.rows.mnist import MnistTableRow
+from koopman_repro.scorecard import KEEPS_UP, RULES
+
+#: a tiny MNIST run (about a minute on one core): small layers, 640 training images (10 steps per
+#: epoch), two networks, one ablation network in both directions, the layer-wise operators
+TINY = dict(sizes=(784, 6, 6, 6, 10), train_subset=640, test_subset=200, eval_every=5,
+            n_inits=2, group_size=1, n_ablation_inits=1, n_replication_inits=2, timing_repeats=1,
+            replication_fits=("paper", "default-stabilised"),
+            ablation_directions=("from_replication", "from_paper"))
+
+
+@pytest.fixture(scope="module")
+def res(tiny_results):
+    return tiny_results("mnist", **TINY)
+
+
+def table_row(**fields) -> dict:
+    """A Table 2 row with every declared field (the given ones, the rest filled in)."""
+    row = dict(variant="v", fit="paper", cutoff="paper", n_inits=4, T_epochs=2, success_rate=1.0,
+               teq_over_t_median=1.0, speedup_paper_style_median_all=1.0, speedup_fast_loop_median_all=1.0,
+               koopman_seconds=1.0, censored_fraction=0.0, optimizer_loss_T_median=0.2, test_loss_t2_median=0.3,
+               optimizer_acc_T_median=0.9, max_spectral_radius_median=0.99, guard_stops=0,
+               speedup_paper_style_median=2.0, speedup_fast_loop_median=1.0, koopman_loss_T_median=0.2,
+               koopman_acc_T_median=0.9)
+    return {**row, **fields}
+
+
+def small_results(table: list[dict], fits=("paper",)) -> dict:
+    return {"experiment": "mnist", "provenance": {"config": {"fits": list(fits), "T_epochs": 2}}, "table": table}
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+def test_median_over_inits_ignores_non_finite_values_and_is_nan_where_no_init_has_one():
+    y = [[1.0, None, np.inf, 5.0], [3.0, 2.0, None, 7.0], [8.0, 4.0, None, 6.0]]
+    out = ch.median_over_inits(y)
+    assert out[0] == 3.0 and out[1] == 3.0 and np.isnan(out[2]) and out[3] == 6.0
+    assert ch.median_over_inits([1.0, 2.0]).tolist() == [1.0, 2.0]          # one init: its own values
+
+
+def test_spectrum_figure_draws_every_eigenvalue_inside_and_outside_the_circle(res):
+    fig = ch.spectrum_figure(res)
+    fits = res["provenance"]["config"]["fits"]
+    assert len(fig.axes) == len(fits)
+    for ax, name in zip(fig.axes, fits):
+        lam = ch.eigenvalues(res["eigenvalues_init0"][name])
+        inside, outside = ax.collections
+        n_out = int((np.abs(lam) > 1).sum())
+        assert len(inside.get_offsets()) == lam.size - n_out and len(outside.get_offsets()) == n_out
+        assert ax.get_xlabel() == "Re λ" and ax.get_ylabel() == "Im λ"
+        assert f"{lam.size} eigenvalues" in ax.get_title() and ch.FIT_LABEL[name] in ax.get_title()
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["|λ| ≤ 1", f"|λ| > 1 ({n_out})"]
+
+
+# -- the experiment ----------------------------------------------------------------------------------
+def test_loss_figure_plots_the_medians_of_the_curves(res):
+    fig = ch.loss_figure(res, "ci")
+    cfg, cur = res["provenance"]["config"], res["curves"]
+    loss_ax, acc_ax = fig.axes
+    assert loss_ax.get_ylabel() == "test loss (NLL per image)" and acc_ax.get_ylabel() == "test accuracy (%)"
+    lines = {ln.get_label(): ln for ln in loss_ax.get_lines()}
+    np.testing.assert_allclose(lines["Adadelta (median)"].get_ydata(),
+                               np.nanmedian(np.array(cur["optimizer_loss"], dtype=float), axis=0))
+    np.testing.assert_allclose(lines["Adadelta (median)"].get_xdata(), np.array(cur["steps"]) / res["steps_per_epoch"])
+    for name in cfg["fits"]:
+        stopped = sum(m["fits"][name]["rollout_stopped_at"] is not None for m in res["members"])
+        median = lines[f"Koopman, {ch.FIT_LABEL[name]} (median; {stopped} stopped)"]
+        np.testing.assert_allclose(median.get_ydata(), ch.median_over_inits(cur["koopman_loss"][name]))
+    acc = {ln.get_label(): ln for ln in acc_ax.get_lines()}
+    np.testing.assert_allclose(acc["Adadelta (median)"].get_ydata(),
+                               100 * np.nanmedian(np.array(cur["optimizer_acc"], dtype=float), axis=0))
+    # one thin line per init and fit, one median per fit, Adadelta, one grey line per horizon
+    assert len(loss_ax.get_lines()) == 1 + len(cfg["fits"]) * (cfg["n_inits"] + 1) + len(cfg["horizons_epochs"])
+    assert "2 inits (profile ci)" in fig._suptitle.get_text()
+
+
+def test_fit_lines_and_member_rows_read_the_results(res):
+    lines = ch.fit_lines(res)
+    for line, name in zip(lines, res["provenance"]["config"]["fits"]):
+        r = next(x for x in res["table"] if x["fit"] == name and x["T_epochs"] == 2)
+        assert line.startswith(f"**{ch.FIT_LABEL[name]}**: {r['guard_stops']} of {r['n_inits']} networks")
+        assert f"median test loss after 2 Koopman epochs {fmt(r['koopman_loss_T_median'], 4)}" in line
+        assert f"(Adadelta {fmt(r['optimizer_loss_T_median'], 4)}, at $t_2$ {fmt(r['test_loss_t2_median'], 4)})" in line
+    rows = ch.members_rows(res)
+    assert [r["init"] for r in rows] == [m["init"] for m in res["members"]]
+    for r, m in zip(rows, res["members"]):
+        assert r["optimizer_loss_T2"] == m["optimizer_loss_T2"] and r["test_loss_t2"] == m["test_loss_t2"]
+        for name in res["provenance"]["config"]["fits"]:
+            assert r[f"{name}: loss"] == m["fits"][name]["T2"]["koopman_loss"]
+            assert r[f"{name}: T_eq/T"] == m["fits"][name]["T2"]["teq_over_t"]
+
+
+def test_trajectory_figure_shows_the_saved_paths(res):
+    fig = ch.trajectory_figure(res)
+    tr = res["trajectories"]
+    assert [ax.get_title() for ax in fig.axes] == tr["labels"]
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    np.testing.assert_array_equal(lines["Adadelta"].get_ydata(), np.array(tr["optimizer"][0], dtype=float))
+    np.testing.assert_array_equal(lines["Koopman, paper's fit"].get_ydata(),
+                                  np.array(tr["koopman"]["paper"][0], dtype=float))
+    assert lines["Koopman, paper's fit"].get_xdata()[0] == 0.0          # the Koopman path starts at t2
+    assert ax.get_ylabel() == "parameter value" and ax.get_xlabel() == "epochs after $t_2$"
+
+
+# -- cost --------------------------------------------------------------------------------------------
+def test_cost_rows_and_text_are_the_timings(res):
+    tm, cfg = res["timing"], res["provenance"]["config"]
+    rows = ch.cost_rows(res)
+    assert len(rows) == 3 + len(cfg["fits"]) * len(cfg["horizons_epochs"])
+    assert rows[0]["seconds"] == tm["epoch_seconds_paper_style"] and rows[1]["seconds"] == tm["epoch_seconds_fast_loop"]
+    assert rows[-1]["seconds"] == tm["koopman_seconds_cholesky"]
+    assert rows[2]["seconds"] == tm["koopman_seconds"]["paper"]["T1"]
+    tk = tm["koopman_seconds"]["default"]["T2"]
+    assert ch.koopman_epochs(res) == tk / tm["epoch_seconds_paper_style"]
+    text = ch.cost_text(res)
+    assert f"costs {fmt(tk / tm['epoch_seconds_paper_style'], 2)} epochs" in text
+    assert f"at most {fmt(2 * tm['epoch_seconds_paper_style'] / tk, 2)}x (paper style)" in text
+    assert f"{tm['threads']} torch thread(s)" in ch.cost_note(res)
+
+
+# -- where it stops: the range rule at both sides of its threshold --------------------------------------
+def test_where_it_stops_takes_the_longest_horizon_that_keeps_up():
+    eps = 1e-9
+    table = [table_row(fit="paper", T_epochs=1, teq_over_t_median=KEEPS_UP),
+             table_row(fit="paper", T_epochs=2, teq_over_t_median=KEEPS_UP + eps),
+             table_row(fit="paper", T_epochs=5, teq_over_t_median=KEEPS_UP - eps),
+             table_row(fit="default", T_epochs=1, teq_over_t_median=KEEPS_UP - eps),
+             table_row(fit="default", T_epochs=2, teq_over_t_median=0.0)]
+    out = ch.where_it_stops(small_results(table, fits=("paper", "default")))
+    assert [(name, [r.T_epochs for r in rows], longest) for name, rows, longest in out] == \
+        [("paper", [1, 2, 5], 2), ("default", [1, 2], 0)]
+    assert all(isinstance(r, MnistTableRow) for r in out[0][1])
+
+
+def test_where_it_stops_text_states_the_reach_the_blocks_and_the_stops(res):
+    text = ch.where_it_stops_text(res, "ci")
+    for name, rows, longest in ch.where_it_stops(res):
+        fits = [m["fits"][name] for m in res["members"]]
+        outside = np.median(np.array([f["blocks_outside_unit_circle"] for f in fits], dtype=float), axis=0)
+        line = next(x for x in text.splitlines() if x.startswith(f"- **{ch.FIT_LABEL[name]}**"))
+        reach = f"keeps up to **T = {longest} epoch" if longest else "keeps up at **none** of T = 1, 2, 5 epochs"
+        assert reach in line and f"(median per network): {fmt(outside[0], 3)} of the" in line
+        assert ("no network was stopped" in line) == all(f["stop_reason"] is None for f in fits)
+    assert text.endswith(f"Rule: median $T^{{eq}}/T \\geq$ {KEEPS_UP}.")
+    assert [r["median T_eq/T"] for r in ch.where_it_stops_rows(res)] == \
+        [r["teq_over_t_median"] for r in res["table"]]
+
+
+def test_cutoff_sweep_figure_draws_every_cutoff_and_marks_the_two_named_ones(res):
+    fig = ch.cutoff_sweep_figure(res, "ci")
+    teq_ax, success_ax = fig.axes
+    cfg = res["provenance"]["config"]
+    curves = [ln for ln in teq_ax.get_lines() if ln.get_label().startswith("T = ")]
+    assert len(curves) == 2 * len(cfg["horizons_epochs"])
+    line = next(ln for ln in curves if ln.get_label() == "T = 2 epochs, clipped to |λ| ≤ 1")
+    rows = sorted((r for r in res["cutoff_sweep"] if r["T_epochs"] == 2 and r["stabilised"]),
+                  key=lambda r: r["rtol_layer1"])
+    np.testing.assert_array_equal(line.get_xdata(), [r["rtol_layer1"] for r in rows])
+    np.testing.assert_array_equal(line.get_ydata(), [r["teq_over_t_median"] for r in rows])
+    assert {t.get_text() for t in teq_ax.texts} == {"paper", "default"}
+    assert teq_ax.get_xscale() == "log" and "success" in success_ax.get_ylabel()
+
+
+# -- the summary: verdicts at both sides of their thresholds ------------------------------------------
+def test_summary_verdicts_follow_the_front_page_rules():
+    rule = RULES["success rate"]                                   # percentage points below the paper's 100%
+    assert ch.summary_verdict("success_rate", 1 - rule.reproduced / 100) == "reproduced"
+    assert ch.summary_verdict("success_rate", 1 - rule.reproduced / 100 - 0.01) == "partly"
+    assert ch.summary_verdict("success_rate", 1 - rule.partly / 100 - 0.01) == "not reproduced"
+    rule = RULES["T_eq/T"]
+    assert ch.summary_verdict("teq_over_t_median", ch.PAPER["teq_over_t_median"] - rule.reproduced) == "reproduced"
+    assert ch.summary_verdict("teq_over_t_median", ch.PAPER["teq_over_t_median"] - rule.partly - 0.01) == \
+        "not reproduced"
+    paper_speedup = ch.PAPER["speedup_paper_style_median"]
+    assert ch.summary_verdict("speedup_paper_style_median", paper_speedup / 2) == "reproduced"
+    assert ch.summary_verdict("speedup_paper_style_median", paper_speedup / 2 - 0.01) == "partly"
+    assert ch.summary_verdict("speedup_paper_style_median", None) == "not measured"
+    assert ch.summary_verdict("speedup_fast_loop_median", 3.0) == "no paper value"
+
+
+def test_a_speedup_is_zero_when_no_network_improved_and_unknown_otherwise():
+    none_improved = MnistTableRow.from_dict(table_row(success_rate=0.0, speedup_paper_style_median=None))
+    assert ch.summary_value(none_improved, "speedup_paper_style_median") == 0.0
+    some = MnistTableRow.from_dict(table_row(success_rate=0.5, speedup_paper_style_median=None))
+    assert ch.summary_value(some, "speedup_paper_style_median") is None
+    assert ch.summary_value(some, "speedup_fast_loop_median") == 1.0
+    assert ch.summary_value(some, "success_rate") == 0.5
+
+
+def test_summary_rows_show_the_saved_run_beside_the_ci_one():
+    ci = small_results([table_row(fit=f, success_rate=0.5) for f in ("paper", "default")])
+    paper = small_results([table_row(fit=f, success_rate=1.0) for f in ("paper", "default")])
+    rows = ch.summary_rows(ci, paper)
+    assert [r["quantity"] for r in rows] == list(ch.SUMMARY_LABELS.values())
+    assert rows[0]["ours, paper's fit"] == "1 (ci: 0.5)" and rows[0]["verdict, paper's fit"] == "reproduced"
+    alone = ch.summary_rows(ci, ci)
+    assert alone[0]["ours, library default"] == "0.5" and alone[0]["verdict, library default"] == "not reproduced"
+    assert alone[3]["paper"] == "-" and alone[3]["verdict, paper's fit"] == "no paper value"
+
+
+def test_summary_text_and_best_run(res):
+    text = ch.summary_text(res)
+    t0 = next(r for r in res["table"] if r["fit"] == "paper" and r["T_epochs"] == 2)
+    assert f"**With the paper's fit** {fmt(100 * t0['success_rate'], 3)}% of the networks improved" in text
+    assert f"costs about as much as {fmt(ch.koopman_epochs(res), 2)} epochs" in text
+    assert ch.best_run(res, None, "ci") == (res, "ci")
+    saved = {"x": 1}
+    assert ch.best_run(res, saved, "ci") == (saved, "paper")
