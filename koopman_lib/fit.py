@@ -15,7 +15,7 @@ value              singular values kept                             where it com
 ``"jax"``          ``s > 10 max(m, k) eps32 s_max``                 ``jnp.linalg.pinv`` on float32 data (replication)
 ``"float32"``      ``s > max(m, k) eps32 s_max``                    the resolution of weights recorded in float32
 ``"resolution"``   ``s > max(m, k) eps_rec s_max``                  the resolution of the recorded weights
-                                                                   (**the library's default**)
+                                                                    (**the library's default**)
 float ``r``        ``s > r s_max``                                  an explicit relative cutoff
 int ``n >= 1``     the leading ``n`` (and above ``"machine"``)      a truncated SVD of rank ``n``
 int ``0``          ``s > omega(beta) median(s)``                    optimal hard threshold (Gavish & Donoho 2014)
