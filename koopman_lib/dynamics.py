@@ -22,6 +22,7 @@ from typing import Callable, Union
 import numpy as np
 import torch
 
+from .observables import Delay
 from .solvers import affine_observables, finite_section
 
 Schedule = Callable[[int], float]
@@ -295,6 +296,13 @@ def sorted_eigenvalues(J: torch.Tensor) -> torch.Tensor:
     return torch.gather(lam, -1, torch.sort(lam.real, dim=-1, stable=True).indices)
 
 
+def zigzag_eta(H) -> float:
+    """GD on a minimum with Hessian ``H`` zig-zags (the Jacobian ``I - eta H`` has a negative
+    eigenvalue ``1 - eta h_max``, so the steep coordinate changes sign every step) iff
+    ``eta > 1 / h_max``."""
+    return float(1.0 / torch.linalg.eigvalsh(torch.as_tensor(H, dtype=torch.float64)).max())
+
+
 def max_stable_eta(H) -> float:
     """GD converges to a minimum with Hessian ``H`` iff ``0 < eta < 2 / lambda_max(H)``."""
     return float(2.0 / torch.linalg.eigvalsh(torch.as_tensor(H, dtype=torch.float64)).max())
@@ -320,20 +328,34 @@ def propagator(H, etas) -> torch.Tensor:
 
 
 # -- the Koopman link --------------------------------------------------------------------------
-def fit_operator(path: torch.Tensor, center=None, affine: bool = False, method: str = "pinv") -> torch.Tensor:
+def delay_states(path: torch.Tensor, delays: int = 2) -> torch.Tensor:
+    """Time-delay states of a path ``(k, m)`` (time first): row ``j`` is
+    ``[x_{t}; x_{t-1}; ...; x_{t-d+1}]`` with ``t = j + d - 1``, newest first; ``(k - d + 1, m d)``.
+
+    With ``d = 2`` the heavy ball is a linear map on these states (on a quadratic), while it
+    is no map at all on ``x_t`` alone."""
+    x = torch.as_tensor(path, dtype=torch.float64)
+    if x.ndim != 2:
+        raise ValueError(f"path must be (k, m), got {tuple(x.shape)}")
+    return Delay(delays).lift(x.T[None], {})[0].T.contiguous()
+
+
+def fit_operator(path: torch.Tensor, center=None, affine: bool = False, method: str = "pinv",
+                 delays: int = 1) -> torch.Tensor:
     """Finite-section operator of one 2-D path ``(k, 2)`` (time first).
 
     ``center`` subtracts a point first (linear dynamics about a known minimum); ``affine``
     appends the constant observable ``1`` (state ``[x; 1]``, operator ``(3, 3)``), which
     represents ``x_{t+1} = J x_t + b`` exactly. Neither: the paper's identity observables on
-    the raw coordinates, ``(2, 2)``.
+    the raw coordinates, ``(2, 2)``. ``delays = d > 1`` fits on the delay states
+    ``[x_t; ...; x_{t-d+1}]`` (:func:`delay_states`, operator ``(2d, 2d)``, ``+1`` with ``affine``).
     """
     x = torch.as_tensor(path, dtype=torch.float64)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"path must be (k, 2), got {tuple(x.shape)}")
     if center is not None:
         x = x - _as_points(center)
-    snaps = x.T.contiguous()
+    snaps = delay_states(x, delays).T.contiguous()
     if affine:
         snaps = affine_observables(snaps)
     return finite_section(snaps, method=method)

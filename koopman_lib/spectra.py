@@ -4,8 +4,14 @@
 for the low-rank form). An eigenvalue ``lambda`` of a fitted operator is a mode that the jump
 multiplies by ``lambda^T`` over ``T`` steps: inside the unit circle it decays, on it it
 persists, outside it grows.
+
+:func:`modes` gives the eigendecomposition ``U = sum_j lambda_j phi_j psi_j^T`` (right and left
+eigenvectors), :func:`modal_terms` / :func:`modal_jump` the jump mode by mode,
+``U^T w = sum_j b_j lambda_j^T phi_j`` with ``b_j = psi_j^T w``, and :func:`growth_factors` ``|lambda|^T``.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 
@@ -58,3 +64,63 @@ def clip_spectrum(operators: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
             sub = sub * shrink.reshape(-1, 1, 1)
         flat[dflat] = sub
     return flat.reshape(out.shape)
+
+
+# -- modes: the eigendecomposition an operator's powers are made of -----------------------------
+class Modes(NamedTuple):
+    """The eigendecomposition ``U = Phi diag(lambda) Psi`` of diagonalisable operators.
+
+    ``eigenvalues`` ``(..., m)``; ``right`` ``(..., m, m)``, whose column ``j`` is the right
+    eigenvector ``phi_j`` (``U phi_j = lambda_j phi_j``); ``left`` ``(..., m, m)``, whose row ``j``
+    is the left eigenvector ``psi_j^T`` (``psi_j^T U = lambda_j psi_j^T``), scaled so that
+    ``psi_j^T phi_k = delta_jk`` (``left = right^{-1}``). All complex.
+    """
+
+    eigenvalues: torch.Tensor
+    right: torch.Tensor
+    left: torch.Tensor
+
+
+def modes(operators: torch.Tensor, max_condition: float = 1e12) -> Modes:
+    """Eigenvalues with right and left eigenvectors of ``operators`` ``(m, m)`` or ``(P, m, m)``.
+
+    Then ``U = sum_j lambda_j phi_j psi_j^T`` and ``U^T w = sum_j lambda_j^T (psi_j^T w) phi_j``
+    (:func:`modal_terms`). Raises :class:`FitError` for an operator whose eigenvector basis is
+    singular or has condition number above ``max_condition`` (a defective or nearly defective
+    operator has no modal expansion that can be trusted; use :func:`koopman_lib.jump` with
+    ``method="power"``).
+    """
+    lam, V = torch.linalg.eig(operators)
+    W, info = torch.linalg.inv_ex(V)
+    kappa = torch.linalg.matrix_norm(V) * torch.linalg.matrix_norm(W)
+    bad = (info != 0) | ~torch.isfinite(kappa) | (kappa > max_condition)
+    if bool(bad.any()):
+        raise FitError(f"operator(s) {torch.nonzero(bad.reshape(-1)).flatten().tolist()} are not diagonalisable "
+                       f"to working precision (eigenvector condition number above {max_condition:.0e}); "
+                       "they have no modal expansion: use jump(..., method='power').")
+    return Modes(lam, V, W)
+
+
+def modal_amplitudes(m: Modes, w: torch.Tensor) -> torch.Tensor:
+    """``b_j = psi_j^T w``, the amplitude of each mode in the state ``w`` ``(m,)`` or ``(P, m)``."""
+    return (m.left @ w.to(m.left.dtype).unsqueeze(-1)).squeeze(-1)
+
+
+def modal_terms(m: Modes, w: torch.Tensor, T: int) -> torch.Tensor:
+    """The jump mode by mode: column ``j`` of the result ``(..., m, m)`` is
+    ``b_j lambda_j^T phi_j``; their sum over the last axis is ``U^T w`` (:func:`modal_jump`)."""
+    if isinstance(T, bool) or int(T) != T or T < 0:
+        raise ValueError(f"T must be a non-negative integer number of steps, got {T!r}")
+    return m.right * (modal_amplitudes(m, w) * m.eigenvalues.pow(int(T))).unsqueeze(-2)
+
+
+def modal_jump(m: Modes, w: torch.Tensor, T: int) -> torch.Tensor:
+    """``U^T w = sum_j b_j lambda_j^T phi_j``, real when ``w`` is (in ``w``'s dtype)."""
+    out = modal_terms(m, w, T).sum(-1)
+    return out if w.is_complex() else out.real.to(w.dtype)
+
+
+def growth_factors(eigenvalues: torch.Tensor, T: int) -> torch.Tensor:
+    """``|lambda|^T``: the factor by which a jump of ``T`` steps multiplies each mode's size
+    (above 1 it grows, below 1 it decays)."""
+    return torch.as_tensor(eigenvalues).abs().pow(T)

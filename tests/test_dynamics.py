@@ -187,3 +187,32 @@ def test_bad_input_is_refused_with_a_clear_message():
         dy.gd(dy.Rosenbrock(), torch.zeros(3), 0.1, 2)
     with pytest.raises(ValueError, match="beta"):
         dy.heavy_ball(dy.Rosenbrock(), torch.zeros(2), 0.1, 1.0, 2)
+
+
+def test_delay_states_stack_the_previous_steps_newest_first():
+    p = torch.arange(12.0, dtype=torch.float64).reshape(6, 2)
+    Z = dy.delay_states(p, 2)
+    assert Z.shape == (5, 4)
+    torch.testing.assert_close(Z[0], torch.tensor([2.0, 3.0, 0.0, 1.0], dtype=torch.float64))
+    torch.testing.assert_close(dy.delay_states(p, 1), p)
+
+
+def test_heavy_ball_on_a_quadratic_is_linear_on_delay_states_only():
+    loss = dy.Quadratic.ill_conditioned(25.0, 0.4)
+    eta, beta = 0.02, 0.6
+    p = dy.heavy_ball(loss, (-2.5, 1.5), eta, beta, 60)
+    J = dy.heavy_ball_jacobian(loss, loss.minima[0], eta, beta)       # exact map on [x_t; x_{t-1}]
+    torch.testing.assert_close(dy.fit_operator(p, delays=2), J, rtol=1e-9, atol=1e-9)
+    U = dy.fit_operator(p)                                            # 2 x 2: at most 2 of its 4 eigenvalues
+    assert U.shape == (2, 2)
+    assert float((U @ p[:-1].T - p[1:].T).abs().max()) > 1e-2          # no 2 x 2 matrix steps it
+
+
+def test_zigzag_threshold_is_one_over_the_largest_hessian_eigenvalue():
+    loss = dy.Quadratic.ill_conditioned(25.0, 0.3)
+    assert dy.zigzag_eta(loss.H) == pytest.approx(1 / 25.0, rel=1e-12)
+    assert dy.zigzag_eta(loss.H) == pytest.approx(dy.max_stable_eta(loss.H) / 2, rel=1e-12)
+    steep = torch.linalg.eigh(loss.H).eigenvectors[:, -1]
+    for eta, alternates in ((0.99 / 25, False), (1.01 / 25, True)):
+        c = dy.gd(loss, (1.0, 1.0), eta, 5) @ steep                  # the steep coordinate
+        assert bool((c[1:] * c[:-1] < 0).all()) is alternates

@@ -11,6 +11,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 import torch
 
 from koopman_lib import dynamics as dy
@@ -117,9 +118,10 @@ def convergence_figure(steps, errors: Mapping[str, Sequence[float]], gamma: floa
     for name in ("quadratic", "double well"):
         ax.loglog(steps, errors[f"GD → gradient flow ({name})"], "o-", label=f"GD vs gradient flow, {name}")
     ax.loglog(steps, errors["heavy ball → damped ODE (double well)"], "s-",
-              label=f"heavy ball (η = h², β = 1 − {gamma}h) vs damped ODE, double well")
+              label=f"heavy ball (η = Δt², β = 1 − {gamma}Δt) vs damped ODE, double well")
     ax.loglog(steps, 0.5 * steps, "k:", label="slope 1")
-    ax.set_xlabel("step size h (GD: η = h)")
+    ax.xaxis.set_minor_formatter(NullFormatter())   # the major ticks suffice; minor labels overlap
+    ax.set_xlabel("step size Δt (GD: η = Δt)")
     ax.set_ylabel(f"distance to the ODE solution at t = {t_end}")
     ax.set_title("Optimizers converge to their ODEs at first order")
     ax.legend(fontsize=8)
@@ -151,9 +153,9 @@ def contraction_rows(runs: Sequence[dict], start: int = 40) -> list[dict]:
 def _jacobian_eigenvalue_panel(ax, quad, hessian_eigenvalues):
     etas = np.linspace(0.0, 0.1, 201)
     for lam in hessian_eigenvalues:
-        ax.plot(etas, 1 - etas * lam, label=f"1 − η λ, λ = {lam:.0f}")
+        ax.plot(etas, 1 - etas * lam, label=f"1 − η h, Hessian eigenvalue h = {lam:.0f}")
     ax.axhspan(-1, 1, color="tab:green", alpha=0.1, label="|eigenvalue| < 1: converges")
-    ax.axvline(dy.max_stable_eta(quad.H), color="black", ls=":", label="η = 2 / λ_max")
+    ax.axvline(dy.max_stable_eta(quad.H), color="black", ls=":", label="η = 2 / h_max")
     ax.set_ylim(-2, 1.2)
     ax.set_xlabel("learning rate η")
     ax.set_ylabel("eigenvalue of J = I − ηH")
@@ -175,16 +177,22 @@ def _rate_panel(ax, runs, through: int = 40):
 
 
 def _heavy_ball_spectrum_panel(ax, quad, eta=0.02, betas=(0.0, 0.3, 0.6, 0.9)):
+    """Eigenvalues of the heavy-ball Jacobian for each momentum, with the circle of radius
+    ``sqrt(beta)`` on which the complex (underdamped) pairs sit; the legend sits outside the
+    axes, off the origin where the ``beta = 0`` eigenvalues of the ``x_{t-1}`` half lie."""
     circle = np.exp(1j * np.linspace(0, 2 * np.pi, 200))
-    ax.plot(circle.real, circle.imag, color="grey", lw=0.8)
+    ax.plot(circle.real, circle.imag, color="grey", lw=0.8, label="unit circle")
     for b in betas:
         lam = dy.sorted_eigenvalues(dy.heavy_ball_jacobian(quad, quad.minima[0], eta, b)).numpy()
-        ax.plot(lam.real, lam.imag, "o", label=f"β = {b}")
+        dots, = ax.plot(lam.real, lam.imag, "o", label=f"β = {b}")
+        if b > 0:
+            ax.plot(np.sqrt(b) * circle.real, np.sqrt(b) * circle.imag, "--", lw=0.8,
+                    color=dots.get_color(), label=f"|λ| = √β = {np.sqrt(b):.2f}")
     ax.set_aspect("equal")
     ax.set_xlabel("Re λ")
     ax.set_ylabel("Im λ")
     ax.set_title(f"Heavy-ball Jacobian eigenvalues (η = {eta})")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
 
 
 def jacobian_figure(quad: dy.Quadratic, hessian_eigenvalues, runs: Sequence[dict]):
@@ -250,6 +258,133 @@ def fit_errors_figure(radii, errors: Mapping[str, Sequence[float]], eta: float, 
     return fig
 
 
+def window_eigenvalues_figure(starts, fitted: Mapping[int, Mapping[str, Sequence[float]]], slow_mode: float,
+                              fast_mode: float, window: int):
+    """The fitted eigenvalues of each window against the window's start: ``1 - Re λ`` on a log
+    axis (open markers where ``Re λ > 1``, i.e. plotted at ``|1 - Re λ|``), with the slow mode
+    ``1 - η h_min``, its square, and the fast mode ``1 - η h_max`` that no window contains.
+    ``fitted[start][kind]``: real parts of the two eigenvalues of each fit (``centred``, ``raw``)."""
+    fig = Figure(figsize=(9, 4.8))
+    ax = fig.subplots()
+    starts = np.asarray(starts)
+    styles = {"centred": ("o", "tab:blue", "centred fit: w − w*"), "raw": ("^", "tab:orange", "raw fit: w")}
+    for kind, (marker, color, label) in styles.items():
+        gap = np.array([1 - np.asarray(fitted[s][kind]) for s in starts])      # (windows, 2)
+        for i in range(gap.shape[1]):
+            pos = gap[:, i] > 0
+            ax.semilogy(starts[pos], gap[pos, i], marker, color=color, ms=7, label=label if i == 0 else None)
+            ax.semilogy(starts[~pos], np.maximum(-gap[~pos, i], 1e-12), marker, color=color, mfc="none", ms=7,
+                        label=f"{label}, Re λ > 1 (at |1 − Re λ|)" if i == 0 and (~pos).any() else None)
+    for value, style, name in ((slow_mode, "-", "slow mode 1 − η h_min"), (slow_mode ** 2, "--", "slow mode squared"),
+                               (fast_mode, ":", f"fast mode 1 − η h_max = {fast_mode:.2f}, in no window")):
+        ax.axhline(1 - value, color="black", ls=style, lw=1, label=name)
+    ax.set_xlabel(f"start of the {window}-step window (GD step)")
+    ax.set_ylabel("1 − Re λ of the fitted eigenvalues")
+    ax.set_title("Rosenbrock: what each window's fit sees")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+# -- the slow manifold -------------------------------------------------------------------------------
+def slow_manifold_figure(system, starts, main: tuple, t1: int, k: int, fit_starts, fitted: Mapping[str, Sequence]):
+    """Left: phase portrait of ``system`` (:class:`koopman_lib.toy.SlowManifoldMap`): the
+    trajectories from ``starts`` (``(x0, y0)`` pairs, ``t1 + k`` steps), the invariant parabola
+    ``y = b x^2`` and the fitted window, steps ``t1 .. t1 + k - 1`` of the trajectory from
+    ``main``. Right: the eigenvalues of the fits on windows of ``k`` steps started at each of
+    ``fit_starts`` (``fitted[name]``: ``(len(fit_starts), n)`` real parts per observables) against
+    the start, with the system's Koopman eigenvalues."""
+    fig = Figure(figsize=(12, 4.8))
+    axes = fig.subplots(1, 2)
+    ax, b = axes[0], system.manifold_slope
+    for x0, y0 in starts:
+        tr = system.trajectory(x0, y0, t1 + k).numpy()
+        ax.plot(*tr, ".-", lw=0.6, ms=4, color="tab:blue", alpha=0.7)
+        ax.plot([x0], [y0], "o", ms=5, color="tab:blue")
+    xs = np.linspace(-2.3, 2.3, 200)
+    ax.plot(xs, b * xs ** 2, color="black", lw=1.5, label=f"invariant parabola y = b x², b = {b:.3f}")
+    win = system.trajectory(*main, t1 + k).numpy()[:, t1:]
+    ax.plot(*win, "-", color="tab:orange", lw=6, alpha=0.8, label=f"fit window: steps {t1}–{t1 + k - 1} from {main}")
+    ax.plot([], [], ".-", color="tab:blue", label="trajectories (one dot per step, start: large dot)")
+    ax.set_xlabel("x (state, no unit)")
+    ax.set_ylabel("y (state, no unit)")
+    ax.set_title("Fast approach to the parabola, slow motion along it")
+    ax.legend(fontsize=7, loc="upper center")
+    ax = axes[1]
+    for (name, lam), marker in zip(fitted.items(), ("o", "x")):
+        lam = np.asarray(lam)
+        for i in range(lam.shape[1]):
+            ax.plot(fit_starts, lam[:, i], marker, ms=6, color="tab:green" if marker == "o" else "tab:purple",
+                    label=name if i == 0 else None)
+    for value, style, name in ((system.alpha, "-", "$e^{\\mu\\Delta t}$ (along)"),
+                               (system.alpha ** 2, "--", "$e^{2\\mu\\Delta t}$ (along, squared)"),
+                               (system.beta, ":", "$e^{\\nu\\Delta t}$ (towards the parabola)")):
+        ax.axhline(value, color="black", ls=style, lw=1, label=name)
+    ax.axvline(t1, color="tab:orange", lw=2, alpha=0.6, label="start of the window on the left")
+    ax.set_xlabel(f"start of the {k}-step window (step)")
+    ax.set_ylabel("fitted eigenvalue (real part)")
+    ax.set_title("The fits see the modes the window excites")
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig
+
+
+# -- momentum: the state needs the previous step --------------------------------------------------
+def heavy_ball_fit_figure(steps, errors: Mapping[str, Sequence[float]], eigenvalues: Mapping[str, Sequence[complex]],
+                          beta: float):
+    """Left: relative prediction error of each fit (``errors[name]``, one value per entry of
+    ``steps`` after the fit window), log axis floored at 1e-17. Right: the eigenvalues
+    (``eigenvalues[name]``, complex) with the unit circle and the circle ``|λ| = sqrt(beta)``."""
+    fig = Figure(figsize=(12, 4.6))
+    axes = fig.subplots(1, 2)
+    markers = ("s", "o", "x")
+    for (name, e), m in zip(errors.items(), markers):
+        axes[0].semilogy(steps, np.maximum(np.asarray(e), 1e-17), m + "-", ms=3, label=name)
+    axes[0].set_xlabel("steps predicted after the fit window")
+    axes[0].set_ylabel("relative error ‖prediction − heavy ball‖ / ‖heavy ball‖")
+    axes[0].set_title("Prediction by iterating each fitted operator")
+    axes[0].legend(fontsize=8)
+    ax, circle = axes[1], np.exp(1j * np.linspace(0, 2 * np.pi, 200))
+    ax.plot(circle.real, circle.imag, color="grey", lw=0.8, label="unit circle")
+    ax.plot(np.sqrt(beta) * circle.real, np.sqrt(beta) * circle.imag, "--", color="grey", lw=0.8,
+            label=f"|λ| = √β = {np.sqrt(beta):.3f}")
+    for (name, lam), m, size in zip(eigenvalues.items(), markers, (9, 7, 11)):
+        lam = np.asarray(lam)
+        ax.plot(lam.real, lam.imag, m, ms=size, mfc="none", mew=1.5, label=f"{name} ({len(lam)})")
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+    ax.set_title("Eigenvalues (how many: in brackets)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+def heavy_ball_fit_rows(errors: Mapping[str, Sequence[float]], exact: str) -> list[dict]:
+    """Per fit (``errors[name]``: relative prediction error at each step after the window, step 0
+    first): its largest error over the prediction; theory 0 for the fit named ``exact`` (the
+    operator on the state the heavy ball is a map of), "> 0" for the others."""
+    return [{"quantity": f"heavy ball on the quadratic, {name}: largest relative error over "
+             f"{len(e) - 1} predicted steps", "theory": 0.0 if name == exact else "> 0 (2 eigenvalues for 4 modes)",
+             "measured": float(np.max(e))} for name, e in errors.items()]
+
+
+def zigzags(path, direction) -> bool:
+    """Whether the coordinate of ``path`` ``(steps + 1, 2)`` along ``direction`` changes sign at
+    every step (GD's zig-zag across a steep direction)."""
+    c = np.asarray(torch.as_tensor(path, **F64) @ torch.as_tensor(direction, **F64))
+    return bool((c[1:] * c[:-1] < 0).all())
+
+
+def zigzag_onset(quad: dy.Quadratic, x0, direction, etas, steps: int = 5) -> float:
+    """The smallest learning rate of ``etas`` (increasing) at which GD on ``quad`` from ``x0``
+    zig-zags along ``direction`` over ``steps`` steps (``nan`` if none does)."""
+    for eta in etas:
+        if zigzags(dy.gd(quad, x0, float(eta), steps) - quad.minima[0], direction):
+            return float(eta)
+    return float("nan")
+
+
 # -- SGD -------------------------------------------------------------------------------------------
 def sgd_figure(quad: dy.Quadratic, paths, eta: float, sigma: float, lags, acf, slow_eigenvalue: float):
     """Left: five SGD paths (``paths`` ``(steps + 1, n_paths, 2)``), GD from the same start and
@@ -267,7 +402,7 @@ def sgd_figure(quad: dy.Quadratic, paths, eta: float, sigma: float, lags, acf, s
     ax.legend(fontsize=8)
     ax = axes[1]
     ax.plot(lags, acf, "o", ms=3, label="measured autocorrelation, slow direction")
-    ax.plot(lags, (1 - eta * slow_eigenvalue) ** lags, "k-", label="(1 − ηλ)^lag from the mean map")
+    ax.plot(lags, (1 - eta * slow_eigenvalue) ** lags, "k-", label="(1 − η h_min)^lag from the mean map")
     ax.set_xlabel("lag (steps)")
     ax.set_ylabel("autocorrelation")
     ax.set_title("Stationary SGD fluctuations decay at the rate of the mean map")
@@ -281,7 +416,7 @@ def sgd_rows(hessian_eigenvalues, var_theory, var_measured, eta: float, fitted_e
     """Stationary variance along each Hessian eigendirection, theory against measured, then the
     eigenvalues of the finite section fitted on one SGD path of ``path_steps`` steps against
     those of the mean map ``1 - eta lambda`` (paired in increasing order)."""
-    rows = [{"quantity": f"SGD stationary variance along λ = {lam:.0f}", "theory": float(var_theory[i]),
+    rows = [{"quantity": f"SGD stationary variance along h = {lam:.0f}", "theory": float(var_theory[i]),
              "measured": float(var_measured[i])} for i, lam in enumerate(hessian_eigenvalues)]
     mean_map = sorted(1 - eta * np.asarray(hessian_eigenvalues))
     return rows + [{"quantity": f"finite section on one SGD path ({path_steps} steps): eigenvalue near {lam:.2f}",

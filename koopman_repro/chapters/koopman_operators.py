@@ -17,14 +17,16 @@ from matplotlib.figure import Figure
 import torch
 
 from koopman_lib import eigenvalues
+from koopman_lib.spectra import growth_factors, modal_amplitudes, modal_terms
 from koopman_lib.toy import match_eigenvalues, relative_error
 from koopman_repro.scorecard import EIG_EXACT, EXPONENT_MATCH, NOT_CLOSED, TO_ROUNDING
 
 EPS = float(np.finfo(np.float64).eps)
 #: the rules of the closing table, in the order the chapter prints them
 RULES = (EIG_EXACT, NOT_CLOSED, TO_ROUNDING, EXPONENT_MATCH)
-#: the lifted map's eigenvalues, in the order of ``SlowManifoldMap.eigenvalues``
-EIGENVALUE_NAMES = ("alpha", "beta", "alpha^2")
+#: the lifted map's eigenvalues, in the order of ``SlowManifoldMap.eigenvalues`` (``system.alpha``,
+#: ``system.beta``, ``system.alpha ** 2`` in code)
+EIGENVALUE_NAMES = ("λ_x", "λ_y", "λ_x²")
 
 
 def relative_distance(estimate: torch.Tensor, truth: torch.Tensor) -> float:
@@ -41,7 +43,7 @@ def sorted_real_eigenvalues(operator: torch.Tensor) -> np.ndarray:
 def eigenvalue_rows(true_eigs, fitted, errors, names: Sequence[str] = EIGENVALUE_NAMES) -> list[dict]:
     """One row per eigenvalue: the true value, the fitted one matched to it and their distance."""
     return [{"eigenvalue": name, "true": f"{true_eigs[i].real:.15f}",
-             "fit on [x, y, x^2]": f"{fitted[i].real:.15f}", "abs. error": float(errors[i])}
+             "fit on [x, y, x²]": f"{fitted[i].real:.15f}", "abs. error": float(errors[i])}
             for i, name in enumerate(names)]
 
 
@@ -74,25 +76,193 @@ def prediction_figure(full, k: int, pred_id, pred_lift, err_id, err_lift):
     return fig
 
 
-def window_start_row(t1: int, window, operator, manifold_slope: float, own, own_truth, other, other_truth,
-                     steps: int = 20, other_start=(1, 1.5)) -> dict:
-    """A row of the window-start table: the ``[x, y]`` fit on ``window`` ``(2, k)`` starting at
-    ``t1``, its eigenvalues, how far the window's first state is from the slow manifold, and the
-    relative errors of its ``steps``-step predictions of its own trajectory (``own`` against
-    ``own_truth``) and of one from ``other_start`` (``other`` against ``other_truth``)."""
+def window_start_point(t1: int, window, operator, manifold_slope: float, own, own_truth, other, other_truth) -> dict:
+    """One window start of the window-start figure: the ``[x, y]`` fit ``operator`` on ``window``
+    ``(2, k)`` starting at step ``t1``, its two eigenvalues (real parts, largest first), how far
+    the window's first state is from the slow manifold ``y = b x^2``, and the relative errors of
+    its predictions of its own trajectory (``own`` against ``own_truth``) and of a trajectory
+    from another start (``other`` against ``other_truth``)."""
     e = sorted_real_eigenvalues(operator)
+    return {"t1": t1, "eig_large": float(e[0]), "eig_small": float(e[1]),
+            "distance": float(abs(window[1, 0] - manifold_slope * window[0, 0] ** 2)),
+            "error_own": relative_distance(own, own_truth), "error_other": relative_distance(other, other_truth)}
+
+
+def window_start_figure(points: Sequence[Mapping], true_eigs: Sequence[float], steps: int, other_start=(1.0, 1.5)):
+    """Left: the two eigenvalues of the ``[x, y]`` fit against the window's start ``t1`` (points of
+    :func:`window_start_point`), with the true ``lambda_x, lambda_y, lambda_x^2`` (``true_eigs``, in
+    that order) as lines. Right: the distance from the slow manifold at ``t1`` and the relative
+    errors of the ``steps``-step predictions of the window's own trajectory and of a new start."""
+    t1 = np.array([p["t1"] for p in points])
+    fig = Figure(figsize=(11, 4.2))
+    ax, ax2 = fig.subplots(1, 2)
+    for value, name, ls in zip(true_eigs, ("λ_x", "λ_y", "λ_x²"), ("-", "--", ":")):
+        ax.axhline(float(np.real(value)), color="0.5", ls=ls, lw=1, label=f"true {name} = {float(np.real(value)):.4f}")
+    ax.plot(t1, [p["eig_large"] for p in points], "o", ms=4, color="C0", label="fit on [x, y]: larger eigenvalue")
+    ax.plot(t1, [p["eig_small"] for p in points], "s", ms=4, color="C3", label="fit on [x, y]: smaller eigenvalue")
+    ax.set_xlabel("window start t1 (steps of Δt = 1 time unit)")
+    ax.set_ylabel("eigenvalue λ (dimensionless)")
+    ax.set_title("Eigenvalues of the [x, y] fit (k-snapshot window)")
+    ax.legend(fontsize=8, loc="lower right")
     x, y = (f"{v:g}" for v in other_start)
-    return {"window start t1": t1, "eigenvalues of the [x, y] fit": f"{e[0]:.6f}, {e[1]:.6f}",
-            "distance of y from b x² at t1": float(abs(window[1, 0] - manifold_slope * window[0, 0] ** 2)),
-            f"rel. error, own trajectory, {steps} steps": relative_distance(own, own_truth),
-            f"rel. error, new start ({x}, {y}), {steps} steps": relative_distance(other, other_truth)}
+    for key, style, label in (("distance", ("k", "-"), "distance of y from b x² at t1 (state units)"),
+                              ("error_own", ("C0", "--"), f"rel. error, own trajectory, {steps} steps"),
+                              ("error_other", ("C3", ":"), f"rel. error, new start ({x}, {y}), {steps} steps")):
+        vals = np.array([p[key] for p in points])
+        ok = vals > 0                                   # exact zeros cannot be drawn on a log axis
+        ax2.semilogy(t1[ok], vals[ok], color=style[0], ls=style[1], marker=".", label=label)
+    ax2.axhline(EPS, color="0.6", lw=0.8, label="float64 eps")
+    ax2.set_xlabel("window start t1 (steps of Δt = 1 time unit)")
+    ax2.set_ylabel("distance or relative error (see legend)")
+    ax2.set_title("On the manifold: own path right, new start wrong")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# -- modes and the unit circle --------------------------------------------------------------------
+def _unit_circle(ax):
+    """The unit circle, the axes through 0 and the three regions named."""
+    circle = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+    ax.fill(circle.real, circle.imag, color="0.95", zorder=0)
+    ax.plot(circle.real, circle.imag, color="0.4", lw=1, label="unit circle |λ| = 1")
+    ax.axhline(0, color="0.8", lw=0.6, zorder=0)
+    ax.axvline(0, color="0.8", lw=0.6, zorder=0)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re λ")
+    ax.set_ylabel("Im λ")
+
+
+def unit_circle_figure(operators: Mapping[str, torch.Tensor], terms: torch.Tensor, names: Sequence[str]):
+    """Left: the eigenvalues of each operator in ``operators`` (label -> ``(m, m)``) against the
+    unit circle (inside: the mode decays; on: persists; outside: grows). Right: the size
+    ``||b_j lambda_j^T phi_j||`` of each mode's term of a jump against ``T`` (``terms``
+    ``(n_T, m, n_modes)``: :func:`koopman_lib.spectra.modal_terms` for ``T = 0, 1, ...``; ``names``
+    one per mode) and the size of their sum ``U^T w``."""
+    fig = Figure(figsize=(11, 4.4))
+    ax, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
+    _unit_circle(ax)
+    for (label, U), (marker, size) in zip(operators.items(), (("o", 60), ("x", 50), ("+", 50))):
+        lam = eigenvalues(U).numpy()
+        ax.scatter(lam.real, lam.imag, marker=marker, s=size, label=label,
+                   **({"facecolors": "none", "edgecolors": "C0"} if marker == "o" else {"color": "C3"}))
+    ax.text(0, 0.35, "inside: decays", ha="center", fontsize=9)
+    ax.text(0, 1.12, "on: persists", ha="center", fontsize=9)
+    ax.text(1.05, -1.22, "outside: grows", ha="right", fontsize=9)
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_title("Fitted eigenvalues and the unit circle")
+    ax.legend(fontsize=7.5, loc="lower left")
+    T = np.arange(terms.shape[0])
+    size = terms.abs().pow(2).sum(-2).sqrt().numpy()               # (n_T, n_modes): ||term_j||
+    for j, name in enumerate(names):
+        ax2.semilogy(T, size[:, j], lw=1.5, label=f"mode {name}: " + r"$\|b_j \lambda_j^T \phi_j\|$")
+    total = terms.sum(-1).real.norm(dim=-1).numpy()
+    ax2.semilogy(T, total, "k:", lw=2, label=r"$\|U^T w\|$ (the sum)")
+    ax2.axhline(EPS * total[0], color="0.6", lw=0.8, label=r"float64 rounding of $\|w\|$")
+    ax2.set_ylim(bottom=1e-20 * total[0])              # a mode far below rounding leaves the axis
+    ax2.set_xlabel("steps T of the jump")
+    ax2.set_ylabel("size of the term (state units)")
+    ax2.set_title(r"The jump $U^T w$, mode by mode")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def mode_names(eigs, true_eigs, names: Sequence[str] = EIGENVALUE_NAMES) -> list[str]:
+    """The name of the true eigenvalue nearest to each of ``eigs`` (in the order of ``eigs``)."""
+    true = np.asarray(true_eigs)
+    return [names[int(np.abs(true - complex(e)).argmin())] for e in np.asarray(eigs)]
+
+
+def modal_rows(m, w, T: int, names: Sequence[str]) -> list[dict]:
+    """One row per mode of the jump ``U^T w`` (``m`` from :func:`koopman_lib.spectra.modes`):
+    ``lambda_j``, ``|lambda_j|^T``, the amplitude ``b_j = psi_j^T w`` and the size of its term
+    ``b_j lambda_j^T phi_j`` (``names``: one per mode, in the order of ``m.eigenvalues``)."""
+    b, terms = modal_amplitudes(m, w), modal_terms(m, w, T)
+    growth = growth_factors(m.eigenvalues, T)
+    return [{"mode": name, "λ_j": f"{m.eigenvalues[j].real.item():.6f}", f"|λ_j|^T, T = {T}": float(growth[j]),
+             "b_j = ψ_jᵀ w": f"{b[j].real.item():.4g}", "‖b_j λ_j^T φ_j‖": float(terms[..., j].abs().norm())}
+            for j, name in enumerate(names)]
+
+
+def saved_eigenvalues(entry: Mapping) -> np.ndarray:
+    """The complex eigenvalues of a saved ``{"re": [...], "im": [...]}``."""
+    return np.array(entry["re"], dtype=float) + 1j * np.array(entry["im"], dtype=float)
+
+
+def growth_summary(eigenvalues_by_fit: Mapping[str, Mapping], T: int) -> dict:
+    """Per fit: the number of eigenvalues outside the unit circle, the largest modulus and its
+    growth factor ``|lambda|_max^T`` over a jump of ``T`` steps."""
+    out = {}
+    for name, entry in eigenvalues_by_fit.items():
+        lam = saved_eigenvalues(entry)
+        out[name] = {"outside": int((np.abs(lam) > 1).sum()), "max_modulus": float(np.abs(lam).max()),
+                     "growth": float(growth_factors(torch.as_tensor(np.abs(lam).max()), T))}
+    return out
+
+
+def growth_markdown(summary: Mapping[str, Mapping], T: int) -> str:
+    """The growth summary (:func:`growth_summary`) in words, and every pair of fits whose counts of
+    eigenvalues outside the circle and growth factors disagree on which is worse."""
+    text = f"Over the jump ($T$ = {T} steps): " + "; ".join(
+        f"**{name}**: {s['outside']} eigenvalues outside the circle, largest $|\\lambda|$ = {s['max_modulus']:.5f}, "
+        f"growth factor $|\\lambda|_{{\\max}}^T$ = {s['growth']:.3g}" for name, s in summary.items()) + "."
+    flips = [(a, b) for a in summary for b in summary
+             if summary[a]["outside"] > summary[b]["outside"] and summary[a]["growth"] < summary[b]["growth"]]
+    for a, b in flips:
+        text += (f" The **{a}** fit has more eigenvalues outside the circle than the **{b}** fit "
+                 f"({summary[a]['outside']} against {summary[b]['outside']}), yet its largest mode grows "
+                 f"{summary[b]['growth'] / summary[a]['growth']:.3g} times less over the jump.")
+    return text
+
+
+#: colour and line style of each named fit in the growth-factor figure
+FIT_STYLES = {"paper": ("tab:red", "-"), "default": ("tab:blue", "--"), "default-stabilised": ("tab:orange", ":")}
+
+
+def growth_figure(eigenvalues_by_fit: Mapping[str, Mapping], steps_per_epoch: int, horizons_epochs: Sequence[int],
+                  jump_epochs: int = 2):
+    """Growth factors of one MNIST network's operators (the saved run's ``eigenvalues_init0``: fit
+    -> ``{"re": [...], "im": [...]}``). Left: ``|lambda|_max^T`` of each fit against the jump
+    length ``T`` (in epochs of ``steps_per_epoch`` steps; the run's ``horizons_epochs`` marked).
+    Right: ``|lambda|^T`` of every eigenvalue outside the unit circle over a ``jump_epochs`` jump,
+    largest first."""
+    fig = Figure(figsize=(11, 4.2))
+    ax, ax2 = fig.subplots(1, 2)
+    T_max = max(horizons_epochs) * steps_per_epoch
+    T = np.linspace(0, T_max, 400)
+    T_jump = jump_epochs * steps_per_epoch
+    for name, entry in eigenvalues_by_fit.items():
+        colour, ls = FIT_STYLES.get(name, ("k", "-"))
+        mod = np.abs(saved_eigenvalues(entry))
+        g = growth_factors(torch.as_tensor(mod.max()), torch.as_tensor(T)).numpy()
+        ax.semilogy(T / steps_per_epoch, g, color=colour, ls=ls, lw=2, label=f"{name}: max |λ| = {mod.max():.5f}")
+        outside = -np.sort(-mod[mod > 1])
+        gj = growth_factors(torch.as_tensor(outside), T_jump).numpy()
+        ax2.semilogy(np.arange(1, outside.size + 1), gj, color=colour, ls=ls, marker=".", ms=4,
+                     label=f"{name}: {outside.size} outside the circle")
+    for h in horizons_epochs:
+        ax.axvline(h, color="0.8", lw=0.8, zorder=0)
+    ax.axhline(1, color="0.5", lw=0.8)
+    ax.set_xlabel(f"jump length T (epochs of {steps_per_epoch} steps; grey: the horizons)")
+    ax.set_ylabel("growth factor |λ|_max^T (dimensionless)")
+    ax.set_title("Largest mode: growth over the jump")
+    ax.legend(fontsize=8)
+    ax2.axhline(1, color="0.5", lw=0.8)
+    ax2.set_xlabel("eigenvalues outside the circle, largest |λ| first (rank)")
+    ax2.set_ylabel(f"|λ|^T over {jump_epochs} epochs (T = {T_jump} steps)")
+    ax2.set_title("Every growing mode: count against size")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def method_rows(fits: Mapping[str, torch.Tensor], truth: torch.Tensor, reference: str = "pinv") -> list[dict]:
     """Per method: the relative distance of its operator from the ``reference`` method's, and
     its relative error against the exact ``truth``."""
     return [{"method": m, f"rel. distance from {reference}": relative_error(U, fits[reference]),
-             "rel. error vs exact K": relative_error(U, truth)} for m, U in fits.items()]
+             "rel. error vs exact U⋆": relative_error(U, truth)} for m, U in fits.items()]
 
 
 # -- the conditioning sweep ------------------------------------------------------------------------
@@ -108,10 +278,11 @@ def series(sweep: Sequence[Mapping], label: str, field: str):
     return np.array([r["cond_F"] for r in rs]), np.array([r[field] for r in rs]), [r["failed"] for r in rs]
 
 
-def exponent(sweep: Sequence[Mapping], label: str, lo: float = 1e2, hi: float = 1e-3) -> float:
+def exponent(sweep: Sequence[Mapping], label: str, lo: float = 1e2, hi: float = 1e-3, field: str = "error") -> float:
     """Fitted exponent ``p`` in error ~ cond(F)^p over the successful fits of ``label`` with
-    ``cond(F) > lo`` and ``0 < error < hi`` (``nan`` with fewer than three such fits)."""
-    cond, err, failed = series(sweep, label, "error")
+    ``cond(F) > lo`` and ``0 < error < hi`` (``nan`` with fewer than three such fits); ``field="residual"``
+    fits the residual instead."""
+    cond, err, failed = series(sweep, label, field)
     sel = np.array([f is None for f in failed]) & (cond > lo) & (err < hi) & (err > 0)
     if sel.sum() < 3:
         return float("nan")
@@ -142,7 +313,7 @@ def conditioning_figure(sweep: Sequence[Mapping], labels: Sequence[str], k: int,
     axes[0].loglog(cgrid, EPS * cgrid, "k--", lw=0.8, label="ε·cond(F)")
     axes[0].loglog(cgrid, EPS * cgrid ** 2, "k:", lw=0.8, label="ε·cond(F)²")
     axes[0].set_ylim(1e-17, 10)
-    axes[0].set_ylabel("relative operator error ‖U − K‖ / ‖K‖ (dimensionless)")
+    axes[0].set_ylabel("relative operator error ‖U − U⋆‖ / ‖U⋆‖ (dimensionless)")
     axes[0].set_title("error of the fitted operator")
     axes[1].set_ylim(1e-17, 10)
     axes[1].set_ylabel("relative residual ‖F′ − U F‖ / ‖F′‖ (dimensionless)")
@@ -343,7 +514,7 @@ def check_rows(eig_err, err_id, err_lift, fits: Mapping[str, torch.Tensor], expo
     agree = max(relative_error(U, fits[reference]) for U in fits.values())
     pydmd_diff = max(r["rel. operator difference"] for r in pydmd[:2])
     return [
-        {"check": "eigenvalues α, β, α² from [x, y, x²]", "theory": "exact",
+        {"check": "eigenvalues λ_x, λ_y, λ_x² from [x, y, x²]", "theory": "exact",
          "ours (ci)": f"max error {eig_err.max():.1e}", "verdict": verdict(EIG_EXACT.holds(eig_err.max()))},
         {"check": f"prediction error of [x, y] after {horizon} steps", "theory": "not closed: O(1) error",
          "ours (ci)": f"{err_id[horizon]:.2f} (lifted: {err_lift[horizon]:.1e})",

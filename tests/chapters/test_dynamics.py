@@ -19,6 +19,17 @@ def labelled(ax) -> bool:
     return bool(ax.get_xlabel() and ax.get_ylabel() and ax.get_title())
 
 
+def legend_covers(ax, x: float, y: float) -> bool:
+    """Whether the drawn legend of ``ax`` covers the data point ``(x, y)``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    fig = ax.figure
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = ax.get_legend().get_window_extent(renderer)
+    return bool(box.contains(*ax.transData.transform((x, y))))
+
+
 def legend_texts(ax) -> list[str]:
     return [t.get_text() for t in ax.get_legend().get_texts()]
 
@@ -80,7 +91,7 @@ def test_sgd_rows_pair_variances_and_sorted_mean_map_eigenvalues():
     theory = dy.sgd_stationary_variance(lam, 0.03, 3.0)
     rows = ch.sgd_rows(lam, theory, theory * 1.1, 0.03, [0.26, 0.96], path_steps=500)
     assert [r["quantity"] for r in rows] == [
-        "SGD stationary variance along λ = 1", "SGD stationary variance along λ = 25",
+        "SGD stationary variance along h = 1", "SGD stationary variance along h = 25",
         "finite section on one SGD path (500 steps): eigenvalue near 0.25",
         "finite section on one SGD path (500 steps): eigenvalue near 0.97"]
     assert [r["theory"] for r in rows] == pytest.approx([*theory, 0.25, 0.97])
@@ -132,7 +143,7 @@ def test_convergence_figure_draws_the_three_error_curves_and_the_guide():
     (ax,) = fig.axes
     assert labelled(ax) and ax.get_xscale() == ax.get_yscale() == "log"
     assert [list(ln.get_ydata()) for ln in ax.get_lines()] == [list(h), list(2 * h), list(3 * h), list(0.5 * h)]
-    assert legend_texts(ax)[2] == "heavy ball (η = h², β = 1 − 1.5h) vs damped ODE, double well"
+    assert legend_texts(ax)[2] == "heavy ball (η = Δt², β = 1 − 1.5Δt) vs damped ODE, double well"
     assert ax.get_ylabel() == "distance to the ODE solution at t = 2.0"
 
 
@@ -144,17 +155,28 @@ def test_jacobian_figure_draws_eigenvalues_rates_and_the_heavy_ball_spectrum():
     assert all(labelled(ax) for ax in fig.axes)
     etas = eig_ax.get_lines()[0].get_xdata()
     np.testing.assert_allclose(eig_ax.get_lines()[1].get_ydata(), 1 - etas * 25.0, atol=1e-12)
-    assert eig_ax.get_lines()[2].get_xdata()[0] == pytest.approx(2 / 25)   # η = 2 / λ_max
+    assert eig_ax.get_lines()[2].get_xdata()[0] == pytest.approx(2 / 25)   # η = 2 / h_max
     assert len(rate_ax.get_lines()) == 2 * len(runs)                       # each run and its predicted rate
     for r, (run, guide) in zip(runs, zip(rate_ax.get_lines()[::2], rate_ax.get_lines()[1::2])):
         np.testing.assert_array_equal(run.get_ydata(), r["distance"])
         assert guide.get_ydata()[40] == pytest.approx(r["distance"][40])
         assert guide.get_ydata()[41] / guide.get_ydata()[40] == pytest.approx(r["rho"])
-    points = spec_ax.get_lines()[1:]                                       # after the unit circle
+    points = [ln for ln in spec_ax.get_lines() if ln.get_marker() == "o"]
     assert len(points) == 4
     for b, pts in zip((0.0, 0.3, 0.6, 0.9), points):
         lam_hb = dy.sorted_eigenvalues(dy.heavy_ball_jacobian(QUAD, QUAD.minima[0], 0.02, b)).numpy()
         np.testing.assert_allclose(pts.get_xdata(), lam_hb.real)
+    # the sqrt(beta) circles: radius sqrt(beta), and the complex pairs of beta = 0.6, 0.9 lie on them
+    circles = {ln.get_label(): np.hypot(ln.get_xdata(), ln.get_ydata()) for ln in spec_ax.get_lines()
+               if ln.get_linestyle() == "--"}
+    assert sorted(circles) == ["|λ| = √β = 0.55", "|λ| = √β = 0.77", "|λ| = √β = 0.95"]
+    for b in (0.3, 0.6, 0.9):
+        np.testing.assert_allclose(circles[f"|λ| = √β = {np.sqrt(b):.2f}"], np.sqrt(b), rtol=1e-12)
+    for b, pts in zip((0.6, 0.9), points[2:]):
+        z = pts.get_xdata() + 1j * pts.get_ydata()
+        np.testing.assert_allclose(np.abs(z[z.imag != 0]), np.sqrt(b), rtol=1e-12)
+    # the legend does not cover the origin, where the beta = 0 eigenvalues of w_{t-1} sit
+    assert not legend_covers(spec_ax, 0.0, 0.0)
 
 
 def test_fit_errors_figure_and_sgd_figure_and_schedules_figure_are_labelled_and_draw_their_data():
@@ -186,3 +208,91 @@ def test_fit_errors_figure_and_sgd_figure_and_schedules_figure_are_labelled_and_
     np.testing.assert_array_equal(left.get_lines()[1].get_xdata(), np.arange(60, 101))
     np.testing.assert_allclose(right.get_lines()[1].get_ydata(), [4.0 / (50 + t) for t in range(100)])
     assert left.get_title() == "GD (solid) and the fitted operator iterated from step 60 (dotted)"
+
+
+# -- issue 27: the figures that carry the argument, the exercises' measurements ---------------------
+def test_window_eigenvalues_figure_plots_one_minus_the_fitted_eigenvalues_and_the_modes():
+    fitted = {10: {"centred": np.array([1.0001, 1.0001]), "raw": np.array([0.998, 0.9999])},
+              20: {"centred": np.array([0.9988, 0.9994]), "raw": np.array([0.9994, 1.0])}}
+    fig = ch.window_eigenvalues_figure([10, 20], fitted, slow_mode=0.9994, fast_mode=-0.5, window=50)
+    (ax,) = fig.axes
+    assert labelled(ax) and ax.get_yscale() == "log"
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    np.testing.assert_allclose(lines["slow mode 1 − η h_min"].get_ydata(), 1 - 0.9994)
+    np.testing.assert_allclose(lines["slow mode squared"].get_ydata(), 1 - 0.9994 ** 2)
+    np.testing.assert_allclose(lines["fast mode 1 − η h_max = -0.50, in no window"].get_ydata(), 1.5)
+    # above 1: open markers at |1 - Re λ|; exactly 1: at the floor 1e-12
+    open_centred = lines["centred fit: w − w*, Re λ > 1 (at |1 − Re λ|)"]
+    np.testing.assert_allclose(open_centred.get_ydata(), [1e-4], rtol=1e-6)
+    assert open_centred.get_markerfacecolor() == "none"
+    np.testing.assert_allclose(lines["centred fit: w − w*"].get_ydata(), [1 - 0.9988], rtol=1e-9)
+    assert not legend_covers(ax, 15, 1e-3)                                 # legend outside the axes
+
+
+def test_slow_manifold_figure_draws_the_invariant_parabola_the_window_and_the_fits():
+    from koopman_lib.toy import SlowManifoldMap
+    system = SlowManifoldMap(mu=-0.05, lam=-1.0, dt=1.0)
+    starts, t1, k = [(2.0, -1.0), (-1.0, 3.0)], 40, 30
+    fit_starts = np.array([0, 10])
+    fitted = {"fit on (x, y)": [[0.3, 0.95], [0.9, 0.95]], "fit on (x, y, x²)": [[0.37, 0.9, 0.95]] * 2}
+    fig = ch.slow_manifold_figure(system, starts, (2.0, -1.0), t1, k, fit_starts, fitted)
+    left, right = fig.axes
+    assert labelled(left) and labelled(right)
+    lines = {ln.get_label(): ln for ln in left.get_lines()}
+    parabola = lines["invariant parabola y = b x², b = 1.111"]
+    b = system.lam / (system.lam - 2 * system.mu)                       # 1 / 0.9
+    np.testing.assert_allclose(parabola.get_ydata(), b * parabola.get_xdata() ** 2, rtol=1e-12)
+    window = lines["fit window: steps 40–69 from (2.0, -1.0)"]
+    truth = system.trajectory(2.0, -1.0, t1 + k).numpy()[:, t1:]
+    np.testing.assert_array_equal(window.get_xdata(), truth[0])
+    np.testing.assert_allclose(window.get_ydata(), b * truth[0] ** 2, atol=1e-12)   # on the parabola
+    first = left.get_lines()[0]                                           # the trajectory from (2, -1)
+    np.testing.assert_array_equal(first.get_xdata(), system.trajectory(2.0, -1.0, t1 + k).numpy()[0])
+    ref = {ln.get_label(): float(ln.get_ydata()[0]) for ln in right.get_lines() if ln.get_linestyle() != "None"}
+    assert ref["$e^{\\nu\\Delta t}$ (towards the parabola)"] == pytest.approx(np.exp(-1.0))
+    assert ref["$e^{2\\mu\\Delta t}$ (along, squared)"] == pytest.approx(np.exp(-0.1))
+    assert right.get_lines()[0].get_label() == "fit on (x, y)"
+    np.testing.assert_array_equal(right.get_lines()[1].get_ydata(), [0.95, 0.95])
+
+
+def heavy_ball_fits(eta=0.02, beta=0.6, k=40, horizon=80):
+    """The notebook's two heavy-ball fits and their relative prediction errors."""
+    import koopman_lib as kl
+    p = dy.heavy_ball(QUAD, (-2.5, 1.5), eta, beta, k + horizon)
+    U_w, U_wd = dy.fit_operator(p[:k + 1]), dy.fit_operator(p[:k + 1], delays=2)
+    truth = p[k:]
+    pred = {"fit on w(t)": kl.path(U_w[None], truth[:1], horizon)[:, 0],
+            "fit on [w(t); w(t−1)]": kl.path(U_wd[None], dy.delay_states(p[k - 1:k + 1]), horizon)[:, 0, :2]}
+    errors = {n: ((q - truth).norm(dim=1) / truth.norm(dim=1)).numpy() for n, q in pred.items()}
+    return errors, U_w, U_wd
+
+
+def test_heavy_ball_fit_rows_and_figure_delay_fit_exact_weights_alone_not():
+    errors, U_w, U_wd = heavy_ball_fits()
+    rows = ch.heavy_ball_fit_rows(errors, exact="fit on [w(t); w(t−1)]")
+    assert [r["theory"] for r in rows] == ["> 0 (2 eigenvalues for 4 modes)", 0.0]
+    assert rows[1]["quantity"] == ("heavy ball on the quadratic, fit on [w(t); w(t−1)]: largest relative error "
+                                   "over 80 predicted steps")
+    assert rows[1]["measured"] < 1e-12                                     # exact to rounding
+    assert rows[0]["measured"] > 0.1 and errors["fit on w(t)"][1] > 1e-2    # wrong from the first step
+    J = dy.heavy_ball_jacobian(QUAD, QUAD.minima[0], 0.02, 0.6)
+    eigs = {"fit on w(t)": dy.sorted_eigenvalues(U_w).numpy(), "fit on [w(t); w(t−1)]": dy.sorted_eigenvalues(U_wd).numpy(),
+            "heavy-ball Jacobian": dy.sorted_eigenvalues(J).numpy()}
+    np.testing.assert_allclose(eigs["fit on [w(t); w(t−1)]"], eigs["heavy-ball Jacobian"], atol=1e-10)
+    fig = ch.heavy_ball_fit_figure(np.arange(81), errors, eigs, beta=0.6)
+    left, right = fig.axes
+    assert labelled(left) and labelled(right) and left.get_yscale() == "log"
+    np.testing.assert_allclose(left.get_lines()[0].get_ydata(), np.maximum(errors["fit on w(t)"], 1e-17))
+    circle = {ln.get_label(): ln for ln in right.get_lines()}["|λ| = √β = 0.775"]
+    np.testing.assert_allclose(np.hypot(circle.get_xdata(), circle.get_ydata()), np.sqrt(0.6), rtol=1e-12)
+    assert legend_texts(right)[2:] == ["fit on w(t) (2)", "fit on [w(t); w(t−1)] (4)", "heavy-ball Jacobian (4)"]
+
+
+def test_zigzag_onset_is_one_over_the_largest_hessian_eigenvalue():
+    steep = torch.linalg.eigh(QUAD.H).eigenvectors[:, -1]
+    assert ch.zigzags(dy.gd(QUAD, (-2.5, 1.5), 0.07, 5), steep)
+    assert not ch.zigzags(dy.gd(QUAD, (-2.5, 1.5), 0.03, 5), steep)
+    etas = np.arange(0.03, 0.05, 1e-4) + 5e-5
+    onset = ch.zigzag_onset(QUAD, (-2.5, 1.5), steep, etas)
+    assert 1 / 25 < onset < 1 / 25 + 1e-4
+    assert np.isnan(ch.zigzag_onset(QUAD, (-2.5, 1.5), steep, [0.01, 0.02]))

@@ -29,34 +29,124 @@ def test_eigenvalue_rows_of_the_lifted_fit_are_exact_to_rounding():
     true = SYSTEM.eigenvalues().numpy()
     fitted, err = kl.toy.match_eigenvalues(kl.eigenvalues(U).numpy(), true)
     rows = ch.eigenvalue_rows(true, fitted, err)
-    assert [r["eigenvalue"] for r in rows] == ["alpha", "beta", "alpha^2"]
+    assert [r["eigenvalue"] for r in rows] == ["λ_x", "λ_y", "λ_x²"]
     assert rows[1]["true"] == f"{SYSTEM.beta:.15f}"
     assert max(r["abs. error"] for r in rows) < 1e-12
 
 
-def test_window_start_row_on_and_off_the_slow_manifold():
-    k, fresh = 30, SYSTEM.trajectory(1.0, 1.5, 21)
-    rows = []
-    for t1 in (0, 60):
+def _window_points(t1s=(0, 20, 60), k=30):
+    fresh = SYSTEM.trajectory(1.0, 1.5, 21)
+    points = []
+    for t1 in t1s:
         win = SYSTEM.trajectory(2.0, -1.0, t1 + k)[:, t1:]
         U = kl.finite_section(win)
         same = SYSTEM.trajectory(2.0, -1.0, t1 + k + 20)[:, t1 + k - 1:]
         own = kl.path(U[None], same[None, :, 0], 20)[-1, 0]
         other = kl.path(U[None], fresh[None, :, 0], 20)[-1, 0]
-        rows.append(ch.window_start_row(t1, win, U, SYSTEM.manifold_slope, own, same[:, -1], other, fresh[:, -1],
-                                        steps=20, other_start=(1.0, 1.5)))
+        points.append(ch.window_start_point(t1, win, U, SYSTEM.manifold_slope, own, same[:, -1], other, fresh[:, -1]))
         e = np.sort(kl.eigenvalues(U).numpy().real)[::-1]
-        assert rows[-1]["eigenvalues of the [x, y] fit"] == f"{e[0]:.6f}, {e[1]:.6f}"
-        assert rows[-1]["rel. error, own trajectory, 20 steps"] == pytest.approx(
-            float((own - same[:, -1]).norm() / same[:, -1].norm()))
-    assert list(rows[0])[-1] == "rel. error, new start (1, 1.5), 20 steps"
-    early, late = rows
-    assert late["distance of y from b x² at t1"] < 1e-12 < early["distance of y from b x² at t1"]
-    # on the manifold the [x, y] fit finds alpha and alpha^2 and tracks its own trajectory...
-    assert late["eigenvalues of the [x, y] fit"] == f"{SYSTEM.alpha:.6f}, {SYSTEM.alpha ** 2:.6f}"
-    assert late["rel. error, own trajectory, 20 steps"] < 1e-6
+        assert (points[-1]["eig_large"], points[-1]["eig_small"]) == (e[0], e[1])
+        assert points[-1]["error_own"] == pytest.approx(float((own - same[:, -1]).norm() / same[:, -1].norm()))
+    return points
+
+
+def test_window_start_points_on_and_off_the_slow_manifold():
+    early, middle, late = _window_points()
+    assert late["distance"] < 1e-12 < early["distance"]
+    # off the manifold the [x, y] fit has neither lambda_y nor lambda_x^2 as second eigenvalue...
+    assert abs(early["eig_small"] - SYSTEM.beta) > 1e-2 and abs(early["eig_small"] - SYSTEM.alpha ** 2) > 1e-2
+    # ...on it, it finds lambda_x and lambda_x^2 and tracks its own trajectory...
+    assert late["eig_large"] == pytest.approx(SYSTEM.alpha, abs=1e-9)
+    assert late["eig_small"] == pytest.approx(SYSTEM.alpha ** 2, abs=1e-9)
+    assert late["error_own"] < 1e-6
     # ...but mispredicts a start off it
-    assert late["rel. error, new start (1, 1.5), 20 steps"] > 1e-2
+    assert late["error_other"] > 1e-2
+
+
+def test_window_start_figure_plots_the_fitted_eigenvalues_against_the_start():
+    points = _window_points(t1s=(0, 10, 20, 60))
+    fig = ch.window_start_figure(points, SYSTEM.eigenvalues().numpy(), steps=20, other_start=(1.0, 1.5))
+    eig_ax, err_ax = fig.axes
+    assert labelled(eig_ax) and labelled(err_ax)
+    lines = eig_ax.get_lines()
+    # three true eigenvalues as horizontal lines, then the two fitted series
+    assert [ln.get_ydata()[0] for ln in lines[:3]] == pytest.approx([SYSTEM.alpha, SYSTEM.beta, SYSTEM.alpha ** 2])
+    np.testing.assert_array_equal(lines[3].get_xdata(), [0, 10, 20, 60])
+    np.testing.assert_array_equal(lines[3].get_ydata(), [p["eig_large"] for p in points])
+    np.testing.assert_array_equal(lines[4].get_ydata(), [p["eig_small"] for p in points])
+    texts = [t.get_text() for t in err_ax.get_legend().get_texts()]
+    assert texts[2] == "rel. error, new start (1, 1.5), 20 steps"
+    np.testing.assert_array_equal(err_ax.get_lines()[2].get_ydata(), [p["error_other"] for p in points])
+
+
+def test_unit_circle_figure_plots_the_fitted_eigenvalues_and_the_modal_terms():
+    window = SYSTEM.trajectory(2.0, -1.0, 30)
+    U_lift, U_id = kl.finite_section(lift(window)), kl.finite_section(window)
+    m = kl.spectra.modes(U_lift)
+    names = ch.mode_names(m.eigenvalues.numpy(), SYSTEM.eigenvalues().numpy())
+    assert sorted(names) == sorted(ch.EIGENVALUE_NAMES)
+    z = lift(window)[:, -1]
+    terms = torch.stack([kl.spectra.modal_terms(m, z, T) for T in range(21)])
+    fig = ch.unit_circle_figure({"lifted": U_lift, "identity": U_id}, terms, names)
+    circle_ax, terms_ax = fig.axes
+    assert labelled(circle_ax) and labelled(terms_ax)
+    for coll, U in zip(circle_ax.collections[-2:], (U_lift, U_id)):
+        lam = kl.eigenvalues(U).numpy()
+        np.testing.assert_array_equal(coll.get_offsets(), np.c_[lam.real, lam.imag])
+    lines = terms_ax.get_lines()
+    assert len(lines) == 3 + 2                       # one per mode, the sum, the rounding line
+    j = names.index("λ_y")
+    b = kl.spectra.modal_amplitudes(m, z)[j]
+    expected = (b * m.eigenvalues[j] ** 7).abs() * m.right[:, j].norm()
+    assert lines[j].get_ydata()[7] == pytest.approx(float(expected), rel=1e-12)
+    # the dotted sum is the jump
+    truth = kl.jump(U_lift[None], z[None], 20, method="power")[0]
+    assert lines[3].get_ydata()[20] == pytest.approx(float(truth.norm()), rel=1e-10)
+    assert lines[4].get_ydata()[0] == pytest.approx(ch.EPS * float(z.norm()), rel=1e-12)
+
+
+def test_modal_rows_reproduce_the_jump_mode_by_mode():
+    window = SYSTEM.trajectory(2.0, -1.0, 30)
+    U = kl.finite_section(lift(window))
+    m, z = kl.spectra.modes(U), lift(window)[:, -1]
+    names = ch.mode_names(m.eigenvalues.numpy(), SYSTEM.eigenvalues().numpy())
+    rows = ch.modal_rows(m, z, 40, names)
+    assert [r["mode"] for r in rows] == names
+    for j, r in enumerate(rows):
+        assert r["|λ_j|^T, T = 40"] == pytest.approx(abs(complex(m.eigenvalues[j])) ** 40, rel=1e-12)
+    terms = kl.spectra.modal_terms(m, z, 40)
+    truth = kl.jump(U[None], z[None], 40, method="power")[0]
+    assert ch.relative_distance(terms.sum(-1).real, truth) < 1e-12
+    # the slow modes carry the state after 40 steps, lambda_y has decayed to nothing
+    size = {r["mode"]: r["‖b_j λ_j^T φ_j‖"] for r in rows}
+    assert size["λ_y"] < 1e-15 * size["λ_x"]
+
+
+def _saved_eigs():
+    return {"paper": {"re": [1.004, 0.5, 0.0], "im": [0.0, 0.0, 0.3]},
+            "default": {"re": [1.0001, 1.00005, 0.99, 0.5], "im": [0.0, 0.0, 0.0, 0.1]},
+            "default-stabilised": {"re": [1.0, 0.5], "im": [0.0, 0.0]}}
+
+
+def test_growth_summary_and_figure_use_the_largest_modulus_to_the_power_T():
+    eigs, T = _saved_eigs(), 1876
+    g = ch.growth_summary(eigs, T)
+    assert g["paper"]["outside"] == 1 and g["default"]["outside"] == 2 and g["default-stabilised"]["outside"] == 0
+    assert g["paper"]["growth"] == pytest.approx(1.004 ** T, rel=1e-12)
+    assert g["default"]["growth"] == pytest.approx(1.0001 ** T, rel=1e-12)
+    assert g["paper"]["growth"] > 1000 > 2 > g["default"]["growth"]          # fewer outside, far more growth
+    fig = ch.growth_figure(eigs, steps_per_epoch=938, horizons_epochs=[1, 2, 5], jump_epochs=2)
+    ax, ax2 = fig.axes
+    assert labelled(ax) and labelled(ax2)
+    paper = ax.get_lines()[0]
+    T_grid = paper.get_xdata() * 938
+    np.testing.assert_allclose(paper.get_ydata(), 1.004 ** T_grid, rtol=1e-12)
+    assert T_grid[-1] == pytest.approx(5 * 938)
+    default_bars = ax2.get_lines()[1]
+    np.testing.assert_allclose(default_bars.get_ydata(), np.array([1.0001, 1.00005]) ** T, rtol=1e-12)
+    texts = [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert texts == ["paper: 1 outside the circle", "default: 2 outside the circle",
+                     "default-stabilised: 0 outside the circle"]
 
 
 def test_method_rows_measure_against_the_reference_and_the_truth():
@@ -66,7 +156,7 @@ def test_method_rows_measure_against_the_reference_and_the_truth():
     assert [r["method"] for r in rows] == list(fits)
     assert rows[0]["rel. distance from pinv"] == 0.0
     assert rows[2]["rel. distance from pinv"] == relative_error(fits["cholesky"], fits["pinv"])
-    assert all(r["rel. error vs exact K"] < 1e-12 for r in rows)
+    assert all(r["rel. error vs exact U⋆"] < 1e-12 for r in rows)
 
 
 def _sweep():
@@ -89,6 +179,7 @@ def test_series_and_exponents_of_a_sweep():
     assert len(cond) == 12 and failed.count("refused") == 3
     assert ch.exponent(sweep, "pinv") == pytest.approx(1.0, abs=1e-9)
     assert ch.exponent(sweep, "cholesky") == pytest.approx(2.0, abs=1e-9)   # failures and error >= 1e-3 left out
+    assert ch.exponent(sweep, "svd, rank 2", hi=1.0, field="residual") == pytest.approx(-1.0, abs=1e-9)
     assert np.isnan(ch.exponent(sweep, "svd, rank 2"))                     # never below 1e-3: nothing to fit
 
 
@@ -212,3 +303,13 @@ def test_pydmd_rows_and_the_closing_checks():
                         {**good, "cholesky": 1.5}, rows)
     assert [c["verdict"] for c in bad] == ["does not agree", "does not agree", "agrees", "agrees",
                                            "does not agree", "does not agree"]
+
+
+def test_growth_markdown_names_the_fits_whose_count_and_growth_disagree():
+    g = ch.growth_summary(_saved_eigs(), 1876)
+    text = ch.growth_markdown(g, 1876)
+    assert text.startswith("Over the jump ($T$ = 1876 steps): **paper**: 1 eigenvalues outside the circle")
+    # default has more outside (2 > 1) but grows less than paper; stabilised has fewer and grows less: no flip
+    assert text.count("has more eigenvalues outside the circle") == 1
+    assert "The **default** fit has more eigenvalues outside the circle than the **paper** fit (2 against 1)" in text
+    assert f"{g['paper']['growth'] / g['default']['growth']:.3g} times less" in text
