@@ -124,3 +124,19 @@ def test_no_import_cycles():
 def test_the_cycle_check_finds_a_planted_cycle():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
     assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+#: the reproduction layer's functions stay short (issue 21): one job each, named for it
+MAX_FUNCTION_LINES = 80
+
+
+def test_no_function_of_the_reproduction_layer_is_over_eighty_lines():
+    import ast
+    long = []
+    for p in sorted((ROOT / "koopman_repro").rglob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long.append(f"{p.relative_to(ROOT)}:{node.lineno} {node.name} ({n} lines)")
+    assert not long, "split these by what they compute:\n" + "\n".join(long)
