@@ -509,27 +509,25 @@ def test_results_are_strict_json_with_nonfinite_as_null(tmp_path):
         {"nan": None, "inf": [1.0, None], "np": 0.5}
 
 
-def test_a_reader_never_sees_half_a_file(tmp_path):
-    """Writers replace the file in one step: every read during many rewrites parses."""
-    import threading
+def test_a_reader_never_sees_half_a_file(tmp_path, monkeypatch):
+    """The target is replaced in one step: until the step, it holds the previous text whole (the
+    new text is complete in another file of the same folder); at the step, the new text whole.
+    Checked at the one moment it could break, every time, instead of by racing a reader thread
+    (a race finds a non-atomic writer only sometimes)."""
     target = tmp_path / "big.json"
     write_json(target, {"x": list(range(20000)), "i": -1})
-    stop = threading.Event()
-    seen = []
+    real_replace, replaced = os.replace, []
 
-    def reader():
-        while not stop.is_set():
-            seen.append(read_json(target)["i"])
-    th = threading.Thread(target=reader)
-    th.start()
-    try:
-        for i in range(30):
-            atomic_write_text(target, json.dumps({"x": list(range(20000)), "i": i}))
-    finally:
-        stop.set()
-        th.join()
-    assert seen and all(-1 <= i < 30 for i in seen)
-    shutil.rmtree(tmp_path, ignore_errors=True)
+    def checked_replace(src, dst):
+        assert Path(dst) == target and Path(src).parent == target.parent
+        assert read_json(target)["i"] == len(replaced) - 1        # the old file, whole, until now
+        assert json.loads(Path(src).read_text())["i"] == len(replaced)   # the new one, complete
+        real_replace(src, dst)
+        replaced.append(dst)
+    monkeypatch.setattr(os, "replace", checked_replace)
+    for i in range(3):
+        atomic_write_text(target, json.dumps({"x": list(range(20000)), "i": i}))
+    assert len(replaced) == 3 and read_json(target)["i"] == 2    # a writer that never replaces fails here
 
 
 def test_results_files_are_readable_by_others(tmp_path):

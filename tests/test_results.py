@@ -1,4 +1,5 @@
 import json
+import os
 import math
 
 import numpy as np
@@ -18,14 +19,24 @@ def test_json_is_strict_and_converts_arrays(tmp_path):
     assert (tmp_path / "exp-c.csv").read_text().splitlines() == ["x,y", "3,"]
 
 
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    """A write that fails after part of the new text is on disk (the disk fills up mid-write)
+    leaves the previous file whole and no temporary file: the failure happens inside the write,
+    not before it (an unserialisable value fails before anything is written; that case is
+    test_faults.py::test_unserialisable_results_leave_every_previous_file)."""
     path = tmp_path / "r.json"
     results.write_json(path, {"ok": 1})
+    real_fsync, calls = os.fsync, []
 
-    class Boom:
-        pass
-    with pytest.raises(TypeError):
-        results.write_json(path, {"bad": Boom()})
+    def full_disk(fd):
+        calls.append(fd)
+        real_fsync(fd)             # the partial new text has reached the disk ...
+        raise OSError(28, "No space left on device")   # ... and then the write fails
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        results.write_json(path, {"ok": 2, "pad": "x" * 100_000})
+    monkeypatch.undo()
+    assert calls, "the failure was not raised inside the write"
     assert json.loads(path.read_text()) == {"ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
 
