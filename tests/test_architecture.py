@@ -49,40 +49,9 @@ def test_no_module_is_called_trainer_and_the_estimator_is_exported():
 
 
 # -- two layers, no cycles ------------------------------------------------------------------
-def _imports(path: Path, package: str) -> set[str]:
-    """The modules of ``koopman_lib`` / ``koopman_repro`` that ``path`` imports (absolute or
-    relative, at any depth of the file), as dotted names."""
-    import ast
-    mod = ".".join(path.relative_to(ROOT).with_suffix("").parts)
-    pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-    if path.name == "__init__.py":
-        mod = pkg = mod.removesuffix(".__init__")
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            out.add(target)
-            out |= {f"{target}.{a.name}" for a in node.names}  # `from pkg import module`
-    return {m for m in out if m.split(".")[0] in ("koopman_lib", "koopman_repro")}
-
-
-def _modules(package: str) -> dict[str, Path]:
-    out = {}
-    for p in sorted((ROOT / package).rglob("*.py")):
-        name = ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        out[name] = p
-    return out
-
-
 def _graph() -> dict[str, set[str]]:
-    mods = {**_modules("koopman_lib"), **_modules("koopman_repro")}
-    return {m: {t for t in _imports(p, m) if t in mods and t != m} for m, p in mods.items()}
+    from koopman_repro.imports import graph
+    return graph(ROOT)
 
 
 def test_the_core_never_imports_the_reproduction_layer():

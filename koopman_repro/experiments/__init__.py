@@ -17,24 +17,17 @@ from pathlib import Path
 
 from ..config import with_profile
 from ..paths import resolve
+from ..registry import EXPERIMENTS  # re-exported: the one list of experiments
 from ..report import largest_saved_run
 from ..migrations import SCHEMA_VERSION
 from ..results import load_average, load_results, provenance, save_results, to_jsonable
 
-#: experiment name (CLI, results file) -> module, relative to this package
-EXPERIMENTS = {
-    "perceptron": ".perceptron",
-    "de-solver": ".de_solver",
-    "mnist": ".mnist",
-    "beyond": ".beyond",
-    "bench": "..bench",  # koopman_repro.bench (``koopman bench``)
-}
 
 
 def module(name: str):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {sorted(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name], __name__)
+    return importlib.import_module(EXPERIMENTS[name])
 
 
 def available() -> list[str]:
@@ -84,6 +77,8 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
     results = {"schema_version": SCHEMA_VERSION[name], "experiment": name, **results}
     results["wall_seconds"] = time.perf_counter() - start
     results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
+    from ..staleness import code_hash  # the code this run depends on, for the staleness check
+    results["provenance"]["code_hash"] = code_hash(name)
     results["provenance"]["hardware"].update(results.pop("hardware", None) or {})
     results["provenance"]["hardware"]["load_average_at_start"] = load_at_start
     save_results(out_dir, name, results)

@@ -1,0 +1,47 @@
+"""Staleness of saved results: the code hash covers exactly the code an experiment runs."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from koopman_repro import staleness
+from koopman_repro.imports import closure, imports_of
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_dependencies_are_the_experiments_own_code_and_the_core_it_imports():
+    deps = set(staleness.dependencies("perceptron"))
+    assert {"koopman_repro/experiments/perceptron.py", "koopman_lib/fit.py", "koopman_lib/estimator.py"} <= deps
+    assert not any(d.startswith("koopman_repro/experiments/mnist") for d in deps)
+    assert "koopman_repro/experiments/images.py" in staleness.dependencies("mnist")
+
+
+def test_closure_follows_relative_imports_and_package_inits(tmp_path):
+    for rel, text in {"koopman_lib/__init__.py": "", "koopman_lib/a.py": "from .b import x\n",
+                      "koopman_lib/b.py": "x = 1\n", "koopman_lib/c.py": "import os\n",
+                      "koopman_repro/__init__.py": ""}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert imports_of(tmp_path / "koopman_lib/a.py", "koopman_lib.a") == {"koopman_lib.b", "koopman_lib.b.x"}
+    assert closure("koopman_lib.a", tmp_path) == {"koopman_lib", "koopman_lib.a", "koopman_lib.b"}
+
+
+def test_status_by_hash_and_by_commit():
+    now = staleness.code_hash("perceptron")
+    assert staleness.status({"provenance": {"code_hash": now}}, "perceptron", now) == staleness.UNCHANGED
+    assert staleness.status({"provenance": {"code_hash": "0" * 64}}, "perceptron", now) == staleness.CHANGED
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    first = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True,
+                           text=True).stdout.split()[0]
+    assert staleness.status({"provenance": {"git_sha": head}}, "perceptron") == staleness.UNCHANGED
+    assert staleness.status({"provenance": {"git_sha": first}}, "perceptron") == staleness.CHANGED
+    assert staleness.status({"provenance": {"git_sha": "not-a-commit"}}, "perceptron") == staleness.UNKNOWN
+    assert staleness.status({"provenance": {}}, "perceptron") == staleness.UNKNOWN
+
+
+def test_every_committed_full_scale_file_is_listed():
+    rows = staleness.saved_runs()
+    files = {(p.parent.name, p.stem) for p in (ROOT / "results").glob("*/*.json")}
+    assert {(r["profile"], r["experiment"]) for r in rows} == files
+    assert all(r["code"] in (staleness.UNCHANGED, staleness.CHANGED, staleness.UNKNOWN) for r in rows)
