@@ -11,6 +11,8 @@ from .partition import (LayerShape, Partition, PartitionError, flatten_params, l
                         make_partition)
 from .recorder import TrajectoryRecorder
 from .estimator import Koopman
+from .optimizer_state import (OptimizerStateRecorder, StateKoopman, StateLayout, StatePrediction, StateRollout,
+                              flatten_state, load_state)
 from .metrics import (Interval, TEq, bootstrap_interval, equivalent_runtime, error_ratio, speedup, success, t_eq,
                       t_eq_parts, wilson_interval)
 
@@ -22,4 +24,6 @@ __all__ = [
     "PartitionError", "flatten_params", "layer_shapes", "load_flat", "make_partition", "TrajectoryRecorder",
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
     "t_eq_parts", "Interval", "bootstrap_interval", "wilson_interval",
+    "OptimizerStateRecorder", "StateKoopman", "StateLayout", "StatePrediction", "StateRollout", "flatten_state",
+    "load_state",
 ]
