@@ -10,6 +10,7 @@ from .fit import Cutoff, FitSpec, Operators, factorise, fit_operators
 from .partition import (LayerShape, Partition, PartitionError, flatten_params, layer_shapes, load_flat,
                         make_partition)
 from .recorder import TrajectoryRecorder
+from .stride import choose_stride, stride_spectrum
 from .estimator import Koopman
 from .optimizer_state import (OptimizerStateRecorder, StateKoopman, StateLayout, StatePrediction, StateRollout,
                               flatten_state, load_state)
@@ -23,7 +24,7 @@ __all__ = [
     "Operators", "factorise", "fit_operators", "LayerShape", "Partition",
     "PartitionError", "flatten_params", "layer_shapes", "load_flat", "make_partition", "TrajectoryRecorder",
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
-    "t_eq_parts", "Interval", "bootstrap_interval", "wilson_interval",
+    "t_eq_parts", "choose_stride", "stride_spectrum", "Interval", "bootstrap_interval", "wilson_interval",
     "OptimizerStateRecorder", "StateKoopman", "StateLayout", "StatePrediction", "StateRollout", "flatten_state",
     "load_state",
 ]

@@ -23,6 +23,7 @@ from .errors import FitError, NotFittedError
 from .solvers import ESTIMATOR_METHODS, finite_section
 from .partition import Partition
 from .recorder import TrajectoryRecorder
+from .stride import check_stride, strides_in
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30  # bytes
 METHODS = ESTIMATOR_METHODS
@@ -51,11 +52,22 @@ class Koopman:
     observables : a dictionary of :mod:`koopman_lib.observables` (default: the identity)
         The lifted state evolves linearly; the weights are its first ``m`` rows.
     dtype : the dtype of the fit (float64).
+    stride : int, optional
+        Optimizer steps between consecutive snapshots: the fit is the ``s``-step map
+        ``w(t + s) = U_s w(t)`` and ``predict`` / ``rollout`` / ``path`` take ``T`` (and
+        ``every``) in optimizer steps, multiples of ``s``, applying the operators ``T / s``
+        times. Default: the recorder's ``stride`` when fitted from a
+        :class:`koopman_lib.TrajectoryRecorder`, else 1; a plain tensor recorded every ``s``
+        steps needs ``stride=s``. With delay observables the delays are ``s`` steps apart (the
+        last ``h`` snapshots of the strided recording start a prediction). ``stride_`` is the
+        fitted stride; :attr:`spectral_radius_` is that of ``U_s`` (per ``s`` steps).
+        :func:`koopman_lib.stride.choose_stride` picks ``s`` from the recording's shape alone.
     """
 
     def __init__(self, partition: Partition, cutoff=None, ridge: float = 0.0, clip: float | None = None,
                  method: str = "svd", observables=None, dtype=torch.float64,
-                 memory_limit: int = DEFAULT_MEMORY_LIMIT, fit: str | FitSpec | None = None):
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT, fit: str | FitSpec | None = None,
+                 stride: int | None = None):
         if not isinstance(partition, Partition):
             raise TypeError(f"partition must be a koopman_lib.Partition (make_partition(model, 'node')), "
                            f"got {type(partition).__name__}")
@@ -75,6 +87,8 @@ class Koopman:
         self.cutoff = None if cutoff is None else self.spec.cutoff
         self.observables = observables or Identity()
         self.memory_limit = memory_limit
+        self.stride = None if stride is None else check_stride(stride)
+        self.stride_: int | None = None
         self.operators_: list[Operators] | None = None
         self.recorded_dtype_ = None
         self.stats_: list[dict] = []
@@ -146,6 +160,7 @@ class Koopman:
             ops.append(self._fit_group(x, m))
             stats.append(st)
         self.operators_, self.stats_ = ops, stats
+        self.stride_ = self.stride or 1
         return self
 
     def _fit_group(self, x: torch.Tensor, m: int) -> Operators:
@@ -176,16 +191,22 @@ class Koopman:
         out = {}
         for n, s in specs.items():
             kp = Koopman(self.partition, s.cutoff, s.ridge, s.clip, observables=self.observables, dtype=self.dtype,
-                         memory_limit=self.memory_limit)
+                         memory_limit=self.memory_limit, stride=self.stride)
             kp.operators_, kp.stats_, kp.batch_shape_ = per[n], stats, self.batch_shape_
+            kp.stride_ = self.stride or 1
             out[n] = kp
         return out
 
     def _fit_recorder(self, recorder: TrajectoryRecorder) -> "Koopman":
         if not recorder.complete:
             raise FitError(f"the recording holds {recorder.count} of {recorder.k} snapshots; finish t1..t2 first")
+        if self.stride is not None and self.stride != recorder.stride:
+            raise FitError(f"this Koopman has stride={self.stride} but the recorder kept every {recorder.stride}-th "
+                           f"step; drop stride= (the recorder's is taken) or record with stride={self.stride}")
         if recorder.mode == "stored":
-            return self.fit(recorder.snapshots)
+            self.fit(recorder.snapshots)
+            self.stride_ = recorder.stride
+            return self
         if self.method not in ("cholesky", "eigh") or type(self.observables) is not Identity:
             raise FitError("a streaming recording keeps only Gram matrices of the weights: fit it with "
                            "Koopman(partition, method='cholesky' or 'eigh')")
@@ -195,6 +216,7 @@ class Koopman:
             a.gram.shape[-1], recorder.k - 1, self.dtype, recorded))) for a in recorder.accumulators]
         self.stats_ = [{} for _ in self.operators_]
         self.batch_shape_ = recorder.batch_shape
+        self.stride_ = recorder.stride
         return self
 
     @classmethod
@@ -211,6 +233,7 @@ class Koopman:
                 raise FitError(f"operators of {o.n_blocks} blocks of size {o.n_out} do not match the group "
                                f"{n} x {tuple(g.shape)}")
         kp.operators_, kp.stats_, kp.batch_shape_ = ops, [{} for _ in ops], tuple(batch_shape)
+        kp.stride_ = kp.stride or 1
         return kp
 
     # -- evolution -------------------------------------------------------------------------
@@ -238,9 +261,11 @@ class Koopman:
 
     def predict(self, start: torch.Tensor, T: int) -> torch.Tensor:
         """``theta(t2 + T)`` ``(*batch, D)`` in one jump from ``start = theta(t2)`` ``(*batch, D)``
-        (or the last ``history`` recorded states ``(h, *batch, D)``), in the fit dtype."""
+        (or the last ``history`` recorded states ``(h, *batch, D)``), in the fit dtype.
+        ``T`` is in optimizer steps, a multiple of the fit's stride ``s`` (``T / s`` applications)."""
         T = _check_T(T)
         z0, _ = self._start(start)
+        T = self._strides(T)
         ws = []
         for op, z, g in zip(self.operators_, z0, self.partition.groups):
             if op.low_rank:
@@ -256,18 +281,26 @@ class Koopman:
         """Guarded evolution of every network of the batch (:func:`koopman_lib.evolve.rollout`):
         ``loss_fn(theta (E, D))`` at steps ``0, every, 2 every, .., T``; ``Rollout.theta``
         ``(E, D)`` holds each network's last weights that passed the guard (``E`` = the batch,
-        flattened; 1 for an unbatched fit)."""
+        flattened; 1 for an unbatched fit). ``T``, ``every`` and the steps are optimizer steps,
+        multiples of the fit's stride."""
         z0, theta0 = self._start(start)
         E = math.prod(self.batch_shape_)
         return _rollout(self.partition, self.operators_, z0, theta0.reshape(E, -1).to(self.dtype), T, every, loss_fn,
-                        max_growth, loss_limit, jump, dtype)
+                        max_growth, loss_limit, jump, dtype, stride=self.stride_ or 1)
 
     def path(self, start: torch.Tensor, T: int, chunk: int = 256) -> Iterator[torch.Tensor]:
         """Yield ``theta(t2+1) .. theta(t2+T)`` in time chunks ``(c, *batch, D)``, one matrix
-        product per block group and step (:func:`koopman_lib.path`); memory ``O(chunk)`` in time."""
+        product per block group and step (:func:`koopman_lib.path`); memory ``O(chunk)`` in time.
+        At stride ``s``: ``theta(t2+s), theta(t2+2s), .., theta(t2+T)`` (``T / s`` states, ``T`` a
+        multiple of ``s``)."""
         T = _check_T(T)
         z0, _ = self._start(start)
-        return self._path(z0, T, chunk)
+        return self._path(z0, self._strides(T), chunk)
+
+    def _strides(self, T: int, name: str = "T") -> int:
+        """Applications of the fitted ``stride_``-step operators that make ``T`` optimizer steps."""
+        s = self.stride_ or 1
+        return T if s == 1 else strides_in(T, s, name)
 
     def _path(self, zs, T, chunk):
         # dense groups: one product per step (koopman_lib.path); low-rank groups ``U = A B``: the
@@ -303,7 +336,8 @@ class Koopman:
 
     @property
     def spectral_radius_(self) -> torch.Tensor:
-        """Largest spectral radius over all blocks, ``(*batch,)``."""
+        """Largest spectral radius over all blocks, ``(*batch,)``: that of the ``stride_``-step
+        operators ``U_s`` (per ``s`` optimizer steps; ``rho ** (1 / s)`` per step)."""
         return torch.cat([r.reshape(self.batch_shape_ + (-1,)) for r in self.spectral_radii_], -1).amax(-1)
 
     def operator_entries(self) -> int:
@@ -312,8 +346,9 @@ class Koopman:
 
     def __repr__(self) -> str:
         fitted = "fitted" if self.operators_ is not None else "not fitted"
+        s = self.stride_ or self.stride or 1
         return (f"Koopman({self.partition.describe()}, method={self.method!r}, fit={self.spec.name!r}, "
-                f"observables={self.observables.name!r}, {fitted})")
+                f"observables={self.observables.name!r}, {f'stride={s}, ' if s != 1 else ''}{fitted})")
 
 
 __all__ = ["Koopman", "Cutoff", "FitSpec", "Rollout", "METHODS"]

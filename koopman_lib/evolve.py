@@ -7,6 +7,8 @@ from typing import Iterator
 
 import torch
 
+from .stride import check_stride, strides_in
+
 
 def _check_T(T: int) -> int:
     """``T`` as an ``int``; a clear ``ValueError`` for anything but a positive integer
@@ -144,7 +146,7 @@ class Rollout:
 
 def rollout(partition, operators: list, z0: list[torch.Tensor], theta0: torch.Tensor, T: int,
             every: int | None = None, loss_fn=None, max_growth: float | None = None,
-            loss_limit: float | None = None, jump: bool = True, dtype=None) -> Rollout:
+            loss_limit: float | None = None, jump: bool = True, dtype=None, stride: int = 1) -> Rollout:
     """Evolve ``E`` networks ``T`` steps with per-group :class:`koopman_lib.fit.Operators`.
 
     ``z0``: per group the starting (lifted) block states ``(E * P_g, n_g)`` (member-major, as
@@ -161,10 +163,19 @@ def rollout(partition, operators: list, z0: list[torch.Tensor], theta0: torch.Te
     a network. A stopped network gets ``nan``
     values from then on (``loss_fn`` sees zeros in its place) and keeps its last weights that
     passed. ``dtype`` (default: ``theta0``'s): the dtype of the weights handed to ``loss_fn``.
+
+    ``stride=s``: the operators advance ``s`` optimizer steps each (a fit on every ``s``-th
+    snapshot); ``T`` and ``every`` stay in optimizer steps and must be multiples of ``s`` (a
+    ``ValueError`` naming ``s`` otherwise); the operators are applied ``T / s`` times and
+    ``Rollout.steps`` / ``stopped_at`` are in optimizer steps.
     """
     T = _check_T(T)
     if every is not None and (isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1):
         raise ValueError(f"every must be a positive integer number of steps, got {every!r}")
+    stride = check_stride(stride)
+    if stride != 1:      # everything below counts applications of the s-step operators
+        T = strides_in(T, stride, "T")
+        every = None if every is None else strides_in(int(every), stride, "every")
     if max_growth is not None and not max_growth > 0:
         raise ValueError(f"max_growth must be > 0, got {max_growth!r}")
     every = T if every is None else int(every)
@@ -220,7 +231,7 @@ def rollout(partition, operators: list, z0: list[torch.Tensor], theta0: torch.Te
                     w, states[g] = op.advance(states[g], 1)
             ws.append(w)
         last = t
-        record(t, partition.assemble([w.reshape((E,) + tuple(g.shape)) for w, g in zip(ws, partition.groups)]))
+        record(t * stride, partition.assemble([w.reshape((E,) + tuple(g.shape)) for w, g in zip(ws, partition.groups)]))
         if bool(dead.all()):
             break
     if values:

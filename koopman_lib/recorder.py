@@ -8,6 +8,7 @@ import torch
 
 from .solvers import GramAccumulator
 from .partition import Partition
+from .stride import check_stride
 
 
 class TrajectoryRecorder:
@@ -16,8 +17,13 @@ class TrajectoryRecorder:
     Call ``recorder(t, theta)`` after every step (steps outside the window are ignored).
     ``theta`` is ``(D,)`` or ``(*batch, D)`` (e.g. an ensemble of ``E`` inits).
 
+    ``stride=s`` keeps only the steps ``t1, t1 + s, .., t2`` (``t2 - t1`` must be a multiple
+    of ``s``): ``k = (t2 - t1) / s + 1`` snapshots are allocated, and the call for a skipped
+    step returns before touching ``theta`` (the recording cost shrinks by about ``s``). A
+    :class:`koopman_lib.Koopman` fitted on it fits the ``s``-step map ``w(t + s) = U_s w(t)``.
+
     ``mode="stored"`` keeps all snapshots in one preallocated ``(k, *batch, D)`` float64
-    tensor (``k = t2 - t1 + 1``), for analyses that need the trajectory.
+    tensor (``k = (t2 - t1) / stride + 1``), for analyses that need the trajectory.
     ``mode="streaming"`` needs a ``partition`` and keeps only the per-block Gram
     matrices (updated every ``chunk`` steps with batched GEMMs); memory ``O(sum P m^2)``.
 
@@ -31,9 +37,17 @@ class TrajectoryRecorder:
 
     def __init__(self, n_params: int, t1: int, t2: int, batch_shape: tuple[int, ...] = (),
                  mode: str = "stored", partition: Partition | None = None, chunk: int = 64,
-                 dtype=torch.float64, memory_limit: int | None = None):
+                 dtype=torch.float64, memory_limit: int | None = None, stride: int = 1):
         if not (0 <= t1 < t2):
             raise ValueError(f"need 0 <= t1 < t2, got t1={t1}, t2={t2}")
+        stride = check_stride(stride)
+        if (t2 - t1) % stride:
+            lo, hi = t1 + (t2 - t1) // stride * stride, t1 + -(-(t2 - t1) // stride) * stride
+            raise ValueError(
+                f"stride={stride} does not divide the window t2 - t1 = {t2} - {t1} = {t2 - t1}; choose t2 on "
+                f"the grid t1 + j*stride (for example t2={f'{lo} or ' if lo > t1 else ''}{hi}) or a stride "
+                f"that divides {t2 - t1}")
+        k = (t2 - t1) // stride + 1
         if mode not in ("stored", "streaming"):
             raise ValueError(f"mode must be 'stored' or 'streaming', got {mode!r}")
         if mode == "streaming" and partition is None:
@@ -41,12 +55,12 @@ class TrajectoryRecorder:
         if mode == "streaming" and partition.n_params != n_params:
             raise ValueError(f"the partition covers {partition.n_params} parameters but n_params={n_params}; "
                              "build the partition from the same model")
-        need = self.estimate_bytes(n_params, t2 - t1 + 1, batch_shape, mode, partition, chunk,
+        need = self.estimate_bytes(n_params, k, batch_shape, mode, partition, chunk,
                                    torch.empty((), dtype=dtype).element_size())
         limit = physical_memory() if memory_limit is None else memory_limit
         if limit is not None and need > limit:
             raise MemoryError(
-                f"a {mode} recording of {t2 - t1 + 1} snapshots x {math.prod(batch_shape)} member(s) x "
+                f"a {mode} recording of {k} snapshots x {math.prod(batch_shape)} member(s) x "
                 f"{n_params} parameters needs about {need / 2**30:.1f} GiB (limit {limit / 2**30:.1f} GiB); "
                 "record a shorter window, fewer members, use mode='streaming' with a finer partition, "
                 "or raise memory_limit"
@@ -54,7 +68,7 @@ class TrajectoryRecorder:
         self.n_params, self.t1, self.t2 = n_params, t1, t2
         self.batch_shape = tuple(batch_shape)
         self.mode, self.partition, self.dtype = mode, partition, dtype
-        self.k = t2 - t1 + 1
+        self.k, self.stride = k, stride
         self.count = 0
         self.recorded_dtype = None
         self._shape = torch.Size(self.batch_shape + (n_params,))
@@ -87,10 +101,11 @@ class TrajectoryRecorder:
         return self.count == self.k
 
     def __call__(self, step: int, theta: torch.Tensor) -> None:
-        if step < self.t1 or step > self.t2:
-            return
-        if step != self.t1 + self.count:
-            raise ValueError(f"recorder expected step {self.t1 + self.count}, got {step}; call it after every step")
+        if step < self.t1 or step > self.t2 or (step - self.t1) % self.stride:
+            return                                                      # outside the window, or skipped
+        if step != self.t1 + self.count * self.stride:
+            raise ValueError(f"recorder expected step {self.t1 + self.count * self.stride}, got {step}; "
+                             "call it after every step")
         if theta.shape != self._shape:
             raise ValueError(f"theta shape {tuple(theta.shape)} != expected {tuple(self._shape)}")
         if self.count == 0:
@@ -130,17 +145,22 @@ class TrajectoryRecorder:
 
     def window(self, t1: int, t2: int) -> torch.Tensor:
         """The stored snapshots of steps ``t1..t2`` (inclusive), ``(t2 - t1 + 1, *batch, D)``
-        (a view). Raises ``ValueError`` for a window outside what has been recorded."""
+        (a view; at stride ``s``, the ``(t2 - t1) / s + 1`` kept ones, ``t1`` and ``t2`` on the
+        recorded grid). Raises ``ValueError`` for a window outside what has been recorded."""
         if self.mode != "stored":
             raise ValueError("a streaming recording keeps no snapshots; record with mode='stored'")
-        last = self.t1 + self.count - 1
+        s = self.stride
+        last = self.t1 + (self.count - 1) * s
         if not (self.t1 <= t1 < t2 <= last):
             have = f"steps {self.t1}..{last}" if self.count else "nothing yet"
             raise ValueError(
                 f"window {t1}..{t2} is outside the recording ({have}); choose "
                 f"{self.t1} <= t1 < t2 <= {last}, or record a wider window"
             )
-        return self.snapshots[t1 - self.t1: t2 - self.t1 + 1]
+        if (t1 - self.t1) % s or (t2 - self.t1) % s:
+            raise ValueError(f"window {t1}..{t2} is off the recorded grid {self.t1}, {self.t1 + s}, .. "
+                             f"(stride {s}); choose t1 and t2 on it")
+        return self.snapshots[(t1 - self.t1) // s: (t2 - self.t1) // s + 1]
 
 
 def physical_memory() -> int | None:
