@@ -23,7 +23,8 @@ CI_DIR = REPO_ROOT / "_build" / "results" / "ci"
 PAPER_DIR = REPO_ROOT / "results" / "paper"
 FULL_DIR = REPO_ROOT / "results" / "full"
 #: JSON files in the results folders that are not experiment results (no provenance)
-NOT_RESULTS = {"notebook-timings.json"}
+#: records of the build and of the test session, not experiment results
+NOT_RESULTS = {"notebook-timings.json", "binder-session.json"}
 PROVENANCE_KEYS = ("git_sha", "versions", "seed", "profile", "config", "utc_time", "hardware")
 
 
