@@ -22,6 +22,9 @@ from ..scorecard import (BEATS_OPTIMIZER, CRITERION_INFORMATIVE, CYCLES_FASTER, 
                          OBSERVABLE_HELPS, PROGRESS, SUMMARY_DIVERGENCE, SUMMARY_TEQ_FAILS, SUMMARY_TEQ_REPRODUCED,
                          WINDOW_CHOICE_GOOD, WINDOW_MATTERS, WINDOW_MATTERS_A_LOT, compare_loss)
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 7
+
 #: losses above this (or diverged, non-finite) are drawn at the top of a log axis
 CAP = 1e3
 #: method names of the results' rows that the verdicts single out

@@ -21,6 +21,9 @@ from ..experiments.de_solver import PAPER_ERROR_RATIO, PAPER_TABLE1
 from ..report import fmt, provenance_line
 from ..scorecard import DE_ENERGY_LOST, DE_NOT_SOLVED, DE_ORIGINAL_WORKS, KEEPS_UP
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 8
+
 COLORS = {"adam": "tab:blue", "adagrad": "tab:orange", "adadelta": "tab:green"}
 LABEL = {"adam": "Adam", "adagrad": "Adagrad", "adadelta": "Adadelta"}
 FIT_LABEL = {"paper": "paper fit", "default": "library default", "default-stabilised": "default, stabilised"}
@@ -533,7 +536,7 @@ def stop_rows(C: Chapter) -> list[dict]:
              "keeps up to T": w.longest_T_keeping_up or "none", "stops at T": w.stops_at_T or "-",
              "median T_eq/T there": fmt(w.teq_over_t_median_at_T_diagnosed) if w.stops_at_T else "-",
              "blocks growing": pct(w.share_blocks_growing),
-             "largest abs(lambda) - 1": fmt(w.max_spectral_radius_median - 1, 2),
+             "largest |λ| − 1": fmt(w.max_spectral_radius_median - 1, 2),
              "log10 growth": fmt(w.log10_growth_at_T, 2),
              "growing, by layer": by_layer(w, "share_blocks_growing", pct),
              "error share, by layer": by_layer(w, "error_share_median", pct),

@@ -16,10 +16,14 @@ from matplotlib.figure import Figure
 from .. import rows
 from ..report import NOT_MEASURED, fmt, provenance_line
 from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, divergence_parts
-from .mnist import as_floats, config, eigenvalues, median_over_inits, plot_eigenvalues
+from .mnist import as_floats, config, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
+
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 4
 
 SETTINGS_COLUMNS = ["setting", "paper", "replication", "ours"]
-ABLATION_COLUMNS = ["setting", "max_spectral_radius", "n_eigs_outside_unit_circle", "test_loss_t2",
+ABLATION_COLUMNS = ["setting", "max_spectral_radius", "n_eigs_outside_unit_circle", "growth_T1", "growth_T2",
+                    "test_loss_t2",
                     "koopman_loss_T1", "optimizer_loss_T1", "koopman_loss_T2", "optimizer_loss_T2"]
 CLAIM_COLUMNS = ["claim", "paper", "replication", "ours (ci)", "ours (paper profile)", "verdict"]
 REPLICATION_NOTE = ("Losses: median over the networks, quartiles in brackets (where the run recorded them). Koopman "
@@ -66,7 +70,9 @@ def replication_rows(res: dict) -> list[dict]:
     return [{"setting": r.setting, "partition": r.partition, "networks": r.n_members, "T (epochs)": r.T_epochs,
              "loss at t2": fmt(r.test_loss_t2, 3), "Koopman loss (IQR)": median_iqr(r, "koopman"),
              "Adadelta loss (IQR)": median_iqr(r, "optimizer"), "Koopman growth": fmt(parts(r)[2], 3),
-             "max |λ|": fmt(r.max_spectral_radius, 6)} for r in rows.table(res, "replication")]
+             "max |λ|": fmt(r.max_spectral_radius, 6),
+             "growth over T": growth(r.max_spectral_radius, r.T_epochs * res["steps_per_epoch"])}
+            for r in rows.table(res, "replication")]
 
 
 def replication_figure(res: dict, profile: str) -> Figure:
@@ -142,16 +148,48 @@ def eigenvalue_figure(res: dict) -> Figure:
     fig = Figure(figsize=(5 * len(panels), 4.3))
     for ax, (key, title) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
         lam = eigenvalues(res["eigenvalues_init0"]["paper"] if key == "main" else eig[key])
-        plot_eigenvalues(ax, lam, title, f"|λ| > 1: {(np.abs(lam) > 1).sum()}, max {np.abs(lam).max():.5f}", 9, 7)
-    fig.suptitle("Eigenvalues of the fitted operators of init 0 and the unit circle")
+        plot_eigenvalues(ax, lam, title, growth_label(lam, 2 * res["steps_per_epoch"]), 9, 6.5)
+    fig.suptitle(f"Eigenvalues of the fitted operators of init 0 and the unit circle; growth factors over two epochs "
+                 f"(T = {2 * res['steps_per_epoch']} steps)")
     fig.tight_layout()
     return fig
 
 
 # -- one factor at a time ----------------------------------------------------------------------
 def ablation_rows(res: dict) -> list[dict]:
-    """The ablation's rows, eigenvalue moduli to 6 digits (1.0007 and 1.0000 differ by 2x over 938 steps)."""
-    return [{**r.as_dict(), "max_spectral_radius": fmt(r.max_spectral_radius, 6)} for r in rows.table(res, "ablation")]
+    """The ablation's rows, eigenvalue moduli to 6 digits, with the growth factor ``|lambda|_max^T`` of
+    the largest mode (median over inits) over one and two epochs (``growth_T1``, ``growth_T2``)."""
+    S = res["steps_per_epoch"]
+    return [{**r.as_dict(), "max_spectral_radius": fmt(r.max_spectral_radius, 6),
+             "growth_T1": growth(r.max_spectral_radius, S), "growth_T2": growth(r.max_spectral_radius, 2 * S)}
+            for r in rows.table(res, "ablation")]
+
+
+def growth_text(res: dict) -> str:
+    """The ablation's starting points by the growth factor of their largest mode over one and two
+    epochs, and, where it happens, the setting with the most eigenvalues outside the unit circle
+    that is not the one whose largest mode grows most."""
+    S, ab = res["steps_per_epoch"], rows.table(res, "ablation")
+    lines = [f"**{r.setting}**: largest modulus {fmt(r.max_spectral_radius, 6)} (median over inits), growth factor "
+             f"$|\\lambda|_{{\\max}}^T$ = {fmt(growth(r.max_spectral_radius, S), 3)} over one epoch ($T$ = {S}) and "
+             f"{fmt(growth(r.max_spectral_radius, 2 * S), 3)} over two; {fmt(r.n_eigs_outside_unit_circle, 3)} "
+             f"eigenvalues outside the circle; Koopman / Adadelta test loss after two epochs "
+             f"{fmt(r.koopman_over_optimizer_T2) if r.koopman_over_optimizer_T2 is not None else 'n/a (every network stopped by the guard)'}."
+             for r in ab if r.is_base]
+    text = "\n".join(f"- {x}" for x in lines)
+    ok = [r for r in ab if r.max_spectral_radius is not None and r.n_eigs_outside_unit_circle is not None]
+    kept = [r for r in ok if kept_up(r.koopman_over_optimizer_T2)]
+    lost = [r for r in ok if diverged(r.koopman_over_optimizer_T2)]
+    if kept and lost:
+        a = max(kept, key=lambda r: r.n_eigs_outside_unit_circle)      # kept up with the most eigenvalues outside
+        b = min(lost, key=lambda r: r.n_eigs_outside_unit_circle)      # diverged with the fewest
+        if a.n_eigs_outside_unit_circle > b.n_eigs_outside_unit_circle:
+            text += (f"\n\nThe count misleads, the growth factor does not: **{a.setting}** kept up with "
+                     f"{fmt(a.n_eigs_outside_unit_circle, 3)} eigenvalues outside the circle, whose largest grows by "
+                     f"{fmt(growth(a.max_spectral_radius, 2 * S), 3)} over two epochs; **{b.setting}** diverged with "
+                     f"only {fmt(b.n_eigs_outside_unit_circle, 3)}, whose largest grows by "
+                     f"{fmt(growth(b.max_spectral_radius, 2 * S), 3)}.")
+    return text
 
 
 def diverged(ratio: float | None) -> bool:
@@ -399,4 +437,4 @@ def fits_text(best: dict, which: str) -> str:
            "of the recorded weights." if cutoff_decides else "The two fits do not differ in kind here."),
     ]
     return "\n\n".join(lines) + (f"\n\n(Profile `{which}`; the MNIST chapter has the success rates and "
-                                 "$T^{eq}/T$ of every fit at 1, 2 and 5 epochs.)")
+                                 "$T_{eq}/T$ of every fit at 1, 2 and 5 epochs.)")

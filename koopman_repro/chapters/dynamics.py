@@ -16,6 +16,9 @@ import torch
 
 from koopman_lib import dynamics as dy
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 9
+
 F64 = dict(dtype=torch.float64)
 
 

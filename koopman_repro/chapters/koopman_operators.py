@@ -21,6 +21,9 @@ from koopman_lib.spectra import growth_factors, modal_amplitudes, modal_terms
 from koopman_lib.toy import match_eigenvalues, relative_error
 from koopman_repro.scorecard import EIG_EXACT, EXPONENT_MATCH, NOT_CLOSED, TO_ROUNDING
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 7
+
 EPS = float(np.finfo(np.float64).eps)
 #: the rules of the closing table, in the order the chapter prints them
 RULES = (EIG_EXACT, NOT_CLOSED, TO_ROUNDING, EXPONENT_MATCH)

@@ -12,11 +12,17 @@ are shared with the divergence chapter.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
+
+from koopman_lib.spectra import growth_factors
 
 from .. import rows
 from ..report import fmt
 from ..scorecard import KEEPS_UP, MNIST_TABLE2, RULES
+
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 4
 
 #: how the chapter names and draws each fit of ``koopman_lib.fit.FITS``: label, (colour, line style, marker)
 FIT_LABEL = {"paper": "paper's fit", "default": "library default", "default-stabilised": "default, stabilised"}
@@ -26,7 +32,7 @@ FIT_STYLE = {"paper": ("black", ":", "x"), "default": ("tab:blue", "-", None),
 PAPER = {"success_rate": MNIST_TABLE2[0] / 100, "teq_over_t_median": MNIST_TABLE2[1],
          "speedup_paper_style_median": float(MNIST_TABLE2[2])}
 #: the summary's quantities, and the front page's rule (with the scale of its values) for those the paper has
-SUMMARY_LABELS = {"success_rate": "success rate", "teq_over_t_median": "median $T^{eq}/T$",
+SUMMARY_LABELS = {"success_rate": "success rate", "teq_over_t_median": "median $T_{eq}/T$",
                   "speedup_paper_style_median": "median speedup, paper style",
                   "speedup_fast_loop_median": "median speedup, fast loop"}
 SUMMARY_RULES = {"success_rate": ("success rate", 100.0), "teq_over_t_median": ("T_eq/T", 1.0),
@@ -75,6 +81,22 @@ def plot_eigenvalues(ax, lam: np.ndarray, title: str, label_outside: str, title_
 def eigenvalues(entry: dict) -> np.ndarray:
     """The complex eigenvalues of a saved ``{"re": [...], "im": [...]}``."""
     return as_floats(entry["re"]) + 1j * as_floats(entry["im"])
+
+
+def growth(radius: float | None, steps: int) -> float | None:
+    """``|lambda|_max^T``: the factor by which a jump of ``T = steps`` steps multiplies the largest
+    mode of an operator of spectral radius ``radius`` (the operators chapter, section "Modes and
+    the unit circle"); ``None`` where there is no radius (every network stopped)."""
+    if radius is None or not np.isfinite(radius):
+        return None
+    return float(growth_factors(torch.tensor(float(radius), dtype=torch.float64), int(steps)))
+
+
+def growth_label(lam: np.ndarray, steps: int) -> str:
+    """The legend of an eigenvalue panel: the count outside the unit circle beside what decides a
+    jump of ``steps`` steps, the growth factor of the largest mode."""
+    r = float(np.abs(lam).max())
+    return f"|λ| > 1: {(np.abs(lam) > 1).sum()}; |λ|max = {r:.5f}, |λ|max^T = {fmt(growth(r, steps), 3)}"
 
 
 # -- the experiment ---------------------------------------------------------------------------
@@ -144,6 +166,46 @@ def fit_lines(res: dict) -> list[str]:
     return out
 
 
+def growth_rows(res: dict) -> list[dict]:
+    """Per fit and horizon of Table 2: the jump ``T`` in steps, the median over the networks of the
+    largest eigenvalue modulus and its growth factor ``|lambda|_max^T`` (the median network's:
+    ``r -> r^T`` is increasing), the number of networks stopped by the guard and the median T_eq/T."""
+    S = res["steps_per_epoch"]
+    return [{"fit": FIT_LABEL[r.fit], "T (epochs)": r.T_epochs, "T (steps)": r.T_epochs * S,
+             "median largest modulus": fmt(r.max_spectral_radius_median, 6),
+             "growth over T": growth(r.max_spectral_radius_median, r.T_epochs * S),
+             "guard stops": f"{r.guard_stops} of {r.n_inits}", "median T_eq/T": r.teq_over_t_median}
+            for name in config(res)["fits"] for r in sorted((x for x in rows.table(res, "table") if x.fit == name),
+                                                             key=lambda x: x.T_epochs)]
+
+
+def growth_text(res: dict) -> str:
+    """Per fit over the paper's jump: the blocks with an eigenvalue outside the unit circle, the
+    growth factor of the largest mode and the guard stops; then every pair of fits on which the
+    count and the growth factor disagree."""
+    T = config(res)["T_epochs"]
+    steps = T * res["steps_per_epoch"]
+    members = rows.table(res, "members")
+    lines, by_fit = [], {}
+    for name in config(res)["fits"]:
+        r = table_row(res, name)
+        blocks = float(np.median(as_floats([sum(m.fits[name]["blocks_outside_unit_circle"]) for m in members])))
+        by_fit[name] = (blocks, growth(r.max_spectral_radius_median, steps), r.guard_stops)
+        lines.append(f"**{FIT_LABEL[name]}**: a median of {fmt(blocks, 3)} blocks per network have an eigenvalue "
+                     f"outside the unit circle; the largest modulus (median) is {fmt(r.max_spectral_radius_median, 6)}, "
+                     f"so over $T$ = {steps} steps its mode grows by $|\\lambda|_{{\\max}}^T$ = "
+                     f"{fmt(by_fit[name][1], 3)}; the guard stopped {r.guard_stops} of {r.n_inits} networks.")
+    text = "\n".join(f"- {x}" for x in lines)
+    for a, (na, ga, sa) in by_fit.items():
+        for b, (nb, gb, sb) in by_fit.items():
+            if na > nb and ga is not None and gb is not None and ga < gb:
+                text += (f"\n\nThe count and the growth factor disagree: the **{FIT_LABEL[a]}** has more blocks with "
+                         f"an eigenvalue outside the circle than the **{FIT_LABEL[b]}**, yet its largest mode grows "
+                         f"less over the jump ({fmt(ga, 3)} against {fmt(gb, 3)}), and the guard stopped {sa} against "
+                         f"{sb} networks.")
+    return text
+
+
 def members_rows(res: dict) -> list[dict]:
     """Per network: test loss at t2 and after the paper's horizon of Adadelta, then per fit the
     Koopman test loss and T_eq/T at that horizon."""
@@ -181,13 +243,17 @@ def trajectory_figure(res: dict) -> Figure:
 
 
 def spectrum_figure(res: dict) -> Figure:
-    """The eigenvalues of init 0's operators, one panel per fit."""
+    """The eigenvalues of init 0's operators, one panel per fit; the legend gives the number outside
+    the unit circle and the growth factor ``|lambda|_max^T`` over the paper's jump."""
     fits = config(res)["fits"]
+    steps = config(res)["T_epochs"] * res["steps_per_epoch"]
     fig = Figure(figsize=(4.4 * len(fits), 4.2))
     for ax, name in zip(fig.subplots(1, len(fits)), fits):
         lam = eigenvalues(res["eigenvalues_init0"][name])
         plot_eigenvalues(ax, lam, f"Init 0, {lam.size} eigenvalues,\n{FIT_LABEL[name]}",
-                         f"|λ| > 1 ({(np.abs(lam) > 1).sum()})", 10, 8)
+                         growth_label(lam, steps), 10, 7)
+    fig.suptitle(f"Legends: growth factor over the paper's jump, T = {steps} steps ({config(res)['T_epochs']} epochs)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -228,7 +294,7 @@ def cost_text(res: dict) -> str:
             f"of the fast loop. Two Koopman epochs can therefore be worth at most "
             f"{fmt(2 * tm['epoch_seconds_paper_style'] / tk, 2)}x (paper style) or "
             f"{fmt(2 * tm['epoch_seconds_fast_loop'] / tk, 2)}x (fast loop), and only when they "
-            f"match Adadelta ($T^{{eq}} = 2$); when Koopman training fails, $T^{{eq}} = 0$ and so is the speedup.")
+            f"match Adadelta ($T_{{eq}} = 2$); when Koopman training fails, $T_{{eq}} = 0$ and so is the speedup.")
 
 
 # -- where it stops, the sweep, the summary ----------------------------------------------------
@@ -269,11 +335,14 @@ def where_it_stops_text(res: dict, which: str) -> str:
             "no network was stopped"
         reach = (f"keeps up to **T = {longest} epoch{'s' if longest > 1 else ''}**" if longest else
                  f"keeps up at **none** of T = {', '.join(str(x.T_epochs) for x in fit_rows)} epochs")
-        lines.append(f"**{FIT_LABEL[name]}** {reach} (profile `{which}`). Blocks with an eigenvalue "
+        grow = ", ".join(f"{fmt(growth(x.max_spectral_radius_median, x.T_epochs * res['steps_per_epoch']), 3)} "
+                         f"over {x.T_epochs}" for x in fit_rows)
+        lines.append(f"**{FIT_LABEL[name]}** {reach} (profile `{which}`). Growth factor of the largest mode, "
+                     f"$|\\lambda|_{{\\max}}^T$ (median per network): {grow} epochs. Blocks with an eigenvalue "
                      f"outside the unit circle (median per network): {fmt(outside[0], 3)} of the "
                      f"{groups[0].n_blocks} layer-1 blocks of {groups[0].block_size}, {fmt(outside[1:].sum(), 3)} "
                      f"of the {sum(g.n_blocks for g in groups[1:])} node blocks of layers 2-4; {why}.")
-    return "\n".join(f"- {x}" for x in lines) + f"\n\nRule: median $T^{{eq}}/T \\geq$ {KEEPS_UP}."
+    return "\n".join(f"- {x}" for x in lines) + f"\n\nRule: median $T_{{eq}}/T \\geq$ {KEEPS_UP}."
 
 
 def cutoff_sweep_figure(res: dict, which: str) -> Figure:
@@ -297,8 +366,8 @@ def cutoff_sweep_figure(res: dict, which: str) -> Figure:
             ax.text(x, 1.01, txt, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8,
                     color="0.35")
     axes[0].axhline(KEEPS_UP, color="0.4", lw=0.8)
-    axes[0].set_ylabel("median $T^{eq}/T$ over the networks")
-    axes[1].set_ylabel("success (% of networks with $T^{eq} > 0$)")
+    axes[0].set_ylabel("median $T_{eq}/T$ over the networks")
+    axes[1].set_ylabel("success (% of networks with $T_{eq} > 0$)")
     axes[0].legend(fontsize=7.5, ncols=2)
     fig.suptitle(f"Cutoff sweep, {sweep[0].n_inits} networks (profile {which})", y=1.03)
     fig.tight_layout()
@@ -345,11 +414,11 @@ def summary_text(best: dict) -> str:
     sp, spf = t1.speedup("paper_style"), t1.speedup("fast_loop")
     lines = [
         f"**With the paper's fit** {fmt(100 * t0.success_rate, 3)}% of the networks improved and the median "
-        f"$T^{{eq}}/T$ is {fmt(t0.teq_over_t_median)} (paper: {MNIST_TABLE2[0]}%, {MNIST_TABLE2[1]}); "
+        f"$T_{{eq}}/T$ is {fmt(t0.teq_over_t_median)} (paper: {MNIST_TABLE2[0]}%, {MNIST_TABLE2[1]}); "
         f"{t0.guard_stops} of "
         f"{t0.n_inits} evolutions were stopped by the guard; median largest eigenvalue modulus "
         f"{fmt(t0.max_spectral_radius_median, 6)}.",
-        f"**With the library's default fit** {fmt(100 * t1.success_rate, 3)}% improved, median $T^{{eq}}/T$ "
+        f"**With the library's default fit** {fmt(100 * t1.success_rate, 3)}% improved, median $T_{{eq}}/T$ "
         f"{fmt(t1.teq_over_t_median)}; stabilised: {fmt(100 * t2_.success_rate, 3)}%, "
         f"{fmt(t2_.teq_over_t_median)}. The median test loss after two Koopman epochs is "
         f"{fmt(t1.koopman_loss_T_median, 4)} (default) against {fmt(t1.optimizer_loss_T_median, 4)} for "

@@ -20,6 +20,9 @@ from ..experiments.perceptron import KOOPMAN, METHODS, first_passage, relevance_
 from ..report import NOT_REPRODUCED, PARTLY, REPRODUCED
 from ..rows.perceptron import MethodSummary, summaries
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 4
+
 COLORS = {"rule": "black", "single_weight": "tab:orange", "node": "tab:green", "network": "tab:red"}
 LABELS = {"rule": "rule", "single_weight": "Single Weight", "node": "Node", "network": "Network"}
 FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilised": "default, stabilised"}

@@ -17,6 +17,9 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 1
+
 #: the two fits the chapter compares (names of ``koopman_lib.fit.FITS``)
 DEFAULT, STABILISED = "default", "default-stabilised"
 #: how the chapter names them

@@ -7,6 +7,10 @@ from typing import Callable, Mapping
 from ..report import NOT_MEASURED
 from .rules import RULES
 
+#: the figures the front page (notebooks/scorecard.md) draws: the scorecard figure
+#: (tests/book/test_browser.py counts them on the page)
+FIGURES = 1
+
 
 def _cell(x) -> str:
     return "" if x is None else str(x).replace("|", "\\|").replace("\n", " ")
@@ -18,13 +22,12 @@ def rules_markdown() -> str:
     return "\n".join(lines)
 
 
-def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None,
-                   name: Callable[[dict], str] | None = None) -> str:
-    """The scorecard as a markdown table. ``chapters`` maps a chapter name to a link
-    target; claims whose chapter is in it get a link. ``name(row)``: the claim's label
-    (default: its full statement)."""
-    head = ["claim", "paper", "ours, paper's fit", "verdict", "ours, library's default fit", "verdict", "notes"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+HEAD = ["claim", "paper", "ours, paper's fit", "verdict", "ours, library's default fit", "verdict", "notes"]
+
+
+def _table_cells(rows: list[dict], ours_label: str, chapters: Mapping[str, str] | None,
+                 name: Callable[[dict], str] | None) -> list[list[str]]:
+    """One list of cells per claim, in the order of :data:`HEAD`."""
     label = ours_label.replace("ours ", "").strip("()") or "this build"
 
     def value(paper_profile, build):
@@ -33,6 +36,7 @@ def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Ma
             return f"{build} ({label})" if build is not None else "not measured"
         return f"{paper_profile} ({label}: {build if build is not None else 'not measured'})"
 
+    out = []
     for r in rows:
         where = r["where"]
         if chapters and r["chapter"] in chapters:
@@ -44,6 +48,28 @@ def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Ma
             (f" ({r['default_basis']})" if r.get("default_basis") else "")
         note = f"rule: {r['rule']}. {r['note']}" + \
             (f" *Why the verdicts differ:* {r['differs_why']}" if r.get("differs_why") else "")
-        lines.append("| " + " | ".join(_cell(x) for x in (claim, r["paper"], value(r["paper_profile"], r["ours"]),
-                                                          verdict, default, d_verdict, note)) + " |")
+        out.append([_cell(x) for x in (claim, r["paper"], value(r["paper_profile"], r["ours"]),
+                                       verdict, default, d_verdict, note)])
+    return out
+
+
+def table_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None,
+                   name: Callable[[dict], str] | None = None) -> str:
+    """The scorecard as a markdown table. ``chapters`` maps a chapter name to a link
+    target; claims whose chapter is in it get a link. ``name(row)``: the claim's label
+    (default: its full statement)."""
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _table_cells(rows, ours_label, chapters, name)]
     return "\n".join(lines)
+
+
+def front_page_markdown(rows: list[dict], ours_label: str = "ours (ci)", chapters: Mapping[str, str] | None = None,
+                        name: Callable[[dict], str] | None = None) -> str:
+    """The scorecard for the front page, narrow enough for the text column: the table of
+    :func:`table_markdown` without its notes column, and each claim's notes (its rule, how it
+    was measured, why its verdicts differ) in a collapsed list below the table."""
+    cells = _table_cells(rows, ours_label, chapters, name)
+    lines = ["| " + " | ".join(HEAD[:-1]) + " |", "|" + "---|" * (len(HEAD) - 1)]
+    lines += ["| " + " | ".join(c[:-1]) + " |" for c in cells]
+    notes = [f"- {c[0]}: {c[-1]}".replace("\\|", "|") for c in cells]
+    return "\n".join(lines + ["", "```{dropdown} Notes: each claim's rule and measurement", *notes, "```"])

@@ -7,10 +7,16 @@ link and anchor resolves, and every file the page requested was served. The fron
 saved as ``_build/artifacts/front-page.png``.
 
 And laid out for a reader, in a 1280 px wide window (``test_page_layout``): nothing in the
-article is wider than the content column (a wide table scrolls inside its own box,
-book/_static/cell-outputs.css), the page's first figure comes before any visible code cell of
-more than 15 lines, no parameters cell is shown, and the page's first screen is saved as
-``_build/artifacts/pages/<page>.png``.
+article is wider than the content column (book/_static/cell-outputs.css gives a wide output a
+scrolling box of its own as the last resort); no table, image or cell output is wider than the
+text column either, measured by what it holds (``scrollWidth``), so a table that needs its own
+scroll bar fails; no table of a chapter shows more than ``report.MAX_ROWS`` rows (longer ones are collapsed);
+no table header is a code name (the one rule:
+``koopman_repro.report.is_code_name``); the page draws exactly the figures its chapter declares
+(``FIGURES`` in ``koopman_repro/chapters/<page>.py``, the front page's in
+``koopman_repro/scorecard/tables.py``), so a figure that silently stops being drawn fails; the
+page's first figure comes before any visible code cell of more than 15 lines, no parameters cell
+is shown, and the page's first screen is saved as ``_build/artifacts/pages/<page>.png``.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them)
 and selenium (``requirements/test-browser.txt``, installed by ``scripts/test.sh``). The
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import os
 import re
 import tempfile
@@ -31,12 +38,14 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 
 from koopman_repro import scorecard
+from koopman_repro.report import MAX_ROWS, is_code_name
 from koopman_repro.results import REPO_ROOT
 
 pytestmark = pytest.mark.book
 
 HTML = Path(os.environ.get("KOOPMAN_BOOK_HTML", REPO_ROOT / "_build" / "book" / "_build" / "html"))
 ARTIFACTS = REPO_ROOT / "_build" / "artifacts"
+NOTEBOOKS = REPO_ROOT / "notebooks"
 #: the browser and its driver: KOOPMAN_CHROMIUM and KOOPMAN_CHROMEDRIVER, Debian's paths by default
 #: (the same variables .ci/run and .github/workflows/book.yml use)
 CHROMIUM = Path(os.environ.get("KOOPMAN_CHROMIUM") or "/usr/bin/chromium")
@@ -184,13 +193,17 @@ return {
 
 
 LAYOUT = """
-const [longLines] = arguments;
+const [longLines, maxRows] = arguments;
 const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
 const limit = article.getBoundingClientRect().right + 1;
 // shown to a reader: rendered, not in a collapsed <details> (hide-input), not invisible
 const closed = e => { const d = e.closest("details:not([open])");
                       return !!d && !e.closest("summary") && d.contains(e) && d !== e; };
-const shown = e => e.getClientRects().length > 0 && !closed(e)
+// MathJax's assistive MathML (for screen readers) is laid out but clipped to nothing (position
+// absolute, clip: rect(1px, 1px, 1px, 1px)): never drawn, so never measured; the typeset math
+// beside it (mjx-container) is
+const unseen = e => !!e.closest("mjx-assistive-mml");
+const shown = e => e.getClientRects().length > 0 && !closed(e) && !unseen(e)
     && (e.checkVisibility ? e.checkVisibility({visibilityProperty: true}) : getComputedStyle(e).visibility !== "hidden");
 const name = e => e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
     + [...e.classList].slice(0, 3).map(c => "." + c).join("");
@@ -199,7 +212,7 @@ const scrolls = e => ["auto", "scroll"].includes(getComputedStyle(e).overflowX);
 const wide = [];
 for (const e of article.querySelectorAll("*")) {
   const r = e.getBoundingClientRect();
-  if (!r.width || r.right <= limit) continue;
+  if (!r.width || r.right <= limit || unseen(e)) continue;
   let held = false;
   for (let p = e.parentElement; p && p !== article; p = p.parentElement) {
     if (scrolls(p) && p.getBoundingClientRect().right <= limit) { held = true; break; }
@@ -218,7 +231,35 @@ const params = [...article.querySelectorAll("div.cell")].filter(cell => shown(ce
     cell.matches(".tag_parameters, .tag_injected-parameters")
     || (shown(cell.querySelector(".cell_input") || cell) && /^\\s*# Parameters\\s*$/.test(
         code(cell).split("\\n").find(l => l.trim()) || ""))));
+// (d) tables, images and cell outputs against the text column (the article's content box): the
+// drawn box, and for a box that scrolls (overflow auto or scroll: the table container, a <pre>)
+// what scrolls inside it (scrollWidth), so a wide table in a box with its own scroll bar counts;
+// what a box hides (overflow hidden) is measured by its own drawn box. Collapsed blocks (the rest
+// of a long table, hidden code) are opened for this measurement, so a reader who opens one gets a
+// table that fits too, and closed again afterwards
+const collapsed = [...article.querySelectorAll("details:not([open])")];
+collapsed.forEach(d => { d.open = true; });
+const cs = getComputedStyle(article);
+const text = article.getBoundingClientRect().right - parseFloat(cs.paddingRight) - parseFloat(cs.borderRightWidth);
+const reach = e => { const r = e.getBoundingClientRect();
+                     return scrolls(e) ? Math.max(r.right, r.left + e.scrollWidth) : r.right; };
+const outside = [...article.querySelectorAll("table, img, .cell_output, .cell_output *")]
+    .filter(e => shown(e) && e.getBoundingClientRect().width && reach(e) > text + 1)
+    .filter((e, i, all) => !all.some(o => o !== e && o.contains(e) && o.matches("table, img")));
+const outsideText = outside.slice(0, 6).map(e => `${name(e)} reaches ${Math.round(reach(e))} px: ${e.textContent.trim().slice(0, 60)}`);
+collapsed.forEach(d => { d.open = false; });
+// (e) table headers, shown or collapsed; (f) the figures drawn by cells
+const heads = [...article.querySelectorAll("table thead th")].map(th => th.textContent.trim());
+const long = [...article.querySelectorAll("table")].filter(t => shown(t))
+    .map(t => ({rows: t.querySelectorAll("tbody tr").length, head: t.querySelector("tr")?.textContent.trim().slice(0, 60)}))
+    .filter(t => t.rows > maxRows);
 return {
+  text: Math.round(text),
+  outside: outsideText,
+  nOutside: outside.length,
+  heads: heads,
+  long: long,
+  figures: [...article.querySelectorAll(".cell_output img")].length,
   innerWidth: window.innerWidth,
   column: Math.round(limit - 1),
   pageScroll: document.documentElement.scrollWidth - document.documentElement.clientWidth,
@@ -310,6 +351,34 @@ def test_page_reads_correctly(page, browser, server):
     assert not problems, f"{page}:\n  " + "\n  ".join(problems)
 
 
+def figures_module(page: str) -> str:
+    """The module that declares the figures of a notebook's page (``FIGURES``, next to the code
+    that draws them): ``koopman_repro.chapters.<page>``; the front page's, the scorecard's tables."""
+    stem = page[:-len(".html")]
+    return "koopman_repro.scorecard.tables" if stem == "scorecard" else f"koopman_repro.chapters.{stem}"
+
+
+def declared_figures(page: str) -> int | None:
+    """How many figures the page's chapter declares; ``None`` for a page that is not a notebook."""
+    if not (NOTEBOOKS / (page[:-len(".html")] + ".md")).is_file():
+        return None
+    return importlib.import_module(figures_module(page)).FIGURES
+
+
+def test_every_notebook_declares_its_figures():
+    """A notebook without a declared count would escape the figure check."""
+    missing = []
+    for nb in sorted(NOTEBOOKS.glob("*.md")):
+        try:
+            n = declared_figures(nb.stem + ".html")
+        except (ImportError, AttributeError) as e:
+            missing.append(f"{nb.name}: {e}")
+            continue
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            missing.append(f"{nb.name}: FIGURES = {n!r} is not a count")
+    assert not missing, "notebooks without a figure count: " + "; ".join(missing)
+
+
 def screenshot_path(page: str) -> Path:
     """``_build/artifacts/pages/<page>.png`` (``a/b.html`` -> ``a--b.png``)."""
     return ARTIFACTS / "pages" / (page[:-len(".html")].replace("/", "--") + ".png")
@@ -317,13 +386,14 @@ def screenshot_path(page: str) -> Path:
 
 @pytest.mark.parametrize("page", CONTENT_PAGES)
 def test_page_layout(page, browser, server):
-    """The page as a reader sees it in a 1280 px window: nothing wider than the content column,
-    the first figure before any long visible code, no parameters cell; a screenshot is kept."""
+    """The page as a reader sees it in a 1280 px window: nothing wider than the content column, no
+    table, image or output wider than the text column, headers in words, every declared figure
+    drawn, the first figure before any long visible code, no parameters cell; a screenshot is kept."""
     base, _ = server
     browser.set_window_size(*WINDOW)
     browser.get(urljoin(base, page))
     browser.execute_async_script(WAIT_FOR_MATHJAX)
-    info = browser.execute_script(LAYOUT, LONG_CODE_LINES)
+    info = browser.execute_script(LAYOUT, LONG_CODE_LINES, MAX_ROWS)
     problems = []
 
     if info["innerWidth"] < WINDOW[0] - 40:
@@ -343,7 +413,24 @@ def test_page_layout(page, browser, server):
     # (c) parameters cells are for papermill, not for readers
     if info["params"]:
         problems.append(f"visible parameters cell(s): {info['params'][:3]}")
-    # (d) the first screen, kept for people to look at
+    # (d) every table, image and cell output within the text column: no scroll bar of its own
+    if info["nOutside"]:
+        problems.append(f"{info['nOutside']} table(s), image(s) or output(s) wider than the text column "
+                        f"(right edge at {info['text']} px): {info['outside']}")
+    # (e) headers written for a reader (the one rule: koopman_repro.report.is_code_name)
+    code = sorted({h for h in info["heads"] if is_code_name(h)})
+    if code:
+        problems.append(f"table headers that are code names: {code[:8]}")
+    # (e') a chapter's tables (results) show at most MAX_ROWS rows (report.markdown_table collapses
+    # the rest); a reference page (notation, glossary) is a list to look things up in, not results
+    if info["long"] and (NOTEBOOKS / (page[:-len(".html")] + ".md")).is_file():
+        problems.append(f"table(s) showing more than {MAX_ROWS} rows: {info['long'][:3]}")
+    # (f) every figure the chapter declares was drawn, and no undeclared one
+    declared = declared_figures(page)
+    if declared is not None and info["figures"] != declared:
+        problems.append(f"{info['figures']} figure(s) drawn in cell outputs, {declared} declared "
+                        f"({figures_module(page)}.FIGURES)")
+    # (g) the first screen, kept for people to look at
     shot = screenshot_path(page)
     shot.parent.mkdir(parents=True, exist_ok=True)
     if not browser.save_screenshot(str(shot)):

@@ -114,8 +114,9 @@ def test_eigenvalue_figure_has_a_panel_per_setting(res):
     assert [ax.get_title() for ax in fig.axes] == [t for _, t in dv.EIGENVALUE_PANELS]
     lam = dv.eigenvalues(res["ablation_eigenvalues"]["paper settings"])
     n_out = int((np.abs(lam) > 1).sum())
+    r, steps = float(np.abs(lam).max()), 2 * res["steps_per_epoch"]
     assert fig.axes[2].get_legend().get_texts()[1].get_text() == \
-        f"|λ| > 1: {n_out}, max {np.abs(lam).max():.5f}"
+        f"|λ| > 1: {n_out}; |λ|max = {r:.5f}, |λ|max^T = {fmt(r ** steps, 3)}"
 
 
 # -- one factor at a time ----------------------------------------------------------------------
@@ -124,6 +125,29 @@ def test_ablation_rows_round_the_radius_and_keep_the_rest(res):
     assert [r["setting"] for r in rows] == [r["setting"] for r in res["ablation"]]
     assert rows[0]["max_spectral_radius"] == fmt(res["ablation"][0]["max_spectral_radius"], 6)
     assert rows[0]["koopman_loss_T2"] == res["ablation"][0]["koopman_loss_T2"]
+    S = res["steps_per_epoch"]
+    for row, raw in zip(rows, res["ablation"]):        # growth factors: the radius to the power T, in steps
+        assert row["growth_T1"] == pytest.approx(raw["max_spectral_radius"] ** S)
+        assert row["growth_T2"] == pytest.approx(raw["max_spectral_radius"] ** (2 * S))
+    assert {"growth_T1", "growth_T2"} <= set(dv.ABLATION_COLUMNS)
+    for row, raw in zip(dv.replication_rows(res), res["replication"]):
+        assert row["growth over T"] == pytest.approx(raw["max_spectral_radius"] ** (raw["T_epochs"] * S))
+
+
+def test_growth_text_reads_the_base_rows_and_flags_a_misleading_count():
+    S = 100
+    kept = dict(ab_row("paper settings, cutoff", "cutoff", F / 2, radius=1.0001), n_eigs_outside_unit_circle=80.0)
+    lost = dict(ab_row("replication settings", "none (base)", None, radius=1.01), n_eigs_outside_unit_circle=40.0)
+    text = dv.growth_text({**small(ablation=[kept, lost]), "steps_per_epoch": S})
+    base = next(x for x in text.splitlines() if x.startswith("- **replication settings**"))
+    assert f"= {fmt(1.01 ** S, 3)} over one epoch ($T$ = {S}) and {fmt(1.01 ** (2 * S), 3)} over two" in base
+    assert "every network stopped by the guard" in base
+    assert "paper settings, cutoff" not in text.split("\n\n")[0]       # only the base rows are listed
+    assert (f"**paper settings, cutoff** kept up with 80 eigenvalues outside the circle, whose largest grows by "
+            f"{fmt(1.0001 ** (2 * S), 3)} over two epochs; **replication settings** diverged with only 40, whose "
+            f"largest grows by {fmt(1.01 ** (2 * S), 3)}.") in text
+    kept["n_eigs_outside_unit_circle"] = 20.0        # fewer outside than the diverged one: the count agrees
+    assert "misleads" not in dv.growth_text({**small(ablation=[kept, lost]), "steps_per_epoch": S})
 
 
 def test_loss_ratio_thresholds_at_both_sides():

@@ -57,7 +57,51 @@ def test_spectrum_figure_draws_every_eigenvalue_inside_and_outside_the_circle(re
         assert len(inside.get_offsets()) == lam.size - n_out and len(outside.get_offsets()) == n_out
         assert ax.get_xlabel() == "Re λ" and ax.get_ylabel() == "Im λ"
         assert f"{lam.size} eigenvalues" in ax.get_title() and ch.FIT_LABEL[name] in ax.get_title()
-        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["|λ| ≤ 1", f"|λ| > 1 ({n_out})"]
+        r, steps = float(np.abs(lam).max()), res["provenance"]["config"]["T_epochs"] * res["steps_per_epoch"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == \
+            ["|λ| ≤ 1", f"|λ| > 1: {n_out}; |λ|max = {r:.5f}, |λ|max^T = {fmt(r ** steps, 3)}"]
+
+
+# -- the growth factor |λ|_max^T ------------------------------------------------------------------
+def test_growth_is_the_spectral_radius_to_the_power_of_the_jump():
+    assert ch.growth(1.004, 1876) == pytest.approx(1.004 ** 1876, rel=1e-12)
+    assert ch.growth(0.5, 3) == 0.125 and ch.growth(1.0, 10 ** 6) == 1.0
+    assert ch.growth(None, 10) is None and ch.growth(float("nan"), 10) is None
+
+
+def test_growth_rows_raise_each_median_radius_to_its_horizon_in_steps(res):
+    S = res["steps_per_epoch"]
+    out = ch.growth_rows(res)
+    table = {(r["fit"], r["T_epochs"]): r for r in res["table"]}
+    assert len(out) == len(table)
+    for row in out:
+        fit = next(n for n, label in ch.FIT_LABEL.items() if label == row["fit"])
+        want = table[(fit, row["T (epochs)"])]
+        assert row["T (steps)"] == row["T (epochs)"] * S
+        assert row["growth over T"] == pytest.approx(want["max_spectral_radius_median"] ** (row["T (epochs)"] * S))
+        assert row["median largest modulus"] == fmt(want["max_spectral_radius_median"], 6)
+
+
+def test_growth_text_states_the_growth_and_flags_a_count_that_disagrees(res):
+    import copy
+    S, T = res["steps_per_epoch"], res["provenance"]["config"]["T_epochs"]
+    text = ch.growth_text(res)
+    for name in res["provenance"]["config"]["fits"]:
+        r = next(x for x in res["table"] if x["fit"] == name and x["T_epochs"] == T)
+        line = next(x for x in text.splitlines() if x.startswith(f"- **{ch.FIT_LABEL[name]}**"))
+        assert f"= {fmt(r['max_spectral_radius_median'] ** (T * S), 3)};" in line
+    rigged = copy.deepcopy(res)                  # the paper fit: more blocks outside, a smaller radius
+    for m in rigged["members"]:
+        m["fits"]["paper"]["blocks_outside_unit_circle"] = [9] * len(m["fits"]["paper"]["blocks_outside_unit_circle"])
+        m["fits"]["default"]["blocks_outside_unit_circle"] = [1] * len(m["fits"]["default"]["blocks_outside_unit_circle"])
+    for x in rigged["table"]:
+        x["max_spectral_radius_median"] = {"paper": 1.001, "default": 1.01}.get(x["fit"], 1.0)
+    flagged = ch.growth_text(rigged)
+    assert "The count and the growth factor disagree: the **paper's fit**" in flagged
+    assert f"({fmt(1.001 ** (T * S), 3)} against {fmt(1.01 ** (T * S), 3)})" in flagged
+    for x in rigged["table"]:                   # the larger count now also grows faster: nothing to flag
+        x["max_spectral_radius_median"] = {"paper": 1.01, "default": 1.001}.get(x["fit"], 1.0)
+    assert "disagree" not in ch.growth_text(rigged)
 
 
 # -- the experiment ----------------------------------------------------------------------------------
@@ -149,8 +193,11 @@ def test_where_it_stops_text_states_the_reach_the_blocks_and_the_stops(res):
         line = next(x for x in text.splitlines() if x.startswith(f"- **{ch.FIT_LABEL[name]}**"))
         reach = f"keeps up to **T = {longest} epoch" if longest else "keeps up at **none** of T = 1, 2, 5 epochs"
         assert reach in line and f"(median per network): {fmt(outside[0], 3)} of the" in line
+        S = res["steps_per_epoch"]
+        assert ", ".join(f"{fmt(x.max_spectral_radius_median ** (x.T_epochs * S), 3)} over {x.T_epochs}"
+                         for x in rows) + " epochs" in line
         assert ("no network was stopped" in line) == all(f["stop_reason"] is None for f in fits)
-    assert text.endswith(f"Rule: median $T^{{eq}}/T \\geq$ {KEEPS_UP}.")
+    assert text.endswith(f"Rule: median $T_{{eq}}/T \\geq$ {KEEPS_UP}.")
     assert [r["median T_eq/T"] for r in ch.where_it_stops_rows(res)] == \
         [r["teq_over_t_median"] for r in res["table"]]
 
