@@ -1,11 +1,14 @@
 """The book build hides both parameter cells (the notebook's defaults and papermill's injected
-values) from the rendered page, and keeps them in the executed notebook."""
+values) from the rendered page; the notebook it offers for download is the reader's (its own
+defaults, no injected cell, the outputs kept); a chapter whose ci execution peaks above Binder's
+memory fails the build."""
 from __future__ import annotations
 
 import nbformat
 import pytest
 
-from koopman_repro.book import PARAMETER_TAGS, hide_parameter_cells, toc_chapters
+from koopman_repro.book import (BINDER_MEMORY_MB, PARAMETER_TAGS, MemoryLimitError, check_memory, hide_parameter_cells,
+                                 over_memory, readers_notebook, toc_chapters)
 from koopman_repro.results import REPO_ROOT
 
 
@@ -85,3 +88,47 @@ def test_peak_memory_sees_a_child_process():
     with PeakMemory(interval=0.05) as peak:
         subprocess.run([sys.executable, "-c", code], check=True)
     assert peak.peak > 150 * 2**20
+
+
+def test_the_downloadable_notebook_is_the_readers_version(tmp_path):
+    """After execution the injected cell (``profile = "paper"`` here, ``recompute = True`` in the
+    build) is gone: the notebook runs with its parameters cell's defaults; outputs are kept."""
+    path = synthetic_notebook(tmp_path / "chapter.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[3].outputs = [nbformat.v4.new_output("stream", name="stdout", text="paper\n")]
+    nb.cells[3].execution_count = 2
+    assert nb.metadata["papermill"]["parameters"] == {"profile": "paper"}
+    nbformat.write(nb, path)
+    readers_notebook(path)
+    hide_parameter_cells(path)
+    after = nbformat.read(path, as_version=4)
+    assert [tags(c) for c in after.cells] == [[], ["parameters", "remove-cell"], ["hide-input"]]
+    assert not any("injected-parameters" in tags(c) for c in after.cells)
+    assert after.cells[1].source == 'profile = "ci"', "the parameters cell keeps the notebook's defaults"
+    assert "paper" not in "".join(c.source for c in after.cells if c.cell_type == "code")
+    assert after.cells[2].outputs[0]["text"] == "paper\n", "the executed outputs are kept"
+    assert after.cells[2].execution_count == 2
+    assert not after.metadata["papermill"].get("parameters"), "no injected values in the metadata either"
+    readers_notebook(path)                                           # idempotent
+    assert [c.source for c in nbformat.read(path, as_version=4).cells] == [c.source for c in after.cells]
+
+
+def test_the_memory_check_fails_a_ci_chapter_over_binders_limit():
+    assert BINDER_MEMORY_MB == 2048
+    timings = {"quickstart": 412.1, "mnist": 5800.4, "beyond": 2048.0, "cost": 3100.0}
+    assert over_memory(timings, "ci") == {"mnist": 5800.4, "cost": 3100.0}     # at the limit is within it
+    with pytest.raises(MemoryLimitError) as err:
+        check_memory(timings, "ci")
+    message = str(err.value)
+    assert "notebook mnist: peak 5800 MB > limit 2048 MB" in message
+    assert "notebook cost: peak 3100 MB > limit 2048 MB" in message
+    assert "quickstart" not in message and "beyond" not in message
+
+
+def test_the_memory_check_passes_chapters_within_the_limit_and_other_profiles():
+    check_memory({"quickstart": 412.1, "mnist": 1999.0, "divergence": 685.5}, "ci")
+    check_memory({}, "ci")
+    check_memory({"mnist": 9000.0}, "paper")                         # full-scale runs are not for Binder
+    assert over_memory({"mnist": 9000.0}, "paper") == {}
+    with pytest.raises(MemoryLimitError, match="peak 1500 MB > limit 1024 MB"):
+        check_memory({"mnist": 1500.0}, "ci", limit_mb=1024)

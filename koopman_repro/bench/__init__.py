@@ -67,7 +67,7 @@ from .profiles import PROFILES, BenchConfig, Config
 from .scaling import PREDICTED, SCALING_FITS, exponents, loglog_slope, scaling_construction, scaling_evolution
 from .steps import block_states, dense_operators, jump_assembled, koopman_steps, steps_assembled
 from .summary import TARGETS, summarize, targets
-from .timing import clock, interleaved, ratio
+from .timing import clock, interleaved, ratio, release_memory
 
 NAME = "bench"
 
@@ -97,6 +97,9 @@ class _Stages:
 
     def done(self, name: str) -> None:
         now, cpu = time.perf_counter(), time.process_time()
+        # memory: what a stage leaves in reference cycles (fitted estimators, closures over the
+        # recording) is freed before the next stage allocates, not whenever the collector next runs
+        release_memory()
         self.seconds[name] = now - self.clock0
         self.cpu_seconds[name] = cpu - self.cpu0  # CPU seconds of this process (all threads): less sensitive to load
         self.load[name] = load_average()
@@ -108,7 +111,10 @@ def _run(cfg: BenchConfig, results_dir=None) -> dict:
     stages = _Stages(total=7)
     torch.manual_seed(cfg.seed)
     data = mnist_data(cfg)
-    runs = [mnist_run(cfg, cfg.seed + i, data, fit_bench=(i == 0)) for i in range(cfg.n_inits)]
+    runs = []
+    for i in range(cfg.n_inits):
+        runs.append(mnist_run(cfg, cfg.seed + i, data, fit_bench=(i == 0)))
+        release_memory()                # the run's recordings, held in reference cycles, before the next
     first = runs[0]
     mnist_snaps = first.pop("snapshots")
     sizes = [(int(P), int(m)) for P, m in first.pop("group_sizes")]

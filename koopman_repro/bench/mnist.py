@@ -20,7 +20,7 @@ from .fits import FIT_METHODS, fit_benchmark, group_snapshots, rank_deficiency, 
 from .pipeline import time_pipeline
 from .profiles import BenchConfig
 from .steps import block_states, dense_operators, koopman_steps, steps_assembled
-from .timing import clock, interleaved
+from .timing import clock, interleaved, release_memory
 
 
 def mnist_data(cfg: BenchConfig):
@@ -129,6 +129,7 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
     # the pipeline's candidate routes to the default fit, on the stored recording (issue 15)
     pipe = time_pipeline(part, stored.snapshots, net.theta.detach().clone(), Ts,
                          lambda th: float(evaluate(net, xt, yt, theta=th)[0][0]), cfg.repeats)
+    release_memory()                    # the routes' fits (reference cycles) before the next allocations
     # Koopman training from the streaming recording: fit, jump, evaluate (each timed once here,
     # the jump and steps again between the baseline epochs below)
     stream_method = _streaming_method(part, stream)
@@ -164,6 +165,7 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
         "record_bytes": _record_bytes(cfg, D, t2 - t1 + 1, part, stored),
     }
     if fit_bench:
+        release_memory()
         out.update(_fit_bench(cfg, net, part, stored, stream, x, xt, yt, T))
     return out
 

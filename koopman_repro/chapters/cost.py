@@ -25,6 +25,9 @@ from ..results import read_json
 from ..scorecard import (BOOK_CI_MINUTES, COST_SPEED, EXPONENT_CLOSE, KOOPMAN_FASTER, PAPER_WALL_MINUTES,
                          RECORDING_OVERHEAD)
 
+#: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
+FIGURES = 8
+
 EPS = float(np.finfo(np.float64).eps)
 #: a public Binder's memory per notebook (MB)
 BINDER_MB = 2048
@@ -523,6 +526,44 @@ def binder_note(timings: dict, profile: str) -> str:
     return (f"Profile `{timings.get('profile', profile)}`, this build's machine (provenance line above); the cost "
             "chapter and the front page run last, so their own rows come from the previous build of the same folder, "
             "if any. " + lanes)
+
+
+#: where ``tests/test_binder.py`` records the simulated reader's session (each notebook as a reader opens it)
+BINDER_SESSION = ("_build", "results", "ci", "binder-session.json")
+
+
+def binder_session(path=None) -> dict | None:
+    """The simulated Binder session that ``tests/test_binder.py`` recorded (``{"binder_memory_mb",
+    "notebooks": {name: {"seconds", "peak_mb", "error"}}}``), ``None`` when the unit tests have not
+    run in this checkout. ``path``: default ``_build/results/ci/binder-session.json``."""
+    from ..paths import REPO_ROOT, resolve
+    path = resolve(path) if path is not None else REPO_ROOT.joinpath(*BINDER_SESSION)
+    return read_json(path) if path.is_file() else None
+
+
+def reader_session_rows(session: dict) -> list[dict]:
+    """Per notebook as a reader opens it (its defaults: the saved full-scale run shown): its
+    kernel's peak memory and whether it fits Binder's memory (and whether it stopped with an error)."""
+    limit = session.get("binder_memory_mb", BINDER_MB)
+    out = []
+    for name, r in sorted(session.get("notebooks", {}).items()):
+        fits = "yes" if r["peak_mb"] <= limit else "no"
+        out.append({"notebook": name, "peak memory as a reader opens it (MB)": round(r["peak_mb"]),
+                    f"within Binder's {limit / 1024:.0f} GB": fits + ("; the notebook stopped with an error"
+                                                                     if r.get("error") else "")})
+    return out
+
+
+def reader_session_note(session: dict | None) -> str:
+    """What the reader's-session table is, or the one sentence saying there is none in this build."""
+    if session is None:
+        return ("No simulated Binder session was recorded in this checkout (`tests/test_binder.py`, run by the unit "
+                "tests before the book build, writes it), so the reader's peak memory is not shown here.")
+    n = len(session.get("notebooks", {}))
+    return (f"Each of the {n} notebooks as a reader opens it on Binder: its own defaults (`recompute = False`, "
+            "so it shows the saved full-scale run), executed once in a clean environment built from "
+            "`environment.yml` and `postBuild` by `tests/test_binder.py`. The previous table is the other side: "
+            "this build's own runs at profile `ci`, which a reader gets with `recompute = True`.")
 
 
 # -- end to end -----------------------------------------------------------------------------------

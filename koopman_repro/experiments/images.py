@@ -87,6 +87,19 @@ def shuffle_seed(seed: int, member: int) -> int:
     return 1000 * seed + 500 + member
 
 
+def release_memory() -> None:
+    """Free what reference cycles hold and hand the freed heap back to the system (glibc keeps it
+    otherwise, and the resident memory, what Binder limits, stays at its high-water mark) between
+    the stages of an experiment. Changes no result."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 # ------------------------------------------------------------------------------------------
 # training with a recorded trajectory
 # ------------------------------------------------------------------------------------------
@@ -107,6 +120,9 @@ class Run:
     step_seconds: float
     evaluate: Callable
     kept: dict = field(default_factory=dict)
+    # the weights after the ``head.shape[0]`` steps before ``lo`` of the first ``head.shape[1]``
+    # members only (``(h, n, D)``), when only they need the longer window: :meth:`subset` joins them
+    head: torch.Tensor | None = None
 
     @property
     def E(self) -> int:
@@ -150,10 +166,20 @@ class Run:
         return torch.stack([self.grid[s][0] for s in range(t2, last + 1, self.every)])
 
     def subset(self, n: int) -> "Run":
-        """The first ``n`` members as a run of their own (views, no copies)."""
-        return Run(self.net, self.images, self.S, self.lo, self.snaps[:, :n],
+        """The first ``n`` members as a run of their own (views, no copies; with :attr:`head`, when it
+        covers them, one copy of their snapshots from the head's first step on)."""
+        lo, snaps = self.lo, self.snaps[:, :n]
+        if self.head is not None and n <= self.head.shape[1]:
+            lo, snaps = self.lo - self.head.shape[0], torch.cat([self.head[:, :n], snaps])
+        return Run(self.net, self.images, self.S, lo, snaps,
                    {s: (l[:n], a[:n]) for s, (l, a) in self.grid.items()}, self.every, self.step_seconds,
                    self.evaluate, {s: w[:n] for s, w in self.kept.items()})
+
+    def without_snapshots(self) -> "Run":
+        """The same run with no stored snapshots (test losses, accuracies and kept weights only), so
+        that what is left of it after its fits does not keep its recording in memory."""
+        return Run(self.net, self.images, self.S, self.lo, self.snaps.new_empty((0,) + self.snaps.shape[1:]),
+                   self.grid, self.every, self.step_seconds, self.evaluate, self.kept)
 
 
 def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: int, seed: int,

@@ -279,3 +279,28 @@ def test_figures_have_artists_and_labels(res):
     assert widths == sorted(round(w, 12) for w in (r0["train_to_t2_s"], r0["optimizer_after_t2_s"], r0["train_to_t2_s"],
                                                    r0["recording_streaming_s"], r0["fit_s"], r0["jump_s"], r0["eval_s"]))
     assert e2e.axes[0].get_xlabel() == "seconds"
+
+
+def test_reader_session_table_from_the_simulated_binder_session(tmp_path):
+    session = {"binder_memory_mb": 2048, "notebooks": {
+        "mnist": {"seconds": 3.2, "peak_mb": 350.6, "error": None},
+        "beyond": {"seconds": 9.0, "peak_mb": 2500.0, "error": None},
+        "de_solver": {"seconds": 4.0, "peak_mb": 400.0, "error": "ValueError: x and y must be the same size"}}}
+    path = tmp_path / "binder-session.json"
+    path.write_text(json.dumps(session))
+    assert cost.binder_session(path) == session
+    rows = cost.reader_session_rows(cost.binder_session(path))
+    assert [r["notebook"] for r in rows] == ["beyond", "de_solver", "mnist"]
+    assert list(rows[0]) == ["notebook", "peak memory as a reader opens it (MB)", "within Binder's 2 GB"]
+    by = {r["notebook"]: r for r in rows}
+    assert by["mnist"]["peak memory as a reader opens it (MB)"] == 351 and by["mnist"]["within Binder's 2 GB"] == "yes"
+    assert by["beyond"]["within Binder's 2 GB"] == "no"
+    assert by["de_solver"]["within Binder's 2 GB"] == "yes; the notebook stopped with an error"
+    note = cost.reader_session_note(session)
+    assert "3 notebooks as a reader opens it" in note and "recompute = False" in note and "profile `ci`" in note
+
+
+def test_reader_session_missing_is_said_in_one_sentence(tmp_path):
+    assert cost.binder_session(tmp_path / "binder-session.json") is None
+    note = cost.reader_session_note(None)
+    assert note.startswith("No simulated Binder session") and note.count(". ") == 0 and note.endswith(".")

@@ -57,8 +57,12 @@ def run_mnist(cfg: Config) -> dict:
                          f"mnist_epochs >= {cfg.window_epochs[1] + cfg.T_epochs}")
     windows = mnist_windows(cfg, S)
     lo = min([w.t1 for w in windows] + [t1])
-    hi = max([w.t2 for w in windows] + [t2]) + T
-    run = train_run(net, images, cfg.mnist_epochs, 0.7, cfg.eval_every, lo, hi, cfg.seed, "mnist (paper settings)")
+    hi = max([w.t2 for w in windows] + [t2])
+    # memory: every step of the windows is stored; after the last window only the weights T steps
+    # after each window's end (the weight errors) are kept, not every step up to them
+    keep = tuple(sorted(s for s in {w.t2 + T for w in windows} | {t2 + T} if s > hi))
+    run = train_run(net, images, cfg.mnist_epochs, 0.7, cfg.eval_every, lo, hi, cfg.seed, "mnist (paper settings)",
+                    keep=keep)
     out = {"train_step_seconds_per_network": run.step_seconds / E, "n_params": net.n_params,
            "partition": partition.describe(), "steps_per_epoch": S}
     out["baselines"], out["baseline_curves"], item1_fits = mnist_baselines(cfg, run, partition)        # item 1

@@ -25,7 +25,10 @@ Memory: float64 snapshots of all inits (2814 x 16750 x 25 x 8 B = 9.4 GB) do not
 inits are trained in groups of ``group_size`` with a *stored* recording per group. The
 training runs in float32 (the PyTorch example's default), so the snapshots are stored in
 float32 without loss and cast to float64 (or kept in float32 for the replication's fits)
-one init at a time when fitting.
+one init at a time when fitting. The replication's run stores its own window (epochs 4-5) for all
+its networks and the paper's longer window only for the networks of the ablation (``Run.head``);
+a trained run keeps only its test images, and a run's recording is released before the next
+condition is trained.
 
 Which method gives which number: every Koopman number comes from SVD fits on the stored
 snapshots (the paper's method and the library's), made and evolved by the package's core: ``Koopman.fit_variants``

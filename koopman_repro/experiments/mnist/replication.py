@@ -13,6 +13,7 @@ from koopman_lib.fit import FITS
 from koopman_lib.metrics import finite_median
 from .ablation import ablation_rows, ablation_settings, layerwise
 from .config import Config
+from ..images import release_memory
 from .training import Condition, Setup, optimizer_curve, train_group
 
 
@@ -83,21 +84,32 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
         max(cfg.T_epochs, max(cfg.replication_T_epochs))
     rep_rows, layer, ablation = None, None, ([], {}, {})
     for cond in conds:
-        r = train_group(cfg, cond, rep_ids if cond == rep_cond else ab_ids, setup.data, epochs, setup.grid_from,
-                        setup.grid_to, desc=f"train {cond.name}")
         sets = [s for s in pending if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
+        # memory: the replication's own rows (all its networks) need only its window; the steps before
+        # it are stored for the networks of the ablation only, and only when one of its settings needs them
+        first, head = None, 0
+        if cond == rep_cond:
+            first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
+            earliest = min([(s["window"][0] - 1) * setup.S + 1 for s in sets] + [first])
+            head = min(cfg.n_ablation_inits, len(rep_ids)) if sets and earliest < first else 0
+        r = train_group(cfg, cond, rep_ids if cond == rep_cond else ab_ids, setup.data, epochs, setup.grid_from,
+                        setup.grid_to, desc=f"train {cond.name}", first=first, head_members=head)
         if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
             rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, setup.partition_of,
                                      setup.S)
-        sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits else r
+        sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits or r.head is not None else r
         if sets:
             rows, c, e = ablation_rows(cfg, sets, {cond: sub}, setup.partition_of, setup.S)
             ablation[0].extend(rows)
             ablation[1].update(c)
             ablation[2].update(e)
+        del sub
+        release_memory()
         if cond == rep_cond and cfg.layerwise:
-            layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r,)
+            # the layer-wise rows need the run's test losses, not its recording
+            layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
         del r
+        release_memory()
     return rep_rows, ablation, layer
 
 

@@ -16,7 +16,7 @@ from koopman_lib.fit import FITS, singular_values
 from koopman_lib.metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
 from koopman_lib.progress import bar
 from koopman_lib.solvers import finite_section
-from ..images import Run
+from ..images import Run, release_memory
 from .config import DTYPES, GUARD_GROWTH, Config
 from .cutoff_sweep import sweep_specs
 from .fits import round_complex, round_weights
@@ -188,6 +188,7 @@ def paper_experiment(cfg: Config, setup: Setup, init0_studies) -> tuple[list, di
         if gi == 0:
             first = init0_studies(run, window, theta_t2, track, init0, members)
         del run, window, init0
+        release_memory()
     curves = {k: (torch.stack(v) if isinstance(v, list) and v and isinstance(v[0], torch.Tensor) else
                   {n: torch.stack(c) for n, c in v.items()} if isinstance(v, dict) else v)
               for k, v in curves.items()}

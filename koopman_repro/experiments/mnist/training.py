@@ -10,6 +10,7 @@ import torch
 
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.partition import Partition, make_partition
+from koopman_lib.recorder import TrajectoryRecorder
 from ..images import PAPER_NORMALIZE, Images, Run, normalise, raw_images, shuffle_seed, train_run
 from .config import DTYPES, Config
 
@@ -107,17 +108,38 @@ def recorded_steps(cfg: Config, S: int) -> tuple[int, int]:
 
 
 def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs: int,
-                grid_from: int, grid_to: int, on_step=None, desc: str = "") -> Run:
+                grid_from: int, grid_to: int, on_step=None, desc: str = "", first: int | None = None,
+                head_members: int = 0) -> Run:
     """Train inits ``ids`` under ``cond`` for ``epochs`` epochs (:func:`.images.train_run`); record
-    (stored, train dtype) the weights after every step of :func:`recorded_steps`; evaluate the
-    test set after every ``eval_every``-th step from ``grid_from`` to ``grid_to`` and at every
-    epoch end (and at step 0); ``on_step(step, theta)`` after every step."""
+    (stored, train dtype) the weights after every step of :func:`recorded_steps` (from step ``first``
+    on if given; the first ``head_members`` members also from :func:`recorded_steps`' first step,
+    in ``Run.head``, which ``Run.subset`` joins); evaluate the test set after every ``eval_every``-th
+    step from ``grid_from`` to ``grid_to`` and at every epoch end (and at step 0); ``on_step(step,
+    theta)`` after every step. The run keeps the test images only (its fits never need the training
+    images, and a normalised copy of them is 188 MB)."""
     xtr, xte = data.normalized(cond.normalize, DTYPES[cfg.train_dtype])
     images = Images(xtr, data.y_train, xte, data.y_test, tuple(cond.normalize))
     S = -(-xtr.shape[0] // cfg.batch_size)
-    return train_run(make_net(cfg, ids), images, epochs, cond.gamma, cfg.eval_every, *recorded_steps(cfg, S), cfg.seed,
-                     desc or cond.name, cfg.lr, members=ids, batch_size=cfg.batch_size, eval_span=(grid_from, grid_to),
-                     on_step=on_step)
+    net = make_net(cfg, ids)
+    lo, hi = recorded_steps(cfg, S)
+    head = None
+    if first is not None and first > lo:
+        if head_members:
+            head = TrajectoryRecorder(net.theta.shape[1], lo, first - 1, batch_shape=(head_members,),
+                                      dtype=net.theta.dtype)
+        lo = first
+    steps = on_step
+    if head is not None:
+        def steps(step, theta):
+            head(step, theta[:head_members])
+            if on_step is not None:
+                on_step(step, theta)
+    run = train_run(net, images, epochs, cond.gamma, cfg.eval_every, lo, hi, cfg.seed,
+                    desc or cond.name, cfg.lr, members=ids, batch_size=cfg.batch_size, eval_span=(grid_from, grid_to),
+                    on_step=steps)
+    run.images = Images(xtr.new_empty((0, xtr.shape[1])), data.y_train[:0], xte, data.y_test, tuple(cond.normalize))
+    run.head = None if head is None else head.snapshots
+    return run
 
 
 
