@@ -319,17 +319,37 @@ def fit_operators(snapshots: torch.Tensor, specs, dtype=None, constant: bool = F
     P, n, k = snapshots.shape
     itemsize = torch.empty((), dtype=dtype).element_size()
     per = max(1, int(chunk_bytes // max(1, n * k * itemsize)))
-    parts: dict = {name: [] for name in specs}
+    out: dict = {}
     for a in range(0, P, per):
         x = snapshots[a:a + per].to(dtype)
         check_finite(x)
         fac = factorise(x, recorded=recorded or snapshots.dtype)
         del x
         for name, s in specs.items():
-            parts[name].append(fac.operators(s, constant, n_out, low_rank))
+            ops = fac.operators(s, constant, n_out, low_rank)
+            out[name] = ops if per >= P else _place(out.get(name), ops, a, P)
+            del ops
         del fac
-    out = {name: Operators.cat(p) for name, p in parts.items()}
+    out = {name: o if isinstance(o, Operators) else Operators(U=o["U"], A=o["A"], B=o["B"], rank=o["rank"],
+                                                              n_out=o["n_out"])
+           for name, o in out.items()}
     return out["fit"] if single else out
+
+
+def _place(acc: dict | None, ops: Operators, a: int, P: int) -> dict:
+    """Write the operators of blocks ``a, a + 1, ..`` into tensors for all ``P`` blocks, allocated
+    at the first chunk: the chunks' operators are never held all at once beside their
+    concatenation (the same values as concatenating them; half the peak memory)."""
+    fields = {"U": ops.U, "A": ops.A, "B": ops.B, "rank": ops.rank}
+    if acc is None:
+        acc = {k: None if v is None else v.new_empty((P,) + tuple(v.shape[1:])) for k, v in fields.items()}
+        acc["n_out"] = ops.n_out
+    for k, v in fields.items():
+        if (v is None) != (acc[k] is None) or (v is not None and v.shape[1:] != acc[k].shape[1:]):
+            raise FitError(f"the operators of blocks {a}.. differ in form or size ({k}) from the first chunk's")
+        if v is not None:
+            acc[k][a:a + v.shape[0]] = v
+    return acc
 
 
 __all__ = ["Cutoff", "FitSpec", "FITS", "DEFAULT_FIT", "named_fit", "recorded_precision", "Operators", "Factorization", "factorise", "fit_operators", "as_cutoff",
