@@ -17,8 +17,10 @@ SKIP = ("second", "time", "provenance", "wall", "speedup", "repeats", "threads",
 
 
 def skipped(key: str) -> bool:
+    """A timing: a name with one of SKIP in it, or in seconds by the ``_s`` suffix (``fit_s``,
+    ``fit_s_all``), or a ratio of timings (``overhead``)."""
     k = key.lower()
-    return any(s in k for s in SKIP)
+    return any(s in k for s in SKIP) or k.endswith(("_s", "_s_all")) or "overhead" in k
 
 
 def walk(a, b, path, rtol, out):
