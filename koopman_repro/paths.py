@@ -32,6 +32,10 @@ def build_results_dir(profile: str) -> Path:
     return BUILD / "results" / profile
 
 
+#: where tests/test_binder.py records the simulated reader's session (each notebook as a reader opens it)
+BINDER_SESSION = build_results_dir("ci") / "binder-session.json"
+
+
 def resolve(path) -> Path:
     """``path`` as given if absolute, else relative to the checkout (not to the working directory,
     so a notebook executed anywhere finds the same files)."""

@@ -19,8 +19,8 @@ import subprocess
 
 from .imports import closure, modules
 from .registry import EXPERIMENTS
-from .paths import REPO_ROOT, saved_results_dir
-from .results import load_results
+from .paths import REPO_ROOT
+from .report import saved_results
 
 UNCHANGED, CHANGED, UNKNOWN = "code unchanged since the run", "code changed, not checked", "unknown"
 
@@ -63,10 +63,9 @@ def saved_runs(profiles=("paper", "full")) -> list[dict]:
     rows = []
     for profile in profiles:
         for name in EXPERIMENTS:
-            path = saved_results_dir(profile) / f"{name}.json"
-            if not path.is_file():
+            res = saved_results(name, profile)
+            if res is None:
                 continue
-            res = load_results(path, name)
             prov = res.get("provenance", {})
             rows.append({"experiment": name, "profile": profile, "run (UTC)": str(prov.get("utc_time", ""))[:16],
                          "commit": (prov.get("git_sha") or "unknown")[:10], "code": status(res, name)})

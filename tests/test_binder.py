@@ -17,17 +17,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_packaging import pip_list, split_options
+
+from koopman_repro.book import BINDER_MEMORY_MB
+from koopman_repro.paths import BINDER_SESSION as RECORD
+
 ROOT = Path(__file__).resolve().parents[1]
-BINDER_MB = 2048
-RECORD = ROOT / "_build" / "results" / "ci" / "binder-session.json"
-
-
-def pip_list() -> list[str]:
-    lines = (ROOT / "environment.yml").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == "- pip:")
-    reqs = [line.strip()[2:].split("#")[0].strip() for line in lines[start + 1:] if line.strip().startswith("- ")]
-    # the index option (PyTorch's CPU wheels) is unreachable here; the local wheel is that build
-    return [r for r in reqs if r and not r.startswith("--")]
 
 
 def test_a_reader_session_runs_every_notebook_within_binders_memory(tmp_path):
@@ -40,7 +35,9 @@ def test_a_reader_session_runs_every_notebook_within_binders_memory(tmp_path):
             dst.write_bytes(src.read_bytes())
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    (tmp_path / "req.txt").write_text("\n".join(pip_list()) + "\n")
+    # the index option (PyTorch's CPU wheels) is unreachable here; the local wheel is that build
+    _, reqs = split_options(pip_list())
+    (tmp_path / "req.txt").write_text("\n".join(reqs) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     got = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(tmp_path / "req.txt")],
                          capture_output=True, text=True, timeout=1200, env=env)
@@ -57,10 +54,10 @@ def test_a_reader_session_runs_every_notebook_within_binders_memory(tmp_path):
     assert out.is_file(), run.stdout[-2000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(json.dumps({"binder_memory_mb": BINDER_MB, "notebooks": report}, indent=2))
+    RECORD.write_text(json.dumps({"binder_memory_mb": BINDER_MEMORY_MB, "notebooks": report}, indent=2))
     expected = {p.stem for p in (ROOT / "notebooks").glob("*.md")}
     assert set(report) == expected, (set(report) ^ expected)
     failed = {k: v["error"] for k, v in report.items() if v["error"]}
     assert not failed, failed
-    heavy = {k: round(v["peak_mb"]) for k, v in report.items() if v["peak_mb"] > BINDER_MB}
-    assert not heavy, f"notebooks over Binder's {BINDER_MB} MB as a reader opens them: {heavy}"
+    heavy = {k: round(v["peak_mb"]) for k, v in report.items() if v["peak_mb"] > BINDER_MEMORY_MB}
+    assert not heavy, f"notebooks over Binder's {BINDER_MEMORY_MB} MB as a reader opens them: {heavy}"

@@ -9,10 +9,15 @@ import torch
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_python_example_runs():
+def readme_example() -> str:
+    """The README's library example: its first python block."""
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "the README has no python example"
+    return blocks[0]
+
+
+def test_readme_python_example_runs():
     ns: dict = {}
-    exec(compile(blocks[0], str(README), "exec"), ns)  # noqa: S102
+    exec(compile(readme_example(), str(README), "exec"), ns)  # noqa: S102
     kp = ns["kp"]
     assert kp.operators_ is not None and torch.isfinite(kp.spectral_radius_).all()

@@ -16,14 +16,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from test_readme import readme_example
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def readme_example() -> str:
-    text = (ROOT / "README.md").read_text()
-    section = text[text.index("## The library in a few lines"):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
 @pytest.fixture(scope="module")

@@ -12,3 +12,8 @@ def say(text: str) -> None:
     """Display a computed sentence as Markdown (in a notebook)."""
     from IPython.display import Markdown, display
     display(Markdown(text))
+
+
+def config(res: dict) -> dict:
+    """The configuration of the run ``res`` came from, as its provenance saved it (a plain dict)."""
+    return res["provenance"]["config"]

@@ -19,18 +19,18 @@ from matplotlib.ticker import NullFormatter
 from koopman_lib.evolve import AUTO_EIG_LOG2_T
 
 from .. import rows
+from ..book import BINDER_MEMORY_MB
 from ..bench import SCALING_FITS, TARGETS, book_minutes, book_notebooks, targets
 from ..report import PAPER_RESULTS, fmt, provenance_line
 from ..results import read_json
 from ..scorecard import (BOOK_CI_MINUTES, COST_SPEED, EXPONENT_CLOSE, KOOPMAN_FASTER, PAPER_WALL_MINUTES,
                          RECORDING_OVERHEAD)
+from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 8
 
 EPS = float(np.finfo(np.float64).eps)
-#: a public Binder's memory per notebook (MB)
-BINDER_MB = 2048
 NOT_RUN = "not run yet"
 
 
@@ -43,10 +43,6 @@ def x(v, digits: int = 3) -> str:
     """A ratio like 12.3x (or n/a)."""
     return "n/a" if v is None else f"{v:.{digits}g}x"
 
-
-def config(res: dict) -> dict:
-    """The run's configuration (``bench.BenchConfig`` as saved in the provenance)."""
-    return res["provenance"]["config"]
 
 
 def complexity(res: dict, network: str) -> dict:
@@ -512,7 +508,7 @@ def binder_rows(timings: dict) -> list[dict]:
     secs, mem = timings.get("notebook_seconds", {}), timings.get("notebook_peak_rss_mb", {})
     out = [{"notebook": n, "seconds": round(secs[n], 1),
             "peak memory (MB)": round(mem[n]) if n in mem else "not measured",
-            "within Binder's 2 GB": ("yes" if mem[n] <= BINDER_MB else "no: shows the saved run unless recompute = True")
+            "within Binder's 2 GB": ("yes" if mem[n] <= BINDER_MEMORY_MB else "no: shows the saved run unless recompute = True")
             if n in mem else "-"} for n in secs]
     return out or [{"notebook": "(no notebook timings in this build yet)"}]
 
@@ -528,23 +524,19 @@ def binder_note(timings: dict, profile: str) -> str:
             "if any. " + lanes)
 
 
-#: where ``tests/test_binder.py`` records the simulated reader's session (each notebook as a reader opens it)
-BINDER_SESSION = ("_build", "results", "ci", "binder-session.json")
-
-
 def binder_session(path=None) -> dict | None:
     """The simulated Binder session that ``tests/test_binder.py`` recorded (``{"binder_memory_mb",
     "notebooks": {name: {"seconds", "peak_mb", "error"}}}``), ``None`` when the unit tests have not
     run in this checkout. ``path``: default ``_build/results/ci/binder-session.json``."""
-    from ..paths import REPO_ROOT, resolve
-    path = resolve(path) if path is not None else REPO_ROOT.joinpath(*BINDER_SESSION)
+    from ..paths import BINDER_SESSION, resolve
+    path = resolve(path) if path is not None else BINDER_SESSION
     return read_json(path) if path.is_file() else None
 
 
 def reader_session_rows(session: dict) -> list[dict]:
     """Per notebook as a reader opens it (its defaults: the saved full-scale run shown): its
     kernel's peak memory and whether it fits Binder's memory (and whether it stopped with an error)."""
-    limit = session.get("binder_memory_mb", BINDER_MB)
+    limit = session.get("binder_memory_mb", BINDER_MEMORY_MB)
     out = []
     for name, r in sorted(session.get("notebooks", {}).items()):
         fits = "yes" if r["peak_mb"] <= limit else "no"

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from .. import rows
 from ..report import NOT_MEASURED, fmt, provenance_line
 from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, divergence_parts
-from .mnist import as_floats, config, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
+from . import config
+from .mnist import as_floats, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 4

@@ -20,6 +20,7 @@ from koopman_lib.spectra import growth_factors
 from .. import rows
 from ..report import fmt
 from ..scorecard import KEEPS_UP, MNIST_TABLE2, RULES
+from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 4
@@ -45,10 +46,6 @@ def as_floats(x) -> np.ndarray:
     """JSON lists (``None`` for nan) as a float array."""
     return np.array(x, dtype=float)
 
-
-def config(res: dict) -> dict:
-    """The run's config, as its provenance saved it."""
-    return res["provenance"]["config"]
 
 
 def median_over_inits(y) -> np.ndarray:

@@ -19,6 +19,7 @@ from .. import rows
 from ..experiments.perceptron import KOOPMAN, METHODS, first_passage, relevance_mask
 from ..report import NOT_REPRODUCED, PARTLY, REPRODUCED
 from ..rows.perceptron import MethodSummary, summaries
+from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 4
@@ -29,10 +30,6 @@ FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilise
 #: bootstrap share needed to call one method sooner than another
 P_SURE = 0.95
 
-
-def config(res: dict) -> dict:
-    """The run's configuration (``perceptron.Config`` as saved in the provenance)."""
-    return res["provenance"]["config"]
 
 
 def fits(res: dict) -> list[str]:

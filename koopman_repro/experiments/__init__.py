@@ -99,9 +99,14 @@ def _matching_results(name: str, profile: str, results_dir: Path, **overrides) -
     if not path.is_file():
         return None
     saved = load_results(path, name)
-    prov = saved.get("provenance", {})
-    cfg = to_jsonable(dataclasses.asdict(config_for(name, profile, **overrides)))
-    return saved if prov.get("profile") == profile and prov.get("config") == cfg else None
+    same_profile = saved.get("provenance", {}).get("profile") == profile
+    return saved if same_profile and made_with_current_config(name, saved, **overrides) else None
+
+
+def made_with_current_config(name: str, results: dict, **overrides) -> bool:
+    """Whether ``results`` were made with the current config of the profile they were run at."""
+    prov = results.get("provenance", {})
+    return prov.get("config") == to_jsonable(dataclasses.asdict(config_for(name, prov.get("profile"), **overrides)))
 
 
 def chapter_results(name: str, profile: str, results_dir, recompute: bool = True) -> dict:

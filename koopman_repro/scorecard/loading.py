@@ -1,7 +1,6 @@
 """Loading the results files the claims are measured from (read-only: never runs anything)."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from .. import results as results_io
@@ -33,10 +32,8 @@ def is_stale(name: str, results: dict | None) -> bool | None:
     profile config; ``None`` when that cannot be told (no results, no module)."""
     if not results:
         return None
-    prov = results.get("provenance", {})
     try:
-        from ..experiments import config_for
-        cfg = config_for(name, prov.get("profile"))
+        from ..experiments import made_with_current_config
+        return not made_with_current_config(name, results)
     except (ValueError, ModuleNotFoundError, ImportError):
         return None
-    return prov.get("config") != results_io.to_jsonable(dataclasses.asdict(cfg))
