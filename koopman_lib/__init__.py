@@ -11,6 +11,7 @@ from .partition import (LayerShape, Partition, PartitionError, flatten_params, l
                         make_partition)
 from .recorder import TrajectoryRecorder
 from .stride import choose_stride, stride_spectrum
+from .seeds import network_seed, shuffle_seed
 from .estimator import Koopman
 from .optimizer_state import (OptimizerStateRecorder, StateKoopman, StateLayout, StatePrediction, StateRollout,
                               flatten_state, load_state)
@@ -26,5 +27,5 @@ __all__ = [
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
     "t_eq_parts", "choose_stride", "stride_spectrum", "Interval", "bootstrap_interval", "wilson_interval",
     "OptimizerStateRecorder", "StateKoopman", "StateLayout", "StatePrediction", "StateRollout", "flatten_state",
-    "load_state",
+    "load_state", "network_seed", "shuffle_seed",
 ]

@@ -23,12 +23,30 @@ import torch.nn.functional as F
 from torch import nn
 
 from .partition import LayerShape, load_flat
+from .seeds import network_seeds
 
 LOSSES = ("cross_entropy", "mse")
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "sin": torch.sin,
 }
+
+
+def init_uniform(shapes, n_members: int, seed: int = 0, seeds=None, dtype=torch.float32) -> torch.Tensor:
+    """Initial parameters ``(E, D)``: member ``e`` draws every layer's ``[W | b]`` from
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` (PyTorch's default for ``nn.Linear`` / ``nn.Conv2d``),
+    layer after layer, from its own generator seeded ``seeds[e]`` (default
+    :func:`koopman_lib.seeds.network_seed` ``(seed, e)``): a network is its own seed, the same
+    whichever other members share the ensemble. Drawn in float64, then cast to ``dtype``."""
+    seeds = network_seeds(seed, range(n_members)) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != n_members:
+        raise ValueError(f"seeds has {len(seeds)} entries for {n_members} members")
+    rows = []
+    for s in seeds:
+        gen = torch.Generator().manual_seed(s)
+        rows.append(torch.cat([(torch.rand(sh.size, generator=gen, dtype=torch.float64) * 2 - 1)
+                               / math.sqrt(sh.fan_in) for sh in shapes]))
+    return torch.stack(rows).to(dtype)
 
 
 def node_views(shapes, theta: torch.Tensor):
@@ -45,11 +63,13 @@ class EnsembleMLP:
     """``E`` independent fully connected networks ``sizes[0] : ... : sizes[-1]``.
 
     ``activation`` is applied after every layer but the last. Initialisation follows
-    PyTorch's default for ``nn.Linear`` (weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``).
+    PyTorch's default for ``nn.Linear`` (weights and biases ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``);
+    member ``e`` is drawn from its own seed, ``seeds[e]`` or by default
+    :func:`koopman_lib.seeds.network_seed` ``(seed, e)`` (:func:`init_uniform`).
     """
 
     def __init__(self, sizes: Sequence[int], activation: str = "relu", n_members: int = 1,
-                 seed: int = 0, dtype=torch.float32):
+                 seed: int = 0, dtype=torch.float32, seeds=None):
         if activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         if len(sizes) < 2:
@@ -57,12 +77,7 @@ class EnsembleMLP:
         self.sizes, self.activation, self.n_members = tuple(sizes), activation, n_members
         self.shapes = [LayerShape(f"layer{i}", o, i_, True) for i, (i_, o) in enumerate(zip(sizes[:-1], sizes[1:]))]
         self.n_params = sum(s.size for s in self.shapes)
-        gen = torch.Generator().manual_seed(seed)
-        parts = []
-        for s in self.shapes:
-            bound = 1.0 / math.sqrt(s.fan_in)
-            parts.append((torch.rand(n_members, s.size, generator=gen, dtype=torch.float64) * 2 - 1) * bound)
-        self.theta = torch.cat(parts, dim=1).to(dtype).requires_grad_(True)
+        self.theta = init_uniform(self.shapes, n_members, seed, seeds, dtype).requires_grad_(True)
 
     def layers(self, theta: torch.Tensor):
         """Yield ``(W (E, out, fan_in), b (E, out))`` views of ``theta`` ``(E, D)``."""
@@ -103,11 +118,11 @@ class EnsembleCNN:
     """``E`` independent two-conv-layer CNNs on ``image x image`` inputs given flat ``(.., image^2)``.
 
     Initialisation is PyTorch's default for ``nn.Conv2d`` / ``nn.Linear`` (weights and biases
-    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``).
+    ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``), each member from its own seed (:func:`init_uniform`).
     """
 
     def __init__(self, channels: tuple[int, int] = (8, 16), kernel: int = 5, n_classes: int = 10,
-                 image: int = 28, n_members: int = 1, seed: int = 0, dtype=torch.float32):
+                 image: int = 28, n_members: int = 1, seed: int = 0, dtype=torch.float32, seeds=None):
         c1, c2 = channels
         s1 = image - kernel + 1
         if s1 < 2 or s1 % 2:
@@ -122,10 +137,7 @@ class EnsembleCNN:
         self.shapes = [LayerShape("conv1", c1, kernel * kernel), LayerShape("conv2", c2, c1 * kernel * kernel),
                        LayerShape("fc", n_classes, c2 * self.final ** 2)]
         self.n_params = sum(s.size for s in self.shapes)
-        gen = torch.Generator().manual_seed(seed)
-        parts = [(torch.rand(n_members, s.size, generator=gen, dtype=torch.float64) * 2 - 1) / math.sqrt(s.fan_in)
-                 for s in self.shapes]
-        self.theta = torch.cat(parts, dim=1).to(dtype).requires_grad_(True)
+        self.theta = init_uniform(self.shapes, n_members, seed, seeds, dtype).requires_grad_(True)
 
     def layers(self, theta: torch.Tensor):
         """Yield ``(W (E, out, fan_in), b (E, out))`` views of ``theta`` ``(E, D)``."""

@@ -14,7 +14,7 @@ API (stable; other modules import it):
 - :class:`EnsembleTrainer` ``(net, x, y, batch_size=64, optimizer="adadelta", lr=1.0,
   gamma=None, seed=0, loss="cross_entropy", optimizer_kwargs=None, drop_last=False,
   member_seeds=None)``:
-  resumable state (optimizer, shuffle generator, ``step``, ``epoch``);
+  resumable state (optimizer, one shuffle generator per member, ``step``, ``epoch``);
   :meth:`EnsembleTrainer.run_epoch` ``(on_step=None) -> EpochStats`` and
   :meth:`EnsembleTrainer.train` ``(epochs, on_step=None, on_epoch=None) -> list[EpochStats]``.
 - :func:`train_epochs` ``(net, x, y, epochs, ...) -> (EnsembleTrainer, list[EpochStats])``:
@@ -42,6 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from .ensembles import LOSSES, EnsembleMLP, _loss_sum, ensemble_forward
+from .seeds import shuffle_seeds
 
 #: optimizer name -> (torch class, the options it takes besides ``lr``)
 OPTIMIZERS = {
@@ -95,12 +96,10 @@ class EnsembleTrainer:
 
     ``x`` ``(N, in)`` and ``y`` ``(N,)`` (class labels, ``loss="cross_entropy"``) or
     ``(N, out)`` (``loss="mse"``) stay in memory; each epoch every member gets its own
-    random permutation and the batches are gathered with it. By default the permutations
-    of all members are one batched ``argsort`` of uniform noise ``(E, N)`` from a generator
-    seeded with ``seed``; with ``member_seeds`` (one int per member) member ``e`` draws
-    ``torch.randperm(N)`` from its own generator seeded ``member_seeds[e]``, so its batches
-    do not depend on which other members share the ensemble (paired comparisons across
-    runs). The last, shorter batch is kept (``drop_last=False``, as a ``DataLoader``):
+    random permutation and the batches are gathered with it. Member ``e`` draws
+    ``torch.randperm(N)`` from its own generator seeded ``member_seeds[e]`` (default
+    :func:`koopman_lib.seeds.shuffle_seed` ``(seed, e)``), so its batches do not depend on
+    which other members share the ensemble (a network is its own seed). The last, shorter batch is kept (``drop_last=False``, as a ``DataLoader``):
     ``ceil(N / batch_size)`` steps per epoch.
     """
 
@@ -123,13 +122,11 @@ class EnsembleTrainer:
         self.lr0 = float(lr)
         self.gamma = None if gamma in (None, 1, 1.0) else float(gamma)
         self.optimizer = make_optimizer(optimizer, [net.theta], lr, **(optimizer_kwargs or {}))
-        self.generator = torch.Generator().manual_seed(seed)
-        self.member_generators = None
-        if member_seeds is not None:
-            member_seeds = [int(s) for s in member_seeds]
-            if len(member_seeds) != net.theta.shape[0]:
-                raise ValueError(f"member_seeds has {len(member_seeds)} entries for {net.theta.shape[0]} members")
-            self.member_generators = [torch.Generator().manual_seed(s) for s in member_seeds]
+        E = net.theta.shape[0]
+        member_seeds = shuffle_seeds(seed, range(E)) if member_seeds is None else [int(s) for s in member_seeds]
+        if len(member_seeds) != E:
+            raise ValueError(f"member_seeds has {len(member_seeds)} entries for {E} members")
+        self.member_generators = [torch.Generator().manual_seed(s) for s in member_seeds]
         self.step = 0   # optimizer steps taken so far
         self.epoch = 0  # epochs completed so far
 
@@ -143,8 +140,6 @@ class EnsembleTrainer:
         return self.lr0 * (self.gamma ** (epoch - 1) if self.gamma is not None else 1.0)
 
     def _permutations(self, E: int, N: int) -> torch.Tensor:
-        if self.member_generators is None:
-            return torch.rand(E, N, generator=self.generator).argsort(dim=1)
         return torch.stack([torch.randperm(N, generator=g) for g in self.member_generators])
 
     def run_epoch(self, on_step: StepCallback | None = None) -> EpochStats:

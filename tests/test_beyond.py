@@ -73,7 +73,8 @@ def test_segment_trainer_counts_jumps_in_the_schedule():
 
 def test_train_run_records_evaluates_keeps_and_pairs_members():
     """The one train-and-record of the image classifiers (MNIST experiment and this chapter)."""
-    from koopman_repro.experiments.images import make_evaluator, shuffle_seed, train_run
+    from koopman_repro.experiments.images import make_evaluator, train_run
+    from koopman_lib.seeds import shuffle_seed
     g = torch.Generator().manual_seed(0)
     images = bd.Images(torch.randn(96, 784, generator=g), torch.randint(0, 10, (96,), generator=g),
                        torch.randn(20, 784, generator=g), torch.randint(0, 10, (20,), generator=g), (0.0, 1.0))

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from koopman_lib import TrajectoryRecorder, flatten_params
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.ensembles import ensemble_forward, evaluate
+from koopman_lib.seeds import network_seed, shuffle_seed
 from koopman_lib.training import EnsembleTrainer, make_optimizer, train_epochs
 
 
@@ -23,10 +24,10 @@ def _reference_runs(net, x, y, epochs, batch, lr, gamma, seed, optimizer="adadel
     models = [net.member_module(e) for e in range(E)]
     opts = [make_optimizer(optimizer, m.parameters(), lr) for m in models]
     scheds = [torch.optim.lr_scheduler.StepLR(o, 1, gamma) for o in opts]
-    gen = torch.Generator().manual_seed(seed)
+    gens = [torch.Generator().manual_seed(shuffle_seed(seed, e)) for e in range(E)]
     n = x.shape[0]
     for _ in range(epochs):
-        perm = torch.rand(E, n, generator=gen).argsort(dim=1)
+        perm = torch.stack([torch.randperm(n, generator=g) for g in gens])
         for i in range(-(-n // batch)):
             for e in range(E):
                 idx = perm[e, i * batch:(i + 1) * batch]
@@ -65,6 +66,24 @@ def test_members_shuffle_independently_and_resume_matches_one_call():
     tb.train(1)
     tb.train(2)
     assert torch.equal(a.theta, b.theta)
+
+
+def test_a_network_is_its_own_seed():
+    """Network i of a run seeded s: the same initial weights and data order whether it is trained
+    with 4 others or alone (seeds=[network_seed(s, i)], member_seeds=[shuffle_seed(s, i)])."""
+    x, y = _data()
+    big = EnsembleMLP([12, 6, 4], "relu", n_members=5, seed=2, dtype=torch.float64)
+    alone = EnsembleMLP([12, 6, 4], "relu", seed=2, seeds=[network_seed(2, 3)], dtype=torch.float64)
+    three = EnsembleMLP([12, 6, 4], "relu", n_members=3, seed=2, dtype=torch.float64)
+    assert torch.equal(big.theta[3], alone.theta[0]) and torch.equal(big.theta[:3], three.theta)
+    assert not torch.equal(big.theta[0], EnsembleMLP([12, 6, 4], "relu", n_members=1, seed=1).theta[0].double())
+    train_epochs(big, x, y, epochs=2, batch_size=32, seed=2)
+    train_epochs(alone, x, y, epochs=2, batch_size=32, member_seeds=[shuffle_seed(2, 3)])
+    assert torch.equal(big.theta[3], alone.theta[0])
+    with pytest.raises(ValueError, match="seeds has 1 entries for 2 members"):
+        EnsembleMLP([12, 4], "relu", n_members=2, seeds=[1])
+    with pytest.raises(ValueError, match="outside 0..499"):
+        network_seed(0, 500)
 
 
 def test_member_seeds_make_a_member_independent_of_its_ensemble():

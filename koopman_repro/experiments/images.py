@@ -22,6 +22,7 @@ from koopman_lib.data import load_mnist
 from koopman_lib.ensembles import evaluate
 from koopman_lib.progress import bar
 from koopman_lib.recorder import TrajectoryRecorder
+from koopman_lib.seeds import shuffle_seed
 from koopman_lib.training import EnsembleTrainer
 
 #: (mean, std) of the PyTorch MNIST example, which the paper used
@@ -79,12 +80,6 @@ def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | N
 def make_evaluator(net, images: Images):
     """``theta (E, D) -> (test loss (E,), test accuracy (E,))``; ``nan`` for non-finite members."""
     return lambda theta: evaluate(net, images.x_test, images.y_test, theta.detach())
-
-
-def shuffle_seed(seed: int, member: int) -> int:
-    """The seed of member ``member``'s data shuffle in a run seeded ``seed``: the same member index
-    shuffles alike in every run (paired comparisons across training conditions)."""
-    return 1000 * seed + 500 + member
 
 
 def release_memory() -> None:

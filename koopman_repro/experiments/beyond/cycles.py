@@ -13,7 +13,7 @@ from koopman_lib.estimator import Koopman
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
 from koopman_lib.progress import bar
-from ..images import shuffle_seed
+from koopman_lib.seeds import shuffle_seed
 from .common import Config, Images, _frac, _timed, load_images, make_evaluator, paper_partition
 
 

@@ -11,7 +11,8 @@ import torch
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.partition import Partition, make_partition
 from koopman_lib.recorder import TrajectoryRecorder
-from ..images import PAPER_NORMALIZE, Images, Run, normalise, raw_images, shuffle_seed, train_run
+from koopman_lib.seeds import network_seed, shuffle_seed
+from ..images import PAPER_NORMALIZE, Images, Run, normalise, raw_images, train_run
 from .config import DTYPES, Config
 
 
@@ -43,17 +44,13 @@ class Data:
 def member_seeds(cfg: Config, i: int) -> tuple[int, int]:
     """(init seed, shuffle seed) of init ``i``: the same in every training condition, so the
     paper run, the replication run and the ablation runs of init ``i`` are paired."""
-    return 1000 * cfg.seed + i, shuffle_seed(cfg.seed, i)
+    return network_seed(cfg.seed, i), shuffle_seed(cfg.seed, i)
 
 
 def make_net(cfg: Config, ids: list[int]) -> EnsembleMLP:
     dtype = DTYPES[cfg.train_dtype]
-    net = EnsembleMLP(cfg.sizes, cfg.activation, len(ids), dtype=dtype)
-    with torch.no_grad():
-        for j, i in enumerate(ids):
-            net.theta[j] = EnsembleMLP(cfg.sizes, cfg.activation, 1, seed=member_seeds(cfg, i)[0],
-                                       dtype=dtype).theta[0]
-    return net
+    return EnsembleMLP(cfg.sizes, cfg.activation, len(ids), dtype=dtype,
+                       seeds=[member_seeds(cfg, i)[0] for i in ids])
 
 
 @dataclass(frozen=True)
