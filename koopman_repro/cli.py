@@ -94,6 +94,7 @@ def epilog() -> str:
         "  koopman reproduce mnist --profile paper          # into results/paper (the book reads it)",
         "  koopman reproduce beyond --profile full          # into results/full",
         "  koopman reproduce de-solver --seed 1 --out /tmp/de --set de_inits=2",
+        "  koopman reproduce perceptron --check results/paper/perceptron.json --networks 3 17",
         "  koopman book --profile ci --only perceptron --no-html",
         "  koopman bench --profile ci --out /tmp/bench",
         "",
@@ -170,6 +171,15 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a field of the experiment's Config; VALUE is read as JSON "
                    "(2, 0.5, true, [1, 3]) or else as a string; repeat for several fields")
+    r.add_argument("--check", type=Path, default=None, metavar="RESULTS_FILE",
+                   help="instead of a new run: rerun networks of the saved run RESULTS_FILE with the "
+                   "settings it records and the code at HEAD, compare their stored check values, print "
+                   "every difference and exit 1 on any (koopman_repro.regeneration states what is "
+                   "compared and how exactly)")
+    r.add_argument("--networks", nargs="+", default=["auto"], metavar="N",
+                   help="with --check: the networks to rerun: indices, 'all', or 'auto' (default: one "
+                   "network chosen from the current commit, so that over many commits every network "
+                   "is checked)")
     b = sub.add_parser("book", help="execute the notebooks and build the book HTML",
                        description=_fill("Execute the notebooks (papermill) at a profile and build the book "
                                          "HTML into _build/book/_build/html."), formatter_class=fmt)
@@ -191,10 +201,33 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _check(args) -> int:
+    """``reproduce EXPERIMENT --check FILE``: 0 when the file regenerates, 1 when it does not."""
+    from .regeneration import CheckError, check
+    if not args.check.is_file():
+        raise UserError(f"--check {args.check}: no such file")
+    networks = args.networks if args.networks in (["auto"], ["all"]) else _indices(args.networks)
+    try:
+        report = check(args.experiment, args.check, networks)
+    except CheckError as err:
+        raise UserError(str(err)) from None
+    print("\n".join(report.lines()))
+    return 0 if report.ok else 1
+
+
+def _indices(values: list[str]) -> list[int]:
+    try:
+        return [int(v) for v in values]
+    except ValueError:
+        raise UserError(f"--networks takes indices, 'all' or 'auto', got {' '.join(values)}") from None
+
+
 def _main(argv=None) -> int:
     ap = parser()
     args = ap.parse_args(argv)
 
+    if args.cmd == "reproduce" and args.check is not None:
+        return _check(args)
     if args.cmd == "reproduce":
         from .experiments import config_for, module, reproduce
         start = time.perf_counter()

@@ -34,6 +34,9 @@ def build_results_dir(profile: str) -> Path:
 
 #: where tests/test_binder.py records the simulated reader's session (each notebook as a reader opens it)
 BINDER_SESSION = build_results_dir("ci") / "binder-session.json"
+#: the regeneration check of the committed full-scale files at this build (the test command writes
+#: it, :func:`koopman_repro.regeneration.check_saved`; the front page's table of saved runs reads it)
+REGENERATION = build_results_dir("ci") / "regeneration.json"
 
 
 def resolve(path) -> Path:

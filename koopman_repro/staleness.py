@@ -5,8 +5,11 @@ imports, transitively (:func:`code_hash`; :func:`koopman_repro.imports.closure`)
 any of them, and only to them, changes the hash. A committed full-scale file is then:
 
 - ``code unchanged since the run``: its hash equals today's;
-- ``code changed, not checked``: it differs (the file may or may not still regenerate; the
-  regeneration check says which);
+- ``code changed, not checked``: it differs, and no regeneration check ran on this code;
+- ``code changed, regenerates (check at this build)`` / ``code changed, DOES NOT regenerate``:
+  it differs, and the regeneration check that the test command ran on this very code
+  (:data:`koopman_repro.paths.REGENERATION`, :func:`koopman_repro.regeneration.check_saved`)
+  reran some of its networks and found the same values, or not;
 - for a file made before hashes were recorded, the commit it records is compared with the
   checkout's by git: ``code unchanged since the run`` when no file of either package changed
   since that commit, else ``code changed, not checked`` (coarser: any change to the packages
@@ -15,14 +18,17 @@ any of them, and only to them, changes the hash. A committed full-scale file is 
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
+from pathlib import Path
 
 from .imports import closure, modules
 from .registry import EXPERIMENTS
-from .paths import REPO_ROOT
+from .paths import REGENERATION, REPO_ROOT
 from .report import saved_results
 
 UNCHANGED, CHANGED, UNKNOWN = "code unchanged since the run", "code changed, not checked", "unknown"
+REGENERATES, DIFFERS = "code changed, regenerates (check at this build)", "code changed, DOES NOT regenerate"
 
 
 def dependencies(name: str) -> list[str]:
@@ -58,8 +64,28 @@ def status(results: dict, name: str, current: str | None = None) -> str:
     return UNKNOWN if same is None else (UNCHANGED if same else CHANGED)
 
 
+def read_record(path=None) -> dict[tuple[str, str], dict]:
+    """``{(experiment, profile): row}`` of the last regeneration check of the committed files
+    (:func:`koopman_repro.regeneration.write_record`), or ``{}``."""
+    path = Path(path or REGENERATION)
+    if not path.is_file():
+        return {}
+    return {(r["experiment"], r["profile"]): r for r in json.loads(path.read_text())}
+
+
+def checked_status(results: dict, name: str, profile: str, record: dict) -> str:
+    """:func:`status`, refined by the regeneration check in ``record``
+    (:func:`read_record`) when it ran on today's code."""
+    plain = status(results, name)
+    row = record.get((name, profile))
+    if plain != CHANGED or row is None or row.get("code_hash") != code_hash(name):
+        return plain
+    return {"regenerates": REGENERATES, "differs": DIFFERS}.get(row["outcome"], plain)
+
+
 def saved_runs(profiles=("paper", "full")) -> list[dict]:
     """One row per committed full-scale results file: experiment, profile, date, commit, status."""
+    record = read_record()
     rows = []
     for profile in profiles:
         for name in EXPERIMENTS:
@@ -68,5 +94,5 @@ def saved_runs(profiles=("paper", "full")) -> list[dict]:
                 continue
             prov = res.get("provenance", {})
             rows.append({"experiment": name, "profile": profile, "run (UTC)": str(prov.get("utc_time", ""))[:16],
-                         "commit": (prov.get("git_sha") or "unknown")[:10], "code": status(res, name)})
+                         "commit": (prov.get("git_sha") or "unknown")[:10], "code": checked_status(res, name, profile, record)})
     return rows

@@ -44,4 +44,19 @@ def test_every_committed_full_scale_file_is_listed():
     rows = staleness.saved_runs()
     files = {(p.parent.name, p.stem) for p in (ROOT / "results").glob("*/*.json")}
     assert {(r["profile"], r["experiment"]) for r in rows} == files
-    assert all(r["code"] in (staleness.UNCHANGED, staleness.CHANGED, staleness.UNKNOWN) for r in rows)
+    assert all(r["code"] in (staleness.UNCHANGED, staleness.CHANGED, staleness.UNKNOWN, staleness.REGENERATES,
+                             staleness.DIFFERS) for r in rows)
+
+
+def test_a_regeneration_check_on_todays_code_refines_changed():
+    now = staleness.code_hash("perceptron")
+    old = {"provenance": {"code_hash": "0" * 64}}
+    row = lambda outcome, h=now: {("perceptron", "paper"): {"outcome": outcome, "code_hash": h}}  # noqa: E731
+    assert staleness.checked_status(old, "perceptron", "paper", row("regenerates")) == staleness.REGENERATES
+    assert staleness.checked_status(old, "perceptron", "paper", row("differs")) == staleness.DIFFERS
+    assert staleness.checked_status(old, "perceptron", "paper", row("no check values")) == staleness.CHANGED
+    # a check of other code says nothing about today's
+    assert staleness.checked_status(old, "perceptron", "paper", row("regenerates", "1" * 64)) == staleness.CHANGED
+    assert staleness.checked_status(old, "perceptron", "full", row("regenerates")) == staleness.CHANGED
+    same = {"provenance": {"code_hash": now}}
+    assert staleness.checked_status(same, "perceptron", "paper", row("differs")) == staleness.UNCHANGED

@@ -68,7 +68,12 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
     """Run experiment ``name`` at ``profile`` and save ``out_dir/<name>.json`` with provenance."""
     if seed is not None:
         overrides["seed"] = seed
-    cfg = config_for(name, profile, **overrides)
+    return run_config(name, config_for(name, profile, **overrides), out_dir, profile)
+
+
+def run_config(name: str, cfg, out_dir, profile: str | None = None) -> dict:
+    """Run experiment ``name`` with the config ``cfg`` and save ``out_dir/<name>.json`` with
+    provenance (``profile``: the profile ``cfg`` belongs to, if any)."""
     load_at_start = load_average()
     start = time.perf_counter()
     run = module(name).run

@@ -42,10 +42,12 @@ import numpy as np
 import torch
 
 from ..config import torch_threads
+from ..check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
 from koopman_lib.estimator import Koopman
 from koopman_lib.fit import FITS, numerical_rank
 from koopman_lib.partition import LayerShape, make_partition
 from koopman_lib.progress import bar
+from koopman_lib.seeds import network_seed
 
 #: method name -> partition spec (``rule`` is the perceptron rule alone)
 METHODS = {"rule": None, "single_weight": "single", "node": "node", "network": "network"}
@@ -84,7 +86,10 @@ class Config:
     bootstrap: int = 400              # resamples of the simulations for intervals on "steps to" (0: none)
     fits: tuple[str, ...] = tuple(FITS)                  # named fits (koopman_lib.fit.FITS) of the main comparison
     sweep_fits: tuple[str, ...] = ("paper", "default")   # ... of the window and input sweeps
-    seed: int = 0
+    seed: int = 0                     # simulation i draws its initial weights and inputs from its own
+                                      # generator, seeded koopman_lib.seeds.network_seed(seed, i)
+    networks: tuple[int, ...] | None = None  # None: simulations 0..n_sims-1; else only these (the
+                                             # regeneration check reruns a few of a saved run)
 
 
 PROFILES = {
@@ -111,6 +116,8 @@ def check_config(cfg: Config) -> None:
                              "rule snapshots recorded before Koopman training starts")
     if cfg.smooth < 1 or cfg.n_sims < 1 or cfg.bootstrap < 0:
         raise ValueError("smooth and n_sims must be >= 1 and bootstrap >= 0")
+    if cfg.networks is not None and (not cfg.networks or not all(0 <= i < cfg.n_sims for i in cfg.networks)):
+        raise ValueError(f"networks must be indices in 0..n_sims-1={cfg.n_sims - 1}, got {cfg.networks}")
     if cfg.error_unit not in ERROR_UNITS:
         raise ValueError(f"error_unit must be one of {ERROR_UNITS}, got {cfg.error_unit!r}")
     if cfg.fit_method not in FIT_METHODS:
@@ -123,6 +130,23 @@ def check_config(cfg: Config) -> None:
 
 def activity(cfg: Config) -> float:
     return 1.0 / cfg.n_inputs if cfg.activity is None else cfg.activity
+
+
+def simulations(cfg: Config) -> list[int]:
+    """The indices of the simulations a run makes (``cfg.networks``, by default all ``n_sims``)."""
+    return list(range(cfg.n_sims)) if cfg.networks is None else list(cfg.networks)
+
+
+def draw(cfg: Config, sims: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Initial weights ``(S, 2, n)`` and inputs ``(steps, S, n)`` of simulations ``sims``: each from
+    its own generator, seeded :func:`koopman_lib.seeds.network_seed` ``(cfg.seed, i)`` (weights
+    first, then the inputs), so simulation ``i`` is the same in any run that makes it."""
+    n, Ws, Xs = cfg.n_inputs, [], []
+    for i in sims:
+        gen = torch.Generator().manual_seed(network_seed(cfg.seed, i))
+        Ws.append(cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(2, n, generator=gen, dtype=torch.float64))
+        Xs.append(sample_inputs(cfg.steps, 1, n, activity(cfg), cfg.group_size, gen))
+    return torch.stack(Ws), torch.cat(Xs, dim=1)
 
 
 def sample_inputs(n_steps: int, n_sims: int, n_inputs: int, p: float, group_size: int = 1,
@@ -279,10 +303,9 @@ def _weight_summary(medians: list, example: list) -> dict:
 def _rule_phase(cfg: Config, desc: str) -> _RulePhase:
     """Draw the initial weights and the inputs of ``cfg.seed``; run the rule for ``cfg.steps``
     steps, recording ``W(0) .. W(koopman_start)`` in float64."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    S, n, T, t0 = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start
-    W = cfg.init_low + (cfg.init_high - cfg.init_low) * torch.rand(S, 2, n, generator=gen, dtype=torch.float64)
-    X = sample_inputs(T, S, n, activity(cfg), cfg.group_size, gen)
+    n, T, t0 = cfg.n_inputs, cfg.steps, cfg.koopman_start
+    W, X = draw(cfg, simulations(cfg))
+    S = W.shape[0]
     Y = targets(X)
     rel = relevance_mask(n)
     snaps = torch.empty(t0 + 1, S, 2, n, dtype=torch.float64)
@@ -304,7 +327,7 @@ def _evolve(cfg: Config, rule: _RulePhase, kp: Koopman, rec: torch.Tensor, keep:
     the percent errors with the Koopman weights from ``t0`` on (the rule's before), which
     simulations were held at their last finite weights and (``keep``) the weights on the plot grid
     after ``t0``."""
-    S, n, T, t0, stride = cfg.n_sims, cfg.n_inputs, cfg.steps, cfg.koopman_start, cfg.weight_stride
+    S, n, T, t0, stride = len(simulations(cfg)), cfg.n_inputs, cfg.steps, cfg.koopman_start, cfg.weight_stride
     rel = relevance_mask(n)
     err = rule.errors.clone()
     held = torch.zeros(S, dtype=torch.bool)
@@ -362,7 +385,7 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
     check_config(cfg)
     windows = (cfg.window,) if windows is None else tuple(windows)
     main_fits = tuple(fits if main_fits is None else main_fits)
-    S, n, t0 = cfg.n_sims, cfg.n_inputs, cfg.koopman_start
+    S, n, t0 = len(simulations(cfg)), cfg.n_inputs, cfg.koopman_start
     rule = _rule_phase(cfg, desc)
     errors, info = {"rule": rule.errors}, {"rule": {}}
     weights = {"rule": _weight_summary(rule.medians, rule.example)} if keep_weights else {}
@@ -390,7 +413,10 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
                 info[key] = _operator_info(part, rank, radius, overflowed, same)
                 if keep:
                     weights[method] = _weight_summary(rule.medians[:n_pre] + medians, rule.example[:n_pre] + example)
-    return {"errors": errors, "info": info, "weights": weights}
+    early = EarlyNorms(simulations(cfg))
+    for step in (s for s in EARLY_STEPS if s <= t0):   # the recording holds W(0) .. W(t0)
+        early(step, rule.snaps[step].reshape(S, -1))
+    return {"errors": errors, "info": info, "weights": weights, "early": early.values()}
 
 
 def summarise(err: torch.Tensor, cfg: Config, rule_final: float | None = None) -> dict:
@@ -525,7 +551,8 @@ def _input_sweep(cfg: Config, summary: _Summaries) -> list[dict]:
     rows first."""
     rows = []
     for n_in, g in bar(cfg.input_sweep, desc="S8.3 sweep"):
-        sub = replace(cfg, n_inputs=n_in, group_size=g, activity=None, n_sims=cfg.sweep_sims, seed=cfg.seed + 1)
+        sub = replace(cfg, n_inputs=n_in, group_size=g, activity=None, n_sims=cfg.sweep_sims, seed=cfg.seed + 1,
+                      networks=None)
         res = simulate(sub, desc=f"n={n_in},g={g}", fits=cfg.sweep_fits)  # window = cfg.window
         s_rule, _, _ = summary(res["errors"]["rule"], sub)
         for fit in cfg.sweep_fits:
@@ -578,4 +605,26 @@ def _run(cfg: Config) -> dict:
         "weights": {"step": list(range(0, cfg.steps + 1, cfg.weight_stride)),
                     **{k: {kk: _rounded(vv, 5) for kk, vv in v.items()} for k, v in main["weights"].items()}},
         "definitions": _definitions(cfg),
+        "check_values": check_table(merge(main["early"], per_simulation(cfg, main["errors"]))),
     }
+
+
+def per_simulation(cfg: Config, errors: dict) -> dict[int, dict[str, float]]:
+    """Each simulation's check values (:mod:`koopman_repro.regeneration`): the mean percent error
+    after ``koopman_start`` of the rule and of every method and fit of the main comparison."""
+    t0, sims = cfg.koopman_start, simulations(cfg)
+    keys = {"rule": "rule"} | {f"{m}/{f}": (m, cfg.window, f) for f in cfg.fits for m in KOOPMAN}
+    means = {name: errors[key][t0:].mean(0).tolist() for name, key in keys.items()}
+    return {i: {f"{name}:mean_percent_error_after_start": v[j] for name, v in means.items()}
+            for j, i in enumerate(sims)}
+
+
+def n_networks(cfg: Config) -> int:
+    """The simulations of a run made with ``cfg`` (the regeneration check's networks)."""
+    return cfg.n_sims
+
+
+def regeneration_config(cfg: Config, networks) -> Config:
+    """``cfg`` for rerunning simulations ``networks`` alone: the main comparison only (the window
+    and input sweeps and the bootstrap store no check values)."""
+    return with_networks(cfg, networks, window_sweep=(cfg.window,), input_sweep=(), bootstrap=0)
