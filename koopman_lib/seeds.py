@@ -7,13 +7,13 @@ on which of them are trained together, so network 7 of a 25-network run is netwo
 run with the same seed, and can be rerun alone (``koopman reproduce --check`` does).
 
 >>> network_seed(0, 7), shuffle_seed(0, 7), network_seed(2, 7)
-(7, 507, 2007)
+(7, 500007, 2000007)
 """
 from __future__ import annotations
 
-#: networks per seed: network indices are ``0 .. MAX_NETWORKS - 1``, so the seeds of two runs with
-#: different ``seed`` never coincide
-MAX_NETWORKS = 500
+#: networks per seed: network indices are ``0 .. MAX_NETWORKS - 1``, so that no two networks, of
+#: runs with the same or different ``seed``, share a seed
+MAX_NETWORKS = 500_000
 
 
 def _check(seed: int, network: int) -> None:
@@ -27,14 +27,14 @@ def _check(seed: int, network: int) -> None:
 def network_seed(seed: int, network: int) -> int:
     """Seed of the initial weights of network ``network`` in a run seeded ``seed``."""
     _check(seed, network)
-    return 1000 * int(seed) + int(network)
+    return 1_000_000 * int(seed) + int(network)
 
 
 def shuffle_seed(seed: int, network: int) -> int:
     """Seed of the data order (minibatch shuffle, sampled inputs) of network ``network`` in a run
     seeded ``seed``."""
     _check(seed, network)
-    return 1000 * int(seed) + MAX_NETWORKS + int(network)
+    return 1_000_000 * int(seed) + MAX_NETWORKS + int(network)
 
 
 def network_seeds(seed: int, networks) -> list[int]:

@@ -82,8 +82,8 @@ def test_a_network_is_its_own_seed():
     assert torch.equal(big.theta[3], alone.theta[0])
     with pytest.raises(ValueError, match="seeds has 1 entries for 2 members"):
         EnsembleMLP([12, 4], "relu", n_members=2, seeds=[1])
-    with pytest.raises(ValueError, match="outside 0..499"):
-        network_seed(0, 500)
+    with pytest.raises(ValueError, match="outside 0..499999"):
+        network_seed(0, 500_000)
 
 
 def test_member_seeds_make_a_member_independent_of_its_ensemble():
