@@ -182,7 +182,9 @@ def check(experiment: str, path, networks="auto", sha: str | None = None) -> Rep
 def check_saved(profiles=("paper", "full"), networks="auto", sha: str | None = None) -> list[dict]:
     """Check every committed full-scale results file (``results/PROFILE/*.json``) on ``networks``;
     one row per file: what was checked, at which code hash, and the outcome (``"regenerates"``,
-    ``"differs"``, or ``"no check values"`` with the reason)."""
+    ``"differs"``, ``"no check values"`` or, for an experiment that declares ``NOT_REGENERATED``
+    (the benchmarks' timings), ``"not applicable"``, with the reason)."""
+    from .experiments import module
     from .registry import EXPERIMENTS
     from .paths import saved_results_dir
     from .staleness import code_hash
@@ -193,6 +195,10 @@ def check_saved(profiles=("paper", "full"), networks="auto", sha: str | None = N
             if not path.is_file():
                 continue
             row = {"experiment": name, "profile": profile, "file": path.name, "code_hash": code_hash(name)}
+            reason = getattr(module(name), "NOT_REGENERATED", None)
+            if reason:
+                rows.append({**row, "outcome": "not applicable", "reason": reason})
+                continue
             try:
                 report = check(name, path, networks, sha)
             except CheckError as err:
