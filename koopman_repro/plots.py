@@ -10,13 +10,13 @@ import math
 from typing import Mapping, Sequence
 
 from .scorecard import CLAIMS, DE_T, MNIST_T, S4_ORDER
-from .report import NOT_MEASURED, NOT_REPRODUCED, PARTLY, REPRODUCED
+from .report import INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED
 
 #: verdict -> (colour, marker); Okabe-Ito colours, and a shape per verdict for readers who
 #: cannot tell the colours apart
 VERDICT_STYLE = {
     REPRODUCED: ("#009E73", "o"),
-    PARTLY: ("#E69F00", "D"),
+    INCONCLUSIVE: ("#E69F00", "D"),
     NOT_REPRODUCED: ("#D55E00", "X"),
     NOT_MEASURED: ("#8C8C8C", "s"),
 }

@@ -10,8 +10,12 @@ from .results import load_results
 
 PAPER_RESULTS = saved_results_dir("paper")
 
-#: verdict labels, in order of agreement
+#: verdict labels, in order of agreement. The scorecard's three-way verdicts (decided by equivalence
+#: over an interval, :mod:`koopman_repro.scorecard.rules`) are REPRODUCED, INCONCLUSIVE and
+#: NOT_REPRODUCED, or NOT_MEASURED; PARTLY is left to the chapters' own readings (a claim of several
+#: parts of which some hold), never a scorecard verdict
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_MEASURED = "reproduced", "partly", "not reproduced", "not measured"
+INCONCLUSIVE = "inconclusive"
 
 
 def paper_results(name: str) -> dict | None:

@@ -6,7 +6,7 @@ from typing import Mapping
 
 from ..report import NOT_MEASURED
 from .claims import CLAIMS, Claim
-from .fits import SCORE_FITS, select_fit, why_differs
+from .fits import SCORE_FITS, differs_reason, select_fit, why_differs
 from .reading import Measured, NotMeasured
 from .rules import RULES, VERDICTS, Rule
 
@@ -22,10 +22,37 @@ def measure(claim: Claim, results: Mapping[str, dict | None]) -> tuple[Measured 
         return None, str(e)
 
 
+def reading(c: Claim, rule: Rule, results: Mapping[str, dict | None]) -> dict:
+    """Claim ``c`` measured on ``results`` (one fit's view): ``shown``, ``value``, its interval
+    (``n``, ``ci_low``, ``ci_high``, or ``no_interval`` saying why there is none), the rule's
+    ``verdict``, ``note`` and ``missing`` (why it is not measured)."""
+    m, why = measure(c, results)
+    iv = m.judged() if m else None
+    return {"shown": m.shown if m else None, "value": m.value if m else None,
+            "n": iv.n if iv else None, "ci_low": iv.ci_low if iv else None, "ci_high": iv.ci_high if iv else None,
+            "no_interval": m.no_interval if m else "", "verdict": rule.verdict(iv, c.paper_value),
+            "note": m.note if m else why, "missing": why, "measured": m}
+
+
+#: the fields of a :func:`reading` a row keeps for each run, with the run's prefix
+RUN_FIELDS = ("value", "verdict", "missing", "n", "ci_low", "ci_high", "no_interval")
+#: the fields of the deciding reading a row keeps (without prefix for the paper's fit)
+DECIDING = ("n", "ci_low", "ci_high", "no_interval", "note")
+
+
+def decide(build: dict, saved: dict) -> tuple[dict, str]:
+    """The reading a verdict comes from: the saved full-scale run where it measures the claim, else
+    this build; and that basis (``""`` when neither measures it)."""
+    if saved["value"] is not None:
+        return saved, "paper profile"
+    return build, "this build" if build["value"] is not None else ""
+
+
 def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | None],
              claims: tuple[Claim, ...] = CLAIMS) -> list[dict]:
     """One row per claim: the paper's value, ours from ``ours`` (this build's results, e.g.
-    profile ci) and from ``saved_paper`` (the saved full-scale runs), and the verdict.
+    profile ci) and from ``saved_paper`` (the saved full-scale runs), each with its interval over
+    networks and its verdict, with the paper's fit and with the library's default.
 
     The verdict comes from the saved full-scale run where it measures the claim, otherwise
     from this build's results (``basis`` says which)."""
@@ -33,48 +60,36 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
     fitted = {f: (select_fit(ours, f), select_fit(saved_paper, f)) for f in SCORE_FITS}
     for c in claims:
         rule = RULES[c.rule]
-        m_ours, why_ours = measure(c, fitted["paper"][0])
-        m_paper, why_paper = measure(c, fitted["paper"][1])
-        v_ours = rule.verdict(m_ours.value if m_ours else None, c.paper_value)
-        v_paper = rule.verdict(m_paper.value if m_paper else None, c.paper_value)
-        if m_paper is not None:
-            verdict, basis, note = v_paper, "paper profile", m_paper.note
-        elif m_ours is not None:
-            verdict, basis, note = v_ours, "this build", m_ours.note
-        else:
-            verdict, basis, note = NOT_MEASURED, "", why_ours
-        rows.append({
-            "key": c.key, "where": c.where, "claim": c.statement, "paper": c.paper, "rule": c.rule,
-            "chapter": c.chapter,
-            "ours": m_ours.shown if m_ours else None, "ours_value": m_ours.value if m_ours else None,
-            "ours_verdict": v_ours, "ours_missing": why_ours,
-            "paper_profile": m_paper.shown if m_paper else None,
-            "paper_profile_value": m_paper.value if m_paper else None,
-            "paper_profile_verdict": v_paper, "paper_profile_missing": why_paper,
-            "verdict": verdict, "basis": basis, "note": note,
-            **_default_columns(c, rule, fitted["default"], m_paper or m_ours, verdict, basis),
-        })
+        (b, s), (db, ds) = ([reading(c, rule, r) for r in fitted[f]] for f in SCORE_FITS)
+        best, basis = decide(b, s)
+        d_best, d_basis = decide(db, ds)
+        row = {"key": c.key, "where": c.where, "claim": c.statement, "paper": c.paper, "rule": c.rule,
+               "chapter": c.chapter, "source": c.source, "null_model": c.null_model,
+               "ours": b["shown"], "paper_profile": s["shown"], "verdict": best["verdict"] if basis else NOT_MEASURED,
+               "basis": basis, **{k: best[k] for k in DECIDING},
+               "default_ours": db["shown"], "default_paper_profile": ds["shown"], "default_shown": d_best["shown"],
+               "default_value": d_best["value"], "default_verdict": d_best["verdict"] if d_basis else NOT_MEASURED,
+               "default_basis": d_basis, **{f"default_{k}": d_best[k] for k in DECIDING}}
+        for prefix, r in (("ours", b), ("paper_profile", s), ("default_ours", db), ("default_paper_profile", ds)):
+            row.update({f"{prefix}_{k}": r[k] for k in RUN_FIELDS})
+        row["differs_why"] = _differs((best, basis), (d_best, d_basis))
+        row["differs_reason"] = differs_reason((basis, d_basis), (row["verdict"], row["default_verdict"])) \
+            if row["differs_why"] and best["measured"] and d_best["measured"] else ""
+        rows.append(row)
     return rows
 
 
-def _default_columns(c: Claim, rule: Rule, results: tuple, paper_fit: Measured | None, verdict: str,
-                     paper_basis: str = "") -> dict:
-    """The claim measured with the library's default fit, by the same rule and the same basis
-    (the saved full-scale run where it measures the claim, else this build)."""
-    ours, saved = results
-    m_ours, why_ours = measure(c, ours)
-    m_saved, _ = measure(c, saved)
-    m, basis = (m_saved, "paper profile") if m_saved is not None else (m_ours, "this build") if m_ours else \
-        (None, "")
-    v = rule.verdict(m.value if m else None, c.paper_value)
-    return {"default_ours": m_ours.shown if m_ours else None, "default_ours_value": m_ours.value if m_ours else None,
-            "default_paper_profile": m_saved.shown if m_saved else None,
-            "default_paper_profile_value": m_saved.value if m_saved else None,
-            "default_shown": m.shown if m else None, "default_value": m.value if m else None,
-            "default_verdict": v, "default_basis": basis, "default_note": m.note if m else why_ours,
-            "differs_why": why_differs(paper_fit, m, (paper_basis, basis), (verdict, v)) if v != verdict else ""}
+def _differs(paper_fit: tuple[dict, str], default_fit: tuple[dict, str]) -> str:
+    """Why the claim's two verdicts differ (``""`` when they agree)."""
+    (p, p_basis), (d, d_basis) = paper_fit, default_fit
+    if p["verdict"] == d["verdict"]:
+        return ""
+    return why_differs(p["measured"], d["measured"], (p_basis, d_basis), (p["verdict"], d["verdict"]))
 
 
-def counts(rows: list[dict], key: str = "verdict") -> dict[str, int]:
-    """How many claims got each verdict (``key="default_verdict"``: with the default fit)."""
+def counts(rows: list[dict], key: str = "verdict", source: str | None = None) -> dict[str, int]:
+    """How many claims got each verdict (``key="default_verdict"``: with the default fit);
+    ``source``: only the paper's claims (``"paper"``) or the replication's findings
+    (``"replication"``), which are counted apart (their "reproduced" means Koopman training fails)."""
+    rows = [r for r in rows if source is None or r["source"] == source]
     return {v: sum(r[key] == v for r in rows) for v in VERDICTS}

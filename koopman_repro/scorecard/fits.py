@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from .. import rows as declared
-from ..report import NOT_REPRODUCED, PARTLY, REPRODUCED
+from ..report import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED
 from .reading import Measured, declared_rows
 
 #: every claim is measured twice: with the paper's fit and with the library's default
@@ -41,22 +41,27 @@ def select_fit(results: Mapping[str, dict | None], fit: str) -> dict[str, dict |
     return out
 
 
+#: why the default fit's verdict is better or worse than the paper fit's: one reason per direction
+DEFAULT_BETTER = ("the paper's cutoff inverts singular values below the resolution of the recorded weights, which "
+                  "become eigenvalues outside the unit circle; the default does not invert them")
+DEFAULT_WORSE = ("the default drops the directions below the resolution of the recorded weights that the paper's fit "
+                 "inverts; here those directions carried part of the optimizer's progress")
+RANK = {REPRODUCED: 2, INCONCLUSIVE: 1, NOT_REPRODUCED: 0}
+
+
+def differs_reason(bases: tuple[str, str], verdicts: tuple[str, str]) -> str:
+    """Why a claim's two verdicts (paper fit, default fit; from runs ``bases``) differ, in one clause."""
+    if bases[0] != bases[1]:
+        return (f"the two verdicts come from different runs ({bases[0]} vs {bases[1]}): the saved full-scale run "
+                "has no rows for the default fit yet")
+    return DEFAULT_BETTER if RANK.get(verdicts[1], -1) > RANK.get(verdicts[0], -1) else DEFAULT_WORSE
+
+
 def why_differs(paper_fit: Measured | None, default_fit: Measured | None, bases: tuple[str, str] = ("", ""),
                 verdicts: tuple[str, str] = ("", "")) -> str:
-    """One sentence for a claim whose two verdicts differ: both values, and why. ``bases``: the
-    run each verdict comes from (paper-fit, default-fit); ``verdicts``: the two verdicts."""
+    """One line for a claim whose two verdicts differ: both values and verdicts. ``bases``: the run
+    each verdict comes from (paper-fit, default-fit); ``verdicts``: the two verdicts."""
     if paper_fit is None or default_fit is None:
         which = "the default fit" if default_fit is None else "the paper's fit"
         return f"Not measured with {which} in these results."
-    both = f"With the paper's fit {paper_fit.shown}, with the default {default_fit.shown}"
-    if bases[0] != bases[1]:
-        return (f"{both}, but from different runs ({bases[0]} vs {bases[1]}): the saved full-scale run has no "
-                f"rows for the default fit yet, so the two verdicts are not yet comparable.")
-    rank = {REPRODUCED: 2, PARTLY: 1, NOT_REPRODUCED: 0}
-    if rank.get(verdicts[1], -1) > rank.get(verdicts[0], -1):
-        return (f"{both}. The paper's cutoff inverts singular values below the resolution of the recorded weights, "
-                f"which become eigenvalues outside the unit circle; the default does not invert them "
-                f"({paper_fit.note}; with the default: {default_fit.note}).")
-    return (f"{both}. The default drops the directions below the resolution of the recorded weights that the "
-            f"paper's fit inverts; here those directions carried part of the optimizer's progress, so the "
-            f"default keeps up for a shorter time ({default_fit.note}).")
+    return f"paper's fit {paper_fit.shown} ({verdicts[0]}), default {default_fit.shown} ({verdicts[1]})"

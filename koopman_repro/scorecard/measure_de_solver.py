@@ -1,7 +1,10 @@
 """The DE solver's claims (Table 1, Sec. 4.2, the range of T), measured from ``de-solver.json``."""
 from __future__ import annotations
 
-from .reading import (Measured, NotMeasured, inits_note, need, number, radius_note, scalar, speedup,
+import numpy as np
+
+from . import intervals
+from .reading import (Measured, NotMeasured, declared_rows, inits_note, need, number, radius_note, scalar, speedup,
                       table_rows, times)
 from .rules import KEEPS_UP
 
@@ -40,11 +43,26 @@ def de_row(results, optimizer: str):
     return row, note + (f" ({reading})" if reading else "") + radius_note(row.median_max_spectral_radius)
 
 
+#: why a DE value has no interval when the file lacks the per-network rows of its reading
+NO_NETWORKS = "de-solver.json has no per-network rows ('networks') for this reading"
+
+
+def de_networks(results, row) -> list:
+    """The per-network rows (``networks``) of table row ``row``'s reading: the same training dtype,
+    fit, fit method, optimizer and ``T``, by init."""
+    key = (row.train_dtype, row.fit, row.fit_method, row.optimizer.lower(), row.T)
+    nets = declared_rows(need(results, NAME), NAME, "networks")
+    return sorted((n for n in nets if (n.train_dtype, n.fit, n.fit_method, n.optimizer.lower(), n.T) == key),
+                  key=lambda n: n.init)
+
+
 def de_success(optimizer):
     def extract(results):
         row, note = de_row(results, optimizer)
         v = 100.0 * number(row.success_rate, "success_rate", NAME, row)
-        return Measured(v, f"{v:.0f}%", note + inits_note(row))
+        nets = de_networks(results, row)
+        iv = intervals.rate_percent([n.success for n in nets]) if nets else None
+        return Measured(v, f"{v:.0f}%", note + inits_note(row), iv, "" if nets else NO_NETWORKS)
     return extract
 
 
@@ -52,8 +70,17 @@ def de_teq(optimizer):
     def extract(results):
         row, note = de_row(results, optimizer)
         v = number(row.teq_over_t_median, "teq_over_t_median", NAME, row)
-        return Measured(v, f"{v:.2f}", note + inits_note(row))
+        nets = de_networks(results, row)
+        iv = intervals.median([n.teq_over_t for n in nets]) if nets else None
+        return Measured(v, f"{v:.2f}", note + inits_note(row), iv, "" if nets else NO_NETWORKS)
     return extract
+
+
+def de_speedup_interval(results, row, field: str = "speedup_paper_style"):
+    """The median speedup ``field`` (per network) over the improved networks of ``row``'s reading,
+    with its interval; ``None`` without per-network rows."""
+    nets = de_networks(results, row)
+    return intervals.speedup([n.success for n in nets], [getattr(n, field) for n in nets]) if nets else None
 
 
 def de_speedup(optimizer):
@@ -62,21 +89,60 @@ def de_speedup(optimizer):
         v, why = speedup(row, "speedup_paper_style_median", NAME)
         fast = row.speedup_fast_loop_median
         extra = f"; against a fast optimizer loop: {times(fast)}" if isinstance(fast, (int, float)) else ""
-        return Measured(v, times(v), note + (f"; {why}" if why else "") + extra)
+        iv = de_speedup_interval(results, row)
+        return Measured(v, times(v), note + (f"; {why}" if why else "") + extra, iv, "" if iv else NO_NETWORKS)
     return extract
 
 
 def de_error_ratio(results):
     v = scalar(need(results, NAME), "error_ratio_median", NAME)
-    return Measured(float(v), f"{v:.2g}", "median |error| / median |true evolution| over the 10 best networks")
+    return Measured(float(v), f"{v:.2g}", "median |error| / median |true evolution| over the 10 best networks",
+                    no_interval="de-solver.json keeps the ratio of the 10 best networks' medians, not one per network")
+
+
+def longest_keeping_up(Ts: list[float], medians) -> float:
+    """The largest of ``Ts`` whose medians (one per optimizer, ``medians[T]``) are all >= KEEPS_UP (0: none)."""
+    return max((T for T in Ts if np.min(medians[T]) >= KEEPS_UP), default=0.0)
+
+
+def de_range_interval(results, table: list) -> tuple:
+    """The range claim recomputed on resampled networks (paired by init across optimizers and T)."""
+    cells = sorted({(float(r.T), r.optimizer.lower()) for r in table})
+    by_cell = {(float(r.T), r.optimizer.lower()): r for r in table}
+    columns = [[n.teq_over_t for n in de_networks(results, by_cell[c])] for c in cells]
+    if not all(columns):
+        return None, NO_NETWORKS
+    Ts = sorted({T for T, _ in cells})
+
+    def claim(rows):
+        med = intervals.finite_medians(rows)
+        return longest_keeping_up(Ts, {T: [m for (t, _), m in zip(cells, med) if t == T] for T in Ts}) / DE_T
+    return intervals.composite(columns, claim)
 
 
 def de_range(results):
+    table = de_table(results)[0]
     by_T: dict[float, list[float]] = {}
-    for r in de_table(results)[0]:
+    for r in table:
         by_T.setdefault(float(r.T), []).append(number(r.teq_over_t_median, "teq_over_t_median", NAME, r))
-    ok = [T for T, v in by_T.items() if min(v) >= KEEPS_UP]
-    best = max(ok, default=0.0)
+    best = longest_keeping_up(sorted(by_T), by_T)
     tested = ", ".join(f"{T:g}" for T in sorted(by_T))
+    iv, why = de_range_interval(results, table)
     return Measured(best / DE_T, f"T = {best:g} steps" if best else "none",
-                    f"T tested: {tested}; every optimizer's median T_eq/T >= {KEEPS_UP}")
+                    f"T tested: {tested}; every optimizer's median T_eq/T >= {KEEPS_UP}", iv, why)
+
+
+def ode_state(results) -> dict:
+    """The state the main reading's trained networks are in against the reference solution
+    (``by_dtype[train_dtype]["ode"]``): ``n`` networks, the median of their largest error
+    ``median_error`` (best ``best_error``), the amplitude of x ``amplitude``, the median largest
+    energy drift ``median_drift`` and the initial energy ``energy0``; :class:`NotMeasured` without it."""
+    res = need(results, NAME)
+    d = (res.get("main") or {}).get("train_dtype")
+    ode = (res.get("by_dtype") or {}).get(d, {}).get("ode")
+    if not ode or not ode.get("max_abs_error"):
+        raise NotMeasured("de-solver.json has no ODE check of its main reading")
+    errs = np.asarray(ode["max_abs_error"], dtype=float)
+    return {"n": len(errs), "median_error": float(np.median(errs)), "best_error": float(errs.min()),
+            "amplitude": float(np.abs(ode["x_ref"]).max()), "median_drift": float(np.median(ode["energy_drift"])),
+            "energy0": float(ode["energy0"]), "train_dtype": d}

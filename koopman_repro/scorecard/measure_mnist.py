@@ -6,7 +6,9 @@ import math
 from types import SimpleNamespace
 from typing import Mapping
 
-from .reading import (Measured, NotMeasured, inits_note, need, number, radius_note, row_label,
+from . import intervals
+from .measure_de_solver import longest_keeping_up
+from .reading import (Measured, NotMeasured, declared_rows, inits_note, need, number, radius_note, row_label,
                       speedup, table_rows, times)
 from .rules import KEEPS_UP
 
@@ -23,16 +25,37 @@ def mnist_row(results):
     return row, f"T = {row.T_epochs:g} epochs" + radius_note(row.max_spectral_radius_median)
 
 
+#: why an MNIST value has no interval when the file lacks the per-network rows of its fit
+NO_MEMBERS = "mnist.json has no per-network rows ('members') for this fit and horizon"
+
+
+def mnist_members(results, fit: str, T: int) -> list[dict]:
+    """Each network's entry (``members`` row ``.at(fit, T)``) of fit ``fit`` at horizon ``T``, by init."""
+    members = sorted(declared_rows(need(results, NAME), NAME, "members"), key=lambda m: m.init)
+    return [m.at(fit, T) for m in members if fit in m.fits and f"T{T}" in m.fits[fit]]
+
+
 def mnist_success(results):
     row, note = mnist_row(results)
     v = 100.0 * number(row.success_rate, "success_rate", NAME, row)
-    return Measured(v, f"{v:.0f}%", note + inits_note(row))
+    nets = mnist_members(results, row.fit, row.T_epochs)
+    iv = intervals.rate_percent([e["T_eq_epochs"] > 0 for e in nets]) if nets else None
+    return Measured(v, f"{v:.0f}%", note + inits_note(row), iv, "" if nets else NO_MEMBERS)
 
 
 def mnist_teq(results):
     row, note = mnist_row(results)
     v = number(row.teq_over_t_median, "teq_over_t_median", NAME, row)
-    return Measured(v, f"{v:.2f}", note + inits_note(row))
+    nets = mnist_members(results, row.fit, row.T_epochs)
+    iv = intervals.median([e["teq_over_t"] for e in nets]) if nets else None
+    return Measured(v, f"{v:.2f}", note + inits_note(row), iv, "" if nets else NO_MEMBERS)
+
+
+def mnist_speedup_interval(results, row, field: str = "speedup_paper_style"):
+    """The median speedup ``field`` (per network) over the improved networks of ``row``'s fit and
+    horizon, with its interval; ``None`` without per-network rows."""
+    nets = mnist_members(results, row.fit, row.T_epochs)
+    return intervals.speedup([e["T_eq_epochs"] > 0 for e in nets], [e[field] for e in nets]) if nets else None
 
 
 def mnist_speedup(results):
@@ -41,16 +64,20 @@ def mnist_speedup(results):
     note += f"; {why}" if why else ""
     fast = row.speedup_fast_loop_median
     extra = f"; against a fast optimizer loop: {times(fast)}" if isinstance(fast, (int, float)) else ""
-    return Measured(v, times(v), note + extra)
+    iv = mnist_speedup_interval(results, row)
+    return Measured(v, times(v), note + extra, iv, "" if iv else NO_MEMBERS)
 
 
 def mnist_range(results):
     table = table_rows(need(results, NAME), NAME, "table")
-    ok = [float(r.T_epochs) for r in table
-          if number(r.teq_over_t_median, "teq_over_t_median", NAME, r) >= KEEPS_UP]
-    best = max(ok, default=0.0)
+    by_T = {float(r.T_epochs): [number(r.teq_over_t_median, "teq_over_t_median", NAME, r)] for r in table}
+    Ts = sorted(by_T)
+    best = longest_keeping_up(Ts, by_T)
+    columns = [[e["teq_over_t"] for e in mnist_members(results, table[0].fit, int(T))] for T in Ts]
+    iv, why = intervals.composite(columns, lambda rows: longest_keeping_up(
+        Ts, dict(zip(Ts, intervals.finite_medians(rows)))) / MNIST_T) if all(columns) else (None, NO_MEMBERS)
     return Measured(best / MNIST_T, f"T = {best:g} epochs" if best else "none",
-                    f"median T_eq/T >= {KEEPS_UP}")
+                    f"median T_eq/T >= {KEEPS_UP}", iv, why)
 
 
 def is_replication_row(r, kind: str = "node") -> bool:
@@ -106,5 +133,10 @@ def mnist_divergence(kind: str = "node"):
                 + (f"; spectral radius {radius:.4g}" if isinstance(radius, (int, float)) else ""))
         shown = (f"(1) grows {growth:.3g}x: {'yes' if grows else 'no'}; (2) {ko:.3g} vs Adadelta {opt:.3g}: "
                  f"{'above' if above else 'not above'}")
-        return Measured((grows + above) / 2, shown, note)
+        return Measured((grows + above) / 2, shown, note, no_interval=NO_REPLICATION_NETWORKS)
     return extract
+
+
+#: why the replication's findings have no interval
+NO_REPLICATION_NETWORKS = ("mnist.json keeps medians and quartiles of the replication's networks, not each "
+                           "network's loss")

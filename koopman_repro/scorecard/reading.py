@@ -12,6 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
+from koopman_lib.metrics import Interval
+
 from .. import rows as declared
 
 
@@ -21,11 +23,19 @@ class NotMeasured(LookupError):
 
 @dataclass(frozen=True)
 class Measured:
-    """``value``: what the rule is applied to; ``shown``: how the page shows it."""
+    """``value``: what the rule is applied to; ``shown``: how the page shows it; ``interval``: the
+    value over ``n`` networks with its 95% interval (:class:`koopman_lib.metrics.Interval`), or
+    ``None`` with ``no_interval`` saying why the results give none."""
 
     value: float
     shown: str
     note: str = ""
+    interval: Interval | None = None
+    no_interval: str = ""
+
+    def judged(self) -> Interval:
+        """What the rule reads: the interval, or the value alone (no interval: an inconclusive verdict)."""
+        return self.interval if self.interval is not None else Interval(self.value, 0, None, None)
 
 
 def need(results: Mapping[str, dict | None], name: str) -> dict:
