@@ -10,9 +10,9 @@ from .fit import Cutoff, FitSpec, Operators, factorise, fit_operators
 from .partition import (LayerShape, Partition, PartitionError, flatten_params, layer_shapes, load_flat,
                         make_partition)
 from .recorder import TrajectoryRecorder
-from .stride import choose_stride, stride_spectrum
+from .stride import choose_stride, floor_horizon, stride_spectrum, strided_window
 from .seeds import network_seed, shuffle_seed
-from .estimator import Koopman
+from .estimator import Koopman, fit_named
 from .optimizer_state import (OptimizerStateRecorder, StateKoopman, StateLayout, StatePrediction, StateRollout,
                               flatten_state, load_state)
 from .metrics import (Interval, TEq, bootstrap_interval, equivalent_runtime, error_ratio, speedup, success, t_eq,
@@ -27,5 +27,6 @@ __all__ = [
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
     "t_eq_parts", "choose_stride", "stride_spectrum", "Interval", "bootstrap_interval", "wilson_interval",
     "OptimizerStateRecorder", "StateKoopman", "StateLayout", "StatePrediction", "StateRollout", "flatten_state",
-    "load_state", "network_seed", "shuffle_seed",
+    "load_state", "network_seed", "shuffle_seed", "fit_named", "floor_horizon",
+    "strided_window",
 ]

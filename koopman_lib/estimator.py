@@ -17,16 +17,25 @@ from typing import Iterator
 import torch
 
 from .evolve import Rollout, _check_T, jump as _jump, path as _path, rollout as _rollout
-from .fit import CHUNK_BYTES, DEFAULT_FIT, Cutoff, FitSpec, Operators, fit_operators, named_fit, recorded_precision
+from .fit import (CHUNK_BYTES, DEFAULT_FIT, FITS, Cutoff, FitSpec, Operators, fit_operators, named_fit,
+                  recorded_precision)
 from .observables import Identity
 from .errors import FitError, NotFittedError
 from .solvers import ESTIMATOR_METHODS, finite_section
 from .partition import Partition
 from .recorder import TrajectoryRecorder
-from .stride import check_stride, strides_in
+from .stride import DEFAULT_C, check_stride, choose_stride, strided_window, strides_in
 
 DEFAULT_MEMORY_LIMIT = 4 * 2**30  # bytes
 METHODS = ESTIMATOR_METHODS
+
+#: The book's strided fits: a named fit of :data:`koopman_lib.fit.FITS` fitted on every ``s``-th
+#: snapshot of the window (the ``s``-step map ``U_s``), ``s`` chosen by
+#: :func:`koopman_lib.stride.choose_stride` from the recording's shape alone (``c = 4`` snapshot
+#: pairs per coordinate of the largest block), reported clipped and unclipped as the default is.
+STRIDED_FITS = {"default-strided": "default", "default-strided-stabilised": "default-stabilised"}
+#: every fit name :func:`fit_named` knows: the book's fits
+BOOK_FITS = tuple(FITS) + tuple(STRIDED_FITS)
 
 
 class Koopman:
@@ -351,4 +360,29 @@ class Koopman:
                 f"observables={self.observables.name!r}, {f'stride={s}, ' if s != 1 else ''}{fitted})")
 
 
-__all__ = ["Koopman", "Cutoff", "FitSpec", "Rollout", "METHODS"]
+def fit_named(partition: Partition, recording: torch.Tensor, names, c: float = DEFAULT_C,
+              **options) -> dict[str, "Koopman"]:
+    """``{name: fitted Koopman}`` for every name of :data:`BOOK_FITS` in ``names``.
+
+    ``recording`` ``(k, *batch, D)`` holds every step of the window ``t1..t2``. The fits of
+    :data:`koopman_lib.fit.FITS` share one factorisation per block (:meth:`Koopman.fit_variants`);
+    the strided fits (:data:`STRIDED_FITS`) share a second one, of
+    :func:`koopman_lib.stride.strided_window` ``(recording, s)`` with
+    ``s = choose_stride(k, partition, c)``, and have ``stride_ = s``: they predict horizons that
+    are multiples of ``s`` (:func:`koopman_lib.stride.floor_horizon`). ``options`` go to
+    :class:`Koopman` (``dtype``, ``observables``, ``memory_limit``)."""
+    names = list(names)
+    unknown = [n for n in names if n not in BOOK_FITS]
+    if unknown:
+        raise FitError(f"unknown fits {unknown}; use names of {BOOK_FITS}")
+    plain = {n: named_fit(n) for n in names if n in FITS}
+    strided = {n: named_fit(STRIDED_FITS[n]) for n in names if n in STRIDED_FITS}
+    out = Koopman(partition, **options).fit_variants(recording, plain) if plain else {}
+    if strided:
+        s = choose_stride(recording.shape[0], partition, c, options.get("observables"))
+        window = strided_window(recording, s)
+        out.update(Koopman(partition, stride=s, **options).fit_variants(window, strided))
+    return {n: out[n] for n in names}
+
+
+__all__ = ["BOOK_FITS", "Koopman", "Cutoff", "FitSpec", "Rollout", "METHODS", "STRIDED_FITS", "fit_named"]

@@ -143,6 +143,29 @@ class StrideSpectrum:
         return (self.full[..., 0] / self.full[..., -1], self.strided[..., 0] / self.strided[..., -1])
 
 
+def strided_window(snapshots: torch.Tensor, stride: int) -> torch.Tensor:
+    """Every ``stride``-th snapshot of a recording ``(k, ...)`` (time first), ending with its last
+    one: ``w(t2 - s (k_s - 1)), .., w(t2 - s), w(t2)``, ``k_s = floor((k - 1) / s) + 1``. A strided
+    fit must end at ``t2``, the state it jumps from; this keeps the span :func:`choose_stride`
+    counts. Equal, value for value, to what ``TrajectoryRecorder(t2 - s (k_s - 1), t2, stride=s)``
+    records (a view, no copy)."""
+    stride = check_stride(stride)
+    k = snapshots.shape[0]
+    if (k - 1) // stride < 1:
+        raise ValueError(f"stride={stride} leaves fewer than 2 of the {k} snapshots; use a stride <= {max(1, k - 1)}")
+    return snapshots[(k - 1) % stride::stride]
+
+
+def floor_horizon(T: int, stride: int) -> int:
+    """The largest multiple of ``stride`` that is at most ``T`` optimizer steps: the horizon a fit of
+    stride ``s`` predicts in place of a ``T`` that is not a multiple of ``s`` (up to ``s - 1`` steps
+    short, which can only understate the prediction's progress)."""
+    stride = check_stride(stride)
+    if T < stride:
+        raise ValueError(f"T={T} is shorter than the stride s={stride}: a fit of stride {stride} cannot predict it")
+    return T // stride * stride
+
+
 def stride_spectrum(snapshots: torch.Tensor, stride: int) -> StrideSpectrum:
     """A diagnostic of a stride: the singular values of ``F`` for blocks ``snapshots``
     ``(P, m, k)`` (time last, every step; e.g. a group of ``Partition.time_last(recording)``)
@@ -158,4 +181,5 @@ def stride_spectrum(snapshots: torch.Tensor, stride: int) -> StrideSpectrum:
     return StrideSpectrum(stride, singular_values(snapshots), singular_values(snapshots[..., ::stride]))
 
 
-__all__ = ["DEFAULT_C", "StrideSpectrum", "check_stride", "choose_stride", "stride_spectrum", "strides_in"]
+__all__ = ["DEFAULT_C", "StrideSpectrum", "check_stride", "choose_stride", "floor_horizon", "stride_spectrum",
+           "strided_window", "strides_in"]

@@ -338,3 +338,59 @@ def test_stride_spectrum_interlaces_with_the_full_one():
         stride_spectrum(snaps[:, 0], 2)                                 # (k, D): not blocks
     with pytest.raises(TypeError, match="torch.Tensor"):
         stride_spectrum(snaps.numpy(), 2)
+
+
+# -- the book's strided fits (fit_named) --------------------------------------------------------
+def test_fit_named_strided_fits_recover_the_s_step_operator_at_the_rule_s_stride():
+    from koopman_lib.estimator import fit_named
+    from koopman_lib.stride import floor_horizon, strided_window
+    part = _partition()
+    k, horizon = 83, 40                       # largest block 5 -> c m = 20 pairs: s = 82 // 20 = 4
+    snaps, ops = linear_trajectory(part, k + horizon, E=2)
+    rec, t2 = snaps[:k], k - 1
+    s = choose_stride(k, part)
+    assert max(part.block_sizes) == 5 and s == 4
+    fits = fit_named(part, rec, ["default-strided", "default", "default-strided-stabilised"])
+    assert list(fits) == ["default-strided", "default", "default-strided-stabilised"]
+    strided = fits["default-strided"]
+    assert strided.stride_ == s and fits["default"].stride_ == 1
+    for fitted, A in zip(strided.operators_, ops):
+        assert torch.allclose(fitted.U, torch.linalg.matrix_power(A, s), atol=1e-8)
+    T = floor_horizon(horizon, s)
+    assert T == 40 and floor_horizon(43, s) == 40 and floor_horizon(4, s) == 4
+    assert torch.allclose(strided.predict(rec[-1], T), snaps[t2 + T], atol=1e-7)
+    with pytest.raises(ValueError, match="not a multiple of the fit's stride s=4"):
+        strided.predict(rec[-1], 42)
+    # the strided fit is the default fit of the strided window, ending at t2
+    window = strided_window(rec, s)
+    assert torch.equal(window[-1], rec[-1]) and window.shape[0] == (k - 1) // s + 1
+    alone = kl.Koopman(part, stride=s).fit_variants(window, {"d": kl.FitSpec("resolution")})["d"]
+    for a, b in zip(alone.operators_, strided.operators_):
+        assert torch.equal(a.U, b.U)
+
+
+def test_fit_named_plain_fits_are_fit_variants_and_unknown_names_are_refused():
+    from koopman_lib.estimator import BOOK_FITS, fit_named
+    from koopman_lib.fit import FITS
+    part = _partition()
+    rec, _ = linear_trajectory(part, 30)
+    ours = fit_named(part, rec, ["paper", "default"])
+    ref = kl.Koopman(part).fit_variants(rec, {n: FITS[n] for n in ("paper", "default")})
+    for n in ours:
+        for a, b in zip(ours[n].operators_, ref[n].operators_):
+            assert torch.equal(a.U, b.U)
+    assert set(BOOK_FITS) >= set(FITS) | {"default-strided", "default-strided-stabilised"}
+    with pytest.raises(kl.FitError, match=r"unknown fits \['strided'\]"):
+        fit_named(part, rec, ["strided"])
+
+
+def test_strided_window_equals_a_strided_recording():
+    from koopman_lib.stride import strided_window
+    snaps = torch.randn(23, 2, 7, dtype=torch.float64)
+    s = 4                                       # keeps steps 2, 6, .., 22
+    rec = kl.TrajectoryRecorder(7, 2, 22, batch_shape=(2,), stride=s)
+    for t in range(23):
+        rec(t, snaps[t])
+    assert torch.equal(strided_window(snaps, s), rec.snapshots)
+    with pytest.raises(ValueError, match="leaves fewer than 2"):
+        strided_window(snaps[:3], 4)
