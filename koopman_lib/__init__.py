@@ -11,7 +11,7 @@ from .partition import (LayerShape, Partition, PartitionError, flatten_params, l
                         make_partition)
 from .recorder import TrajectoryRecorder
 from .stride import choose_stride, floor_horizon, stride_spectrum, strided_window
-from .seeds import network_seed, shuffle_seed
+from .seeds import branch_seed, network_seed, shuffle_seed
 from .estimator import Koopman, fit_named
 from .optimizer_state import (OptimizerStateRecorder, StateKoopman, StateLayout, StatePrediction, StateRollout,
                               flatten_state, load_state)
@@ -27,6 +27,6 @@ __all__ = [
     "Koopman", "Rollout", "TEq", "equivalent_runtime", "error_ratio", "speedup", "success", "t_eq",
     "t_eq_parts", "choose_stride", "stride_spectrum", "Interval", "bootstrap_interval", "wilson_interval",
     "OptimizerStateRecorder", "StateKoopman", "StateLayout", "StatePrediction", "StateRollout", "flatten_state",
-    "load_state", "network_seed", "shuffle_seed", "fit_named", "floor_horizon",
+    "load_state", "network_seed", "shuffle_seed", "branch_seed", "fit_named", "floor_horizon",
     "strided_window",
 ]

@@ -8,6 +8,8 @@ run with the same seed, and can be rerun alone (``koopman reproduce --check`` do
 
 >>> network_seed(0, 7), shuffle_seed(0, 7), network_seed(2, 7)
 (7, 500007, 2000007)
+>>> branch_seed(0, 7) - shuffle_seed(0, 7) == 2**40
+True
 """
 from __future__ import annotations
 
@@ -35,6 +37,16 @@ def shuffle_seed(seed: int, network: int) -> int:
     seeded ``seed``."""
     _check(seed, network)
     return 1_000_000 * int(seed) + MAX_NETWORKS + int(network)
+
+
+def branch_seed(seed: int, network: int, branch: int = 1) -> int:
+    """Seed of the data order of branch ``branch >= 1`` of network ``network``: a continuation of
+    its training from some state with another stream of minibatches (the optimizer against
+    itself, :meth:`koopman_lib.training.EnsembleTrainer.branch`). Disjoint from every
+    :func:`network_seed` and :func:`shuffle_seed`."""
+    if int(branch) < 1:
+        raise ValueError(f"branch must be >= 1 (0 is the network's own data order, shuffle_seed), got {branch}")
+    return shuffle_seed(seed, network) + int(branch) * 2**40
 
 
 def network_seeds(seed: int, networks) -> list[int]:

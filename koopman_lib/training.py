@@ -130,6 +130,28 @@ class EnsembleTrainer:
         self.step = 0   # optimizer steps taken so far
         self.epoch = 0  # epochs completed so far
 
+    def branch(self, member_seeds) -> "EnsembleTrainer":
+        """A second trainer that continues from exactly this one's state (weights, optimizer
+        state, position in the learning-rate schedule, ``step`` and ``epoch``) with other
+        minibatch orders: member ``e`` shuffles from a new generator seeded ``member_seeds[e]``
+        (e.g. :func:`koopman_lib.seeds.branch_seed`). The optimizer continued with another stream
+        of randomness: the noise floor a prediction of this optimizer is read against. The
+        branch owns copies of the weights and the optimizer state; training either trainer
+        leaves the other as it was. ``branch.net`` is a copy of ``net`` holding the branch's
+        weights."""
+        import copy
+        member_seeds = [int(s) for s in member_seeds]
+        E = self.net.theta.shape[0]
+        if len(member_seeds) != E:
+            raise ValueError(f"member_seeds has {len(member_seeds)} entries for {E} members")
+        other = copy.copy(self)
+        other.net = copy.copy(self.net)
+        other.net.theta = self.net.theta.detach().clone().requires_grad_(True)
+        other.optimizer = type(self.optimizer)([other.net.theta], **self.optimizer.defaults)
+        other.optimizer.load_state_dict(copy.deepcopy(self.optimizer.state_dict()))
+        other.member_generators = [torch.Generator().manual_seed(s) for s in member_seeds]
+        return other
+
     @property
     def steps_per_epoch(self) -> int:
         n, b = self.x.shape[0], self.batch_size

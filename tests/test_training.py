@@ -168,3 +168,33 @@ def test_bad_input_errors():
         EnsembleTrainer(net, x, y, optimizer="lbfgs2")
     with pytest.raises(ValueError, match="batch_size"):
         EnsembleTrainer(net, x, y, batch_size=0)
+
+
+@pytest.mark.parametrize("optimizer", ["adadelta", "adam", "sgd_momentum"])
+def test_a_branch_continues_from_the_same_state_with_its_own_data_order(optimizer):
+    """EnsembleTrainer.branch: with the original's own shuffle seeds it reproduces the original's
+    continuation exactly (weights, optimizer state, schedule, counters all carried over); with
+    other seeds it differs; training the branch never touches the original."""
+    from koopman_lib.seeds import branch_seed
+    x, y = _data()
+    net = EnsembleMLP([12, 6, 4], "relu", n_members=2, seed=4, dtype=torch.float64)
+    tr = EnsembleTrainer(net, x, y, batch_size=16, optimizer=optimizer, lr=0.5, gamma=0.7, seed=4)
+    tr.train(2)
+    state = net.theta.detach().clone()
+    same = tr.branch([g.initial_seed() for g in tr.member_generators])
+    # the original's generators have advanced two epochs: replay them in a twin to compare
+    twin = tr.branch([shuffle_seed(4, e) for e in range(2)])
+    for g in twin.member_generators:
+        for _ in range(2):
+            torch.randperm(x.shape[0], generator=g)
+    other = tr.branch([branch_seed(4, e) for e in range(2)])
+    assert other.step == tr.step == 2 * 10 and other.epoch == 2 and other.lr_for_epoch(3) == tr.lr_for_epoch(3)
+    other.train(1)
+    assert torch.equal(net.theta.detach(), state)            # the original is untouched
+    twin.train(1)
+    tr.train(1)
+    assert torch.equal(twin.net.theta.detach(), net.theta.detach())
+    assert not torch.allclose(other.net.theta.detach(), net.theta.detach())
+    assert same.net is not net and same.optimizer is not tr.optimizer
+    with pytest.raises(ValueError, match="member_seeds has 1 entries for 2 members"):
+        tr.branch([1])
