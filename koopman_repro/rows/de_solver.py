@@ -51,7 +51,7 @@ class DeSolverNetworksRow(Row):
     fit_method: str
     cutoff: str
     optimizer: str
-    init: int                               # the network's index among the optimizer's
+    init: int                               # the network (0..n_inits-1; its own seed, de_solver.training.init_seeds)
     T: int
     teq: float                              # T_eq (with the fractional part of S10); <= 0: no improvement
     teq_over_t: float

@@ -49,6 +49,7 @@ from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
 from koopman_lib.recorder import TrajectoryRecorder
 
+from ...check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
 from ...config import torch_threads
 from ...scorecard import KEEPS_UP
 from .fit_methods import FIT_METHODS, JUMP_METHODS, fit_label, koopman_fit, koopman_fits
@@ -59,7 +60,7 @@ from .readings import Run, block_condition_numbers, read_optimizer, t_grid
 from .rounding import rounded
 from .table import spectra, table_rows
 from .timing import koopman_once, koopman_timed, step_timing, time_fast_loop, time_koopman, time_paper_style
-from .training import DTYPES, Training, _setup, log_steps, train, training_curves
+from .training import DTYPES, STREAM, Training, _setup, inits, log_steps, train, training_curves
 from .where_it_stops import GROWING, layer_blocks, where_it_stops
 
 #: the names other modules import from here (the bench, "Beyond the paper", the tests)
@@ -96,7 +97,8 @@ class Config:
     # -- training (Tables S4-S6) -------------------------------------------------------------
     optimizers: tuple[str, ...] = OPTIMIZERS
     n_inits: int = 25
-    same_inits: bool = True           # unstated: the same E initialisations for every optimizer (paired runs)
+    same_inits: bool = True           # unstated: the same E initialisations for every optimizer (paired runs);
+                                      # False: each optimizer its own networks (training.STREAMS)
     n_steps: int = 60000
     lr_numerator: float = 8.0         # eta(t) = lr_numerator / (lr_offset + t), t = 0, 1, ... (set every step)
     lr_offset: float = 1000.0
@@ -142,7 +144,10 @@ class Config:
     check_inits: int = 2
     torch_threads: int = 1            # intra-op threads while the experiment runs (restored after): every tensor
                                       # here is tiny, so a second thread only adds synchronisation per op
-    seed: int = 0
+    seed: int = 0                     # network i draws its initial weights from its own seed,
+                                      # koopman_lib.seeds.network_seed(seed, ...) (training.init_seeds)
+    networks: tuple[int, ...] | None = None  # None: networks 0..n_inits-1 of every optimizer; else only these
+                                             # (the regeneration check reruns a few of a saved run)
 
 
 PROFILES = {
@@ -182,8 +187,14 @@ def check_config(cfg: Config) -> None:
                          "Lower T or raise n_steps.")
     if cfg.T_main not in cfg.Ts:
         raise ValueError(f"T_main={cfg.T_main} must be one of Ts={cfg.Ts}")
-    if cfg.n_inits < 1 or cfg.n_points < 3:
-        raise ValueError("need n_inits >= 1 and n_points >= 3")
+    if not 1 <= cfg.n_inits <= STREAM or (cfg.check_steps and not 1 <= cfg.check_inits <= STREAM):
+        raise ValueError(f"need n_inits (and check_inits, when check_steps > 0) in 1..{STREAM}, the networks "
+                         f"of a seed stream; got {cfg.n_inits} and {cfg.check_inits}")
+    if cfg.n_points < 3:
+        raise ValueError(f"need n_points >= 3, got {cfg.n_points}")
+    if cfg.networks is not None and (not cfg.networks or len(set(cfg.networks)) != len(cfg.networks)
+                                     or not all(0 <= i < cfg.n_inits for i in cfg.networks)):
+        raise ValueError(f"networks must be distinct indices in 0..n_inits-1={cfg.n_inits - 1}, got {cfg.networks}")
     if cfg.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
 
@@ -192,16 +203,16 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
     named fit (one factorisation per block) and fit method, time both (each fit on its own
     path), check the ODE. Returns plain data (see :func:`run`)."""
     dtype = DTYPES[dtype_name]
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the global generators feed only the paper-style timing's permutation
+    np.random.seed(cfg.seed)     # (whose losses are thrown away); every network draws from its own seed
     problem, theta0 = _setup(cfg, dtype)
-    names, E = list(cfg.optimizers), cfg.n_inits
+    names, E = list(cfg.optimizers), len(inits(cfg))
     partition = make_partition(problem.shapes, list(cfg.partition))
     recorders = [TrajectoryRecorder(theta0.shape[1], cfg.t1, cfg.t2, (E,), mode="stored") for _ in names]
     grid = t_grid(max(cfg.Ts), cfg.curve_points, cfg.Ts)
     window = list(range(cfg.t1, cfg.n_steps + 1, cfg.window_stride))
     tr = train(problem, theta0, names, cfg, cfg.n_steps, recorders,
-               sorted(set(window) | {cfg.t2 + T for T in grid}), cfg.gradient)
+               sorted(set(window) | {cfg.t2 + T for T in grid} | set(EARLY_STEPS)), cfg.gradient)
     run = Run(cfg, dtype_name, dtype, problem, partition, names, tr, tr.losses.to(torch.float64), grid, window,
               layer_blocks(partition, problem.shapes))
     res = {f: {} for f in cfg.fits}  # fit -> optimizer -> analysis
@@ -229,7 +240,48 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
         "fig2d": {name: kept[name]["fig2d"] for name in names},
         "fig2e": {cfg.fits[0]: {n: a["fig2e"] for n, a in res[cfg.fits[0]].items()}},  # the main fit (size)
         "training_seconds": tr.seconds, "training_step_seconds": tr.seconds / cfg.n_steps,
+        "early": early_norms(run),
     }
+
+
+def early_norms(run: Run) -> dict[int, dict[str, float]]:
+    """Each network's weight norm at :data:`~koopman_repro.check_values.EARLY_STEPS` (those up to
+    ``n_steps``), per optimizer: keys ``early:{dtype}/{optimizer}/weights_norm@S``."""
+    parts = []
+    for k, name in enumerate(run.names):
+        early = EarlyNorms(run.inits, prefix=f"{run.dtype_name}/{name}/")
+        for step in (s for s in EARLY_STEPS if s in run.tr.stored_steps):
+            early(step, run.stored_at(step, slice(k * run.E, (k + 1) * run.E)))
+        parts.append(early.values())
+    return merge(*parts)
+
+
+#: the per-network results of the ``networks`` table stored as check values (timings and speedups are
+#: not reproducible; the rest follow from these)
+CHECKED = ("teq_over_t", "loss_koopman", "loss_optimizer_at_T", "relative_weight_error", "max_spectral_radius")
+
+
+def per_network(networks: list[dict]) -> dict[int, dict[str, float]]:
+    """Each network's :data:`CHECKED` values of every reading and ``T`` of the ``networks`` rows:
+    keys ``{dtype}/{optimizer}/{fit}/T{T}:{value}``."""
+    out: dict[int, dict[str, float]] = {}
+    for r in networks:
+        at = f"{r['train_dtype']}/{r['optimizer']}/{r['fit']}/T{r['T']}"
+        out.setdefault(r["init"], {}).update({f"{at}:{c}": r[c] for c in CHECKED})
+    return out
+
+
+def n_networks(cfg: Config) -> int:
+    """The networks of each optimizer in a run made with ``cfg`` (the regeneration check's networks)."""
+    return cfg.n_inits
+
+
+def regeneration_config(cfg: Config, networks) -> Config:
+    """``cfg`` for rerunning ``networks`` alone, with every optimizer and training dtype (each stores
+    check values): the studies that store none reduced to their least (the solver check off, the
+    fit-method comparison to the paper fit it reuses, one timed step and repeat)."""
+    return with_networks(cfg, networks, check_steps=0, fit_methods=("pinv",), timing_repeats=1, timing_steps=1,
+                         timing_networks=1)
 
 
 def run(cfg: Config) -> dict:
@@ -241,13 +293,16 @@ def run(cfg: Config) -> dict:
     at the paper's cutoff (``fit`` ``"paper"``, ``fit_method`` ``pinv``/``lstsq``, no timing).
     ``where_it_stops``: one row per (train dtype, optimizer, fit) (:func:`where_it_stops`).
     ``error_ratio_median`` and ``ode_max_abs_error`` are those of the main reading (Adadelta at
-    ``T_main``, as Fig. 2e; median over networks)."""
+    ``T_main``, as Fig. 2e; median over networks). ``check_values``: each network's early weight norms
+    (:func:`early_norms`) and key results (:func:`per_network`), the same whether it runs alone
+    (:func:`regeneration_config`) or with the others."""
     check_config(cfg)
     shapes_problem = Oscillator((1,) + tuple(cfg.hidden) + (2,), cfg.activation)
     with torch_threads(cfg.torch_threads):
         threads = torch.get_num_threads()
         per = {d: run_dtype(cfg, d) for d in cfg.train_dtypes}
         check = solver_check(cfg) if cfg.check_steps else None
+    early = [per[d].pop("early") for d in cfg.train_dtypes]
     main = per[cfg.train_dtypes[0]]
     er_opt = "adadelta" if "adadelta" in cfg.optimizers else cfg.optimizers[0]
     er_row = next(r for r in main["table"] if r["T"] == cfg.T_main and r["optimizer"] == er_opt
@@ -272,4 +327,5 @@ def run(cfg: Config) -> dict:
         "partition": make_partition(shapes_problem.shapes, list(cfg.partition)).describe(),
         "paper": {"table1": PAPER_TABLE1, "error_ratio": PAPER_ERROR_RATIO},
     }
+    out["check_values"] = check_table(merge(*early, per_network(out["networks"])))
     return out

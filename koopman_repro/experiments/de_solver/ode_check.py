@@ -12,7 +12,7 @@ from koopman_lib.metrics import finite_median
 
 from .network import Oscillator, time_grid
 from .rounding import rounded
-from .training import log_steps, train
+from .training import init_seeds, inits, log_steps, train
 
 if TYPE_CHECKING:
     from . import Config
@@ -55,7 +55,8 @@ def ode_check_rows(problem: Oscillator, theta: torch.Tensor, losses: torch.Tenso
     """``(rows, curves)`` of the ODE check at the end of training: one ``ode_check`` row per
     optimizer (medians, best and worst over its networks), and the reference, the best network's
     solution and every network's error and energy drift."""
-    E = cfg.n_inits
+    ids = inits(cfg)
+    E = len(ids)
     t_fine, x_ref, p_ref, x_net, p_net, max_err, drift = trial_errors(problem, theta, cfg)
     E0 = float(energy(cfg.x0, cfg.p0, cfg.lam))
     ode_rows = []
@@ -70,7 +71,7 @@ def ode_check_rows(problem: Oscillator, theta: torch.Tensor, losses: torch.Tenso
     best = int(np.argmin(max_err))
     stride = max(1, cfg.ode_points // 250)
     ode = {"t": rounded(t_fine[::stride]), "x_ref": rounded(x_ref[::stride]), "p_ref": rounded(p_ref[::stride]),
-           "best_network": {"optimizer": names[best // E], "init": best % E,
+           "best_network": {"optimizer": names[best // E], "init": ids[best % E],
                             "x": rounded(x_net[best, ::stride]), "p": rounded(p_net[best, ::stride])},
            "energy0": E0, "reference_energy_drift": float(np.abs(energy(x_ref, p_ref, cfg.lam) - E0).max()),
            "max_abs_error": max_err.tolist(), "energy_drift": drift.tolist()}
@@ -83,7 +84,8 @@ def solver_check(cfg: Config) -> dict:
     sizes = (1,) + tuple(cfg.check_hidden) + (2,)
     t = time_grid(cfg.n_points, cfg.t_max, cfg.t_one_quirk, torch.float64)
     problem = Oscillator(sizes, cfg.check_activation, t, cfg.x0, cfg.p0, cfg.lam)
-    theta0 = EnsembleMLP(sizes, "sigmoid", cfg.check_inits, seed=cfg.seed + 1, dtype=torch.float64).theta.detach()
+    seeds = init_seeds(cfg.seed, "solver check", range(cfg.check_inits))  # its own networks, not the main ones
+    theta0 = EnsembleMLP(sizes, "sigmoid", cfg.check_inits, dtype=torch.float64, seeds=seeds).theta.detach()
     tr = train(problem, theta0, ["adam"], cfg, cfg.check_steps, progress=False, lr_fn=lambda _: cfg.check_lr)
     _, _, _, x, p, err, drift = trial_errors(problem, tr.theta, cfg)
     ls = log_steps(cfg.check_steps, 100)

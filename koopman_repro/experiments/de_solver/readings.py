@@ -21,7 +21,7 @@ from .fit_methods import koopman_fit, koopman_fits
 from .network import Oscillator, batched_loss
 from .rounding import rounded
 from .timing import time_koopman
-from .training import Training
+from .training import Training, inits
 
 if TYPE_CHECKING:
     from . import Config
@@ -67,7 +67,12 @@ class Run:
 
     @property
     def E(self) -> int:
-        return self.cfg.n_inits
+        return len(self.inits)
+
+    @property
+    def inits(self) -> list[int]:
+        """The networks of the run (:func:`~.training.inits`): row ``k*E + e`` is network ``inits[e]``."""
+        return inits(self.cfg)
 
     @property
     def D(self) -> int:

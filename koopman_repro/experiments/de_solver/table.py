@@ -21,7 +21,7 @@ def network_rows(a: dict, run: Run, k: int, T: int, keys: dict, cond_F, kept, tm
     kt = None if tm is None else tm["koopman"][keys["fit"]]["fit_and_jump_seconds"][T]
     nets = []
     for e, (p, pa) in enumerate(zip(bt["parts"], bt["other"])):
-        nets.append({**keys, "optimizer": name, "init": e, "T": T,
+        nets.append({**keys, "optimizer": name, "init": run.inits[e], "T": T,
                      "teq": p.value, "teq_over_t": p.value / T, "censored": p.censored, "success": p.value > 0,
                      "teq_over_t_other_origin": pa.value / T,
                      "loss_t2": float(run.losses[cfg.t2, k * E + e]),

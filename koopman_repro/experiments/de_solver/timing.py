@@ -120,7 +120,7 @@ def step_timing(problem: Oscillator, theta: torch.Tensor, names, koopman: dict, 
     """Per optimizer: median seconds per step of the paper-style loop and the fast loop (one network,
     its first) and of the batched fast loop per network (all ``E``), repeats interleaved; with
     ``koopman[name]`` (:func:`time_koopman`) beside them."""
-    E = cfg.n_inits
+    E = theta.shape[0] // len(names)
     timing = {}
     for k, name in enumerate(names):
         row = theta[k * E:k * E + 1]

@@ -16,8 +16,9 @@ import torch
 
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.progress import bar
+from koopman_lib.seeds import network_seeds
 
-from .network import Oscillator, de_optimizer, learning_rate, set_lr, time_grid
+from .network import OPTIMIZERS, Oscillator, de_optimizer, learning_rate, set_lr, time_grid
 from .rounding import rounded
 
 if TYPE_CHECKING:
@@ -101,16 +102,44 @@ def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Confi
 
 
 
+#: networks per seed stream: the initial weights of network ``i`` come from
+#: :func:`koopman_lib.seeds.network_seed` ``(seed, stream * STREAM + i)`` (:func:`init_seeds`), so
+#: ``n_inits`` and ``check_inits`` are at most this
+STREAM = 100_000
+#: the seed streams: ``"paired"`` every optimizer's network ``i`` (``same_inits``: paired runs); with
+#: ``same_inits=False`` optimizer ``OPTIMIZERS[k]``'s own stream ``1 + k`` (by its place in
+#: :data:`~.network.OPTIMIZERS`, not in ``cfg.optimizers``, so a run of fewer optimizers draws the same
+#: networks); ``"solver check"`` the networks of :func:`~.ode_check.solver_check`
+STREAMS = {"paired": 0, **{name: 1 + k for k, name in enumerate(OPTIMIZERS)}, "solver check": 1 + len(OPTIMIZERS)}
+
+
+def inits(cfg: Config) -> list[int]:
+    """The networks (initialisations) a run makes, the same for every optimizer: ``cfg.networks``,
+    by default ``0 .. n_inits - 1``."""
+    return list(range(cfg.n_inits)) if cfg.networks is None else [int(i) for i in cfg.networks]
+
+
+def init_seeds(seed: int, stream: str, networks) -> list[int]:
+    """The seeds of the initial weights of ``networks`` in seed stream ``stream`` (:data:`STREAMS`): a
+    network is its own seed, whichever other networks share the run."""
+    return network_seeds(seed, [STREAMS[stream] * STREAM + i for i in networks])
+
+
 def _setup(cfg: Config, dtype):
+    """The problem and the initial weights ``(n_opt * E, D)`` (optimizer ``k`` owning rows ``k*E ..
+    (k+1)*E - 1``) of the networks :func:`inits`, each drawn in float64 from its own seed
+    (:func:`init_seeds`), then cast to ``dtype``.
+
+    Training draws no other randomness: every step evaluates the loss on the same fixed grid of
+    times (full batch, no collocation noise: ``perturb_points`` is called with noise 0, and only by
+    the paper-style timing, whose losses are thrown away), so a network has no data order."""
     sizes = (1,) + tuple(cfg.hidden) + (2,)
     t = time_grid(cfg.n_points, cfg.t_max, cfg.t_one_quirk, dtype)
     problem = Oscillator(sizes, cfg.activation, t, cfg.x0, cfg.p0, cfg.lam)
-    n_opt, E = len(cfg.optimizers), cfg.n_inits
-    if cfg.same_inits:
-        base = EnsembleMLP(sizes, cfg.activation, E, seed=cfg.seed, dtype=torch.float64).theta.detach()
-        theta0 = base.repeat(n_opt, 1)
-    else:
-        theta0 = EnsembleMLP(sizes, cfg.activation, n_opt * E, seed=cfg.seed, dtype=torch.float64).theta.detach()
+    ids = inits(cfg)
+    streams = ["paired"] * len(cfg.optimizers) if cfg.same_inits else list(cfg.optimizers)
+    theta0 = torch.cat([EnsembleMLP(sizes, cfg.activation, len(ids), dtype=torch.float64,
+                                    seeds=init_seeds(cfg.seed, s, ids)).theta.detach() for s in streams])
     return problem, theta0.to(dtype)
 
 
@@ -125,7 +154,7 @@ def log_steps(n_steps: int, n: int) -> list[int]:
 def training_curves(losses: torch.Tensor, names, cfg: Config) -> dict:
     """The training losses ``(n_steps + 1, n_opt * E)`` at about ``loss_curve_points`` log-spaced
     steps: per optimizer the median over its networks and every network's curve."""
-    E = cfg.n_inits
+    E = len(inits(cfg))
     ls = log_steps(cfg.n_steps, cfg.loss_curve_points)
     curves = {"steps": ls}
     for k, name in enumerate(names):
