@@ -305,3 +305,21 @@ def test_a_file_from_before_the_named_fits_is_upgraded_to_the_paper_fit(tmp_path
     assert up == json.loads(json.dumps(new))
     assert rows.validate(up, "perceptron") == []
     assert [c.verdict for c in chapter.claims(up)] == [c.verdict for c in chapter.claims(new)]
+
+
+def test_the_null_model_continues_the_rule_from_the_koopman_start_on_other_inputs():
+    """The optimizer against itself: the same errors as the rule up to koopman_start, other errors
+    after it (other inputs), scored by the same summary; simulation i's branch is its own."""
+    from dataclasses import replace
+    from koopman_repro.experiments import perceptron as P
+    cfg = replace(P.PROFILES["ci"], n_sims=8, sweep_sims=4, bootstrap=20, window_sweep=(100,), input_sweep=())
+    main = P.simulate(cfg, null=True)
+    t0, rule, null = cfg.koopman_start, main["errors"]["rule"], main["null"]
+    assert torch.equal(null[:t0], rule[:t0]) and not torch.equal(null[t0:], rule[t0:])
+    alone = P.simulate(replace(cfg, networks=(5,)), null=True)["null"]
+    assert torch.equal(alone[:, 0], null[:, 5])
+    assert P.simulate(cfg)["null"] is None
+    res = P.run(cfg)
+    row = res["null_model"][0]
+    assert row["method"] == "rule, other inputs" and 0 <= row["p_sooner_than_rule"] <= 1
+    assert row["mean_percent_error_after_start"] == pytest.approx(float(null[t0:].mean()))

@@ -47,7 +47,7 @@ from koopman_lib.estimator import Koopman
 from koopman_lib.fit import FITS, numerical_rank
 from koopman_lib.partition import LayerShape, make_partition
 from koopman_lib.progress import bar
-from koopman_lib.seeds import network_seed
+from koopman_lib.seeds import branch_seed, network_seed
 
 #: method name -> partition spec (``rule`` is the perceptron rule alone)
 METHODS = {"rule": None, "single_weight": "single", "node": "node", "network": "network"}
@@ -322,6 +322,23 @@ def _rule_phase(cfg: Config, desc: str) -> _RulePhase:
     return _RulePhase(X, Y, snaps, err, medians, example)
 
 
+def rule_branch(cfg: Config, rule: _RulePhase) -> torch.Tensor:
+    """The optimizer against itself: the rule continued from ``W(koopman_start)``, the state the
+    Koopman variants start from, on other inputs (simulation ``i`` draws them from its own
+    generator seeded :func:`koopman_lib.seeds.branch_seed` ``(cfg.seed, i)``). Returns its percent
+    errors ``(steps, S)``: the rule's own before ``koopman_start``, the branch's after, scored as
+    every method is (:func:`summarise`)."""
+    t0, T, n = cfg.koopman_start, cfg.steps, cfg.n_inputs
+    X = torch.cat([sample_inputs(T - t0, 1, n, activity(cfg), cfg.group_size,
+                                 torch.Generator().manual_seed(branch_seed(cfg.seed, i)))
+                   for i in simulations(cfg)], dim=1)
+    Y = targets(X)
+    W, err = rule.snaps[t0], rule.errors.clone()
+    for t in range(T - t0):
+        W, err[t0 + t] = rule_step(W, X[t].to(torch.float64), Y[t], cfg.eta, cfg.threshold, cfg.error_unit)
+    return err
+
+
 def _evolve(cfg: Config, rule: _RulePhase, kp: Koopman, rec: torch.Tensor, keep: bool, label: str):
     """Koopman training from ``koopman_start`` on: ``(errors (T, S), held (S,), medians, example)``,
     the percent errors with the Koopman weights from ``t0`` on (the rule's before), which
@@ -370,7 +387,7 @@ def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: f
 
 def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | None = None,
              keep_weights: bool = False, desc: str = "perceptron", fits: tuple[str, ...] = ("paper",),
-             main_fits: tuple[str, ...] | None = None) -> dict:
+             main_fits: tuple[str, ...] | None = None, null: bool = False) -> dict:
     """Run the rule and every Koopman variant on ``cfg.n_sims`` simulations.
 
     Returns ``{"errors": {key: (steps, S) percent error}, "info": {key: dict}, "weights": ...}``
@@ -380,7 +397,9 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
     simulation keeps its last finite weights, and ``info`` counts how many simulations were
     held so. A fit whose operators equal those of a fit listed before it shares that fit's
     errors (``info["same_operators_as"]``) instead of being evolved again. ``weights`` (with
-    ``keep_weights``): the rule's and the first fit's at ``cfg.window``, per method.
+    ``keep_weights``): the rule's and the first fit's at ``cfg.window``, per method. ``null``
+    (with ``null``): the errors of the rule continued on other inputs from the Koopman start
+    (:func:`rule_branch`).
     """
     check_config(cfg)
     windows = (cfg.window,) if windows is None else tuple(windows)
@@ -416,7 +435,8 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
     early = EarlyNorms(simulations(cfg))
     for step in (s for s in EARLY_STEPS if s <= t0):   # the recording holds W(0) .. W(t0)
         early(step, rule.snaps[step].reshape(S, -1))
-    return {"errors": errors, "info": info, "weights": weights, "early": early.values()}
+    return {"errors": errors, "info": info, "weights": weights, "early": early.values(),
+            "null": rule_branch(cfg, rule) if null else None}
 
 
 def summarise(err: torch.Tensor, cfg: Config, rule_final: float | None = None) -> dict:
@@ -585,7 +605,7 @@ def _definitions(cfg: Config) -> dict:
 def _run(cfg: Config) -> dict:
     summary = _Summaries()
     main = simulate(cfg, windows=tuple(sorted(set(cfg.window_sweep) | {cfg.window})), keep_weights=True,
-                    desc="perceptron", fits=cfg.sweep_fits, main_fits=cfg.fits)
+                    desc="perceptron", fits=cfg.sweep_fits, main_fits=cfg.fits, null=True)
     by_fit, curves, curves_by_fit, window_rows = _main_comparison(cfg, main, summary)
     if cfg.bootstrap:
         _add_bootstrap(cfg, main["errors"], by_fit)
@@ -605,15 +625,32 @@ def _run(cfg: Config) -> dict:
         "weights": {"step": list(range(0, cfg.steps + 1, cfg.weight_stride)),
                     **{k: {kk: _rounded(vv, 5) for kk, vv in v.items()} for k, v in main["weights"].items()}},
         "definitions": _definitions(cfg),
-        "check_values": check_table(merge(main["early"], per_simulation(cfg, main["errors"]))),
+        "null_model": [null_model_row(cfg, main, summary)],
+        "check_values": check_table(merge(main["early"], per_simulation(cfg, {**main["errors"], "null": main["null"]}))),
     }
+
+
+def null_model_row(cfg: Config, main: dict, summary) -> dict:
+    """The ``null_model`` row: the rule continued on other inputs (:func:`rule_branch`), summarised
+    by the same function as every method, with the same bootstrap (the same resamples of the
+    simulations as the main table's, ``cfg.seed``): how far the rule's own measures move when only
+    the inputs after the Koopman start change."""
+    rule_summary, _, _ = summary(main["errors"]["rule"], cfg)
+    s, _, _ = summary(main["null"], cfg, rule_summary["final_percent_error"])
+    row = {"method": "rule, other inputs", **s}
+    if cfg.bootstrap:
+        boot = bootstrap_reach({"rule": main["errors"]["rule"], "null": main["null"]}, cfg, cfg.bootstrap, cfg.seed,
+                               compete=["null"])["null"]
+        row.update({k: v for k, v in boot.items() if k in BOOT_FIELDS})
+    return row
 
 
 def per_simulation(cfg: Config, errors: dict) -> dict[int, dict[str, float]]:
     """Each simulation's check values (:mod:`koopman_repro.regeneration`): the mean percent error
-    after ``koopman_start`` of the rule and of every method and fit of the main comparison."""
+    after ``koopman_start`` of the rule, of the rule on other inputs (``null``) and of every method
+    and fit of the main comparison (``errors`` holds all of them)."""
     t0, sims = cfg.koopman_start, simulations(cfg)
-    keys = {"rule": "rule"} | {f"{m}/{f}": (m, cfg.window, f) for f in cfg.fits for m in KOOPMAN}
+    keys = {"rule": "rule", "null": "null"} | {f"{m}/{f}": (m, cfg.window, f) for f in cfg.fits for m in KOOPMAN}
     means = {name: errors[key][t0:].mean(0).tolist() for name, key in keys.items()}
     return {i: {f"{name}:mean_percent_error_after_start": v[j] for name, v in means.items()}
             for j, i in enumerate(sims)}

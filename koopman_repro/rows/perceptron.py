@@ -74,6 +74,21 @@ class PerceptronInputSweepRow(Row):
     same_operators_as: str | None = None
 
 
+@register("perceptron", "null_model")
+@dataclass(frozen=True)
+class PerceptronNullModelRow(Row):
+    """The row of ``perceptron.json`` ``null_model``: the rule continued from the Koopman start on
+    other inputs (the optimizer against itself), summarised as every method is."""
+    method: str
+    steps_to_asymptote: int
+    final_percent_error: float
+    final_sem: float
+    mean_percent_error_after_start: float
+    steps_to_rule_final: int | None = None
+    steps_to_rule_final_ci95: list[int] | None = None
+    p_sooner_than_rule: float | None = None
+
+
 @dataclass(frozen=True)
 class MethodSummary(Row):
     """``perceptron.json`` ``methods_by_fit[fit][method]``: the main run's summary of one method
