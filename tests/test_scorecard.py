@@ -424,6 +424,40 @@ def test_replication_rows_are_read_as_declared_rows_or_a_chapters_dicts():
     assert sc.divergence_parts(as_row) == sc.divergence_parts(rep) == (True, False, pytest.approx(0.19 / 0.18))
 
 
+# -- the answer first --------------------------------------------------------------------------
+ODE = {"n": 75, "median_error": 2.2, "best_error": 2.0, "amplitude": 1.43, "median_drift": 2.05, "energy0": 2.06,
+       "train_dtype": "float32"}
+
+
+def test_the_answer_is_computed_from_the_verdicts_and_intervals():
+    rows = sc.evaluate({"de-solver": de_results(), "mnist": mnist_results(), "perceptron": perceptron_results()}, {})
+    text = sc.answer_markdown(rows, ODE)
+    assert len(text.split()) <= 220
+    k = by_key(rows)
+    assert f"the paper's fit: {k['mnist-teq']['verdict']}, T_eq/T 0.97 [0.97-0.97]" in text
+    assert "the paper's fit: reproduced for Adam, Adagrad, Adadelta" in text and "had **not** solved the ODE" in text
+    c = sc.counts(rows, source="paper")
+    assert f"{c[sc.REPRODUCED]} reproduced, {c[sc.INCONCLUSIVE]} inconclusive" in text
+    # another verdict, another answer: the text follows the rows, nothing is typed in
+    k["mnist-teq"]["verdict"] = sc.NOT_REPRODUCED
+    assert "the paper's fit: not reproduced, T_eq/T 0.97" in sc.answer_markdown(list(k.values()), ODE)
+    solved = sc.answer_markdown(rows, {**ODE, "median_error": 0.1, "median_drift": 0.01})
+    assert "had solved the ODE" in solved and "energy drift" not in solved
+    assert "ODE check is not in the results" in sc.answer_markdown(rows, None)
+
+
+def test_the_answer_reads_the_ode_state_of_the_run_that_decides():
+    de = {**de_results(), "main": {"train_dtype": "float64"},
+          "by_dtype": {"float64": {"ode": {"max_abs_error": [1.0, 3.0, 2.0], "x_ref": [0.5, -1.5], "energy0": 2.0,
+                                           "energy_drift": [1.0, 2.0, 1.5]}}}}
+    state = sc.measure_de_solver.ode_state({"de-solver": de})
+    assert state == {"n": 3, "median_error": 2.0, "best_error": 1.0, "amplitude": 1.5, "median_drift": 1.5,
+                     "energy0": 2.0, "train_dtype": "float64"}
+    rows = sc.evaluate({}, {"de-solver": de})
+    assert "Its 3 networks had **not** solved" in sc.front_page_answer({}, {"de-solver": de}, rows)
+    assert "ODE check is not in the results" in sc.front_page_answer({}, {"de-solver": de_results()}, rows)
+
+
 # -- the front page on the committed results ------------------------------------------------
 FRONT_PAGE = Path(__file__).parent / "data" / "scorecard_front_page_paper.json"
 

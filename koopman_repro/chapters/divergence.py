@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from .. import rows
 from ..report import NOT_MEASURED, fmt, provenance_line
-from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, divergence_parts
+from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, claim_row, divergence_parts
 from . import config
 from .mnist import as_floats, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
 
@@ -354,11 +354,28 @@ def grows(res: dict, setting: tuple) -> bool:
                                                                        of=row.final_test_loss_optimizer)
 
 
+#: the chapter's reading of the two-part rule, by how many parts hold (2, 1, 0)
+PARTS_HOLD = {2: "both parts hold", 1: "one part holds", 0: "neither part holds"}
+
+
 def two_part_verdict(res: dict, setting: tuple) -> str:
-    """The replication's rows: the two-part divergence rule (RULES['divergence']), spelt out."""
+    """The two parts of the divergence rule (RULES['divergence']) on one row, spelt out: the chapter's
+    reading (how many parts hold); the front page's verdict on its two claims is :func:`front_page_verdict`."""
     g, a, growth = parts(replication_row(res, setting))
-    return (f"{RULES['divergence'].verdict((g + a) / 2)}: (1) grows {fmt(growth, 3)}x {'yes' if g else 'no'}, "
+    return (f"chapter reading: {PARTS_HOLD[g + a]}: (1) grows {fmt(growth, 3)}x {'yes' if g else 'no'}, "
             f"(2) above Adadelta {'yes' if a else 'no'}")
+
+
+#: the replication rows that are the front page's claims: setting -> claim key
+SCORECARD_CLAIMS = {REP_NODE: "replication-divergence", REP_LAYER: "replication-divergence-layer"}
+
+
+def front_page_verdict(res: dict, saved: dict | None, setting: tuple) -> str:
+    """The front page's verdict (:func:`koopman_repro.scorecard.claim_row`) on the claim of ``setting``,
+    then the chapter's reading of its two parts."""
+    row = claim_row(SCORECARD_CLAIMS[setting], {"mnist": res}, {"mnist": saved} if saved else {})
+    why = f" (no interval: {row['no_interval']})" if row["no_interval"] else ""
+    return f"{row['verdict']}{why}; " + two_part_verdict(saved or res, setting)
 
 
 def close_after_one_epoch(res: dict) -> bool:
@@ -381,16 +398,20 @@ CLAIMS = [
 ]
 
 
-def claim_verdicts(best: dict) -> list[str]:
-    """The verdict of each claim of :data:`CLAIMS` on ``best`` ("not measured" where it has no such row)."""
+def claim_verdicts(res: dict, saved: dict | None = None) -> list[str]:
+    """The verdict of each claim of :data:`CLAIMS`, on ``saved`` where there is one, else ``res`` ("not
+    measured" where that run has no such row): the front page's for the replication's two claims, the
+    chapter's own readings (named so) for the others."""
+    best = saved or res
     verdicts = [
-        lambda: ("reproduced (still close after one epoch)" if close_after_one_epoch(best) else
-                 "not reproduced (already off after one epoch)"),
-        lambda: two_part_verdict(best, REP_NODE),
-        lambda: two_part_verdict(best, REP_LAYER),
-        lambda: "diverges (paper not reproduced as stated)" if grows(best, PAPER_FIT) else "does not diverge",
+        lambda: "chapter reading: " + ("still close after one epoch" if close_after_one_epoch(best) else
+                                       "already off after one epoch"),
+        lambda: front_page_verdict(res, saved, REP_NODE),
+        lambda: front_page_verdict(res, saved, REP_LAYER),
+        lambda: "chapter reading: " + ("diverges (paper not reproduced as stated)" if grows(best, PAPER_FIT)
+                                       else "does not diverge"),
         lambda: two_part_verdict(best, REP_DEFAULT),
-        lambda: "diverges" if grows(best, PAPER_DEFAULT) else "does not diverge"]
+        lambda: "chapter reading: " + ("diverges" if grows(best, PAPER_DEFAULT) else "does not diverge")]
     return [NOT_MEASURED if replication_row(best, setting, T) is None else verdict()
             for (*_, setting, T), verdict in zip(CLAIMS, verdicts)]
 
@@ -400,11 +421,12 @@ def claim_rows(res: dict, saved: dict | None) -> list[dict]:
     on the saved run where there is one."""
     return [{"claim": claim, "paper": paper, "replication": rep, "ours (ci)": claim_cell(res, setting, T),
              "ours (paper profile)": claim_cell(saved, setting, T), "verdict": verdict}
-            for (claim, paper, rep, setting, T), verdict in zip(CLAIMS, claim_verdicts(saved or res))]
+            for (claim, paper, rep, setting, T), verdict in zip(CLAIMS, claim_verdicts(res, saved))]
 
 
 def claim_note(saved: dict | None) -> str:
-    return (f"Verdicts use the {'paper' if saved is not None else 'ci'} profile. Rules: replication rows (2 epochs): "
+    return (f"Verdicts use the {'paper' if saved is not None else 'ci'} profile; the replication's two claims get "
+            "the front page's three-way verdict. Rules: replication rows (2 epochs): "
             f"{RULES['divergence'].text}; after one epoch: {LOSS_KEPT_UP.text}; the paper's settings: "
             f"{LOSS_DIVERGED.text} (n/a: every network stopped by the guard).")
 

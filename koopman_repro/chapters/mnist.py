@@ -19,7 +19,7 @@ from koopman_lib.spectra import growth_factors
 
 from .. import rows
 from ..report import fmt
-from ..scorecard import KEEPS_UP, MNIST_TABLE2, RULES
+from ..scorecard import KEEPS_UP, MNIST_TABLE2, claim_row, interval_text
 from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
@@ -36,8 +36,9 @@ PAPER = {"success_rate": MNIST_TABLE2[0] / 100, "teq_over_t_median": MNIST_TABLE
 SUMMARY_LABELS = {"success_rate": "success rate", "teq_over_t_median": "median $T_{eq}/T$",
                   "speedup_paper_style_median": "median speedup, paper style",
                   "speedup_fast_loop_median": "median speedup, fast loop"}
-SUMMARY_RULES = {"success_rate": ("success rate", 100.0), "teq_over_t_median": ("T_eq/T", 1.0),
-                 "speedup_paper_style_median": ("speedup", 1.0)}
+#: the scorecard's claim of each summary quantity the paper has (its verdict is the front page's)
+SUMMARY_CLAIMS = {"success_rate": "mnist-success", "teq_over_t_median": "mnist-teq",
+                  "speedup_paper_style_median": "mnist-speedup"}
 CHOLESKY_COLUMNS = ["block_size", "n_blocks", "cond_F_median", "cond_F_max", "cholesky_failed_blocks",
                     "rel_diff_median", "rel_diff_max"]
 
@@ -377,17 +378,21 @@ def summary_value(row, key: str) -> float | None:
     return row.speedup(key[len("speedup_"):-len("_median")]) if key.startswith("speedup") else getattr(row, key)
 
 
-def summary_verdict(key: str, ours: float | None) -> str:
-    """The front page's verdict on quantity ``key`` (``"no paper value"`` where the paper has none)."""
-    if key not in PAPER:
+def summary_verdict(key: str, res: dict, best: dict, fit: str) -> str:
+    """The front page's verdict on quantity ``key`` with ``fit`` (``"paper"`` or ``"default"``): the
+    scorecard's row of its claim (:data:`SUMMARY_CLAIMS`), from ``best`` (the saved full-scale run)
+    where it is not ``res``; ``"no paper value"`` where the paper has none."""
+    if key not in SUMMARY_CLAIMS:
         return "no paper value"
-    rule, scale = SUMMARY_RULES[key]
-    return RULES[rule].verdict(None if ours is None else ours * scale, PAPER[key] * scale)
+    row = claim_row(SUMMARY_CLAIMS[key], {"mnist": res}, {} if best is res else {"mnist": best})
+    prefix = "" if fit == "paper" else "default_"
+    return f"{row[prefix + 'verdict']} ({interval_text(row['rule'], row[prefix + 'n'], row[prefix + 'ci_low'], row[prefix + 'ci_high'])})"
 
 
 def summary_rows(res: dict, best: dict) -> list[dict]:
-    """The paper's Table 2 against ours (the paper fit and the default fit), with verdicts; when
-    ``best`` is not ``res`` (a saved full-scale run) its value with ``res``'s in brackets."""
+    """The paper's Table 2 against ours (the paper fit and the default fit), with the front page's
+    verdicts and intervals; when ``best`` is not ``res`` (a saved full-scale run) its value with
+    ``res``'s in brackets."""
     out = []
     for key, label in SUMMARY_LABELS.items():
         row = {"quantity": label, "paper": fmt(PAPER.get(key)) if key in PAPER else "-"}
@@ -395,14 +400,14 @@ def summary_rows(res: dict, best: dict) -> list[dict]:
             ours = summary_value(table_row(best, name), key)
             row[f"ours, {FIT_LABEL[name]}"] = (f"{fmt(ours)} (ci: {fmt(summary_value(table_row(res, name), key))})"
                                                if best is not res else fmt(ours))
-            row[f"verdict, {FIT_LABEL[name]}"] = summary_verdict(key, ours)
+            row[f"verdict, {FIT_LABEL[name]}"] = summary_verdict(key, res, best, name)
         out.append(row)
     return out
 
 
 def summary_note(res: dict, which: str) -> str:
-    return (f"T = {config(res)['T_epochs']} epochs, profile `{which}`; verdicts by the front page's rules (success "
-            f"rates in percentage points).")
+    return (f"T = {config(res)['T_epochs']} epochs, profile `{which}`; verdicts are the front page's, three-way over "
+            f"95% intervals over networks (success rates in percent).")
 
 
 def summary_text(best: dict) -> str:

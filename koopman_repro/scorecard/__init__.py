@@ -24,17 +24,18 @@ from __future__ import annotations
 from ..report import INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED
 from .answer import answer_markdown, front_page_answer
 from .claims import CLAIMS, Claim
-from .evaluation import counts, evaluate, measure
+from .evaluation import claim_row, counts, evaluate, measure
 from .fits import REPLICATION_FIT, SCORE_FITS, select_fit, why_differs
 from .loading import EXPERIMENT_NAMES, is_stale, load_results
-from .measure_de_solver import DE_T, DE_TABLE1, de_error_ratio, de_range, de_speedup, de_success, de_teq
+from .measure_de_solver import (DE_T, DE_TABLE1, de_error_ratio, de_range, de_row_interval, de_speedup, de_success,
+                                de_teq)
 from .measure_mnist import (MNIST_T, MNIST_TABLE2, divergence_parts, is_replication_row, mnist_divergence,
                             mnist_range, mnist_speedup, mnist_success, mnist_teq)
 from .measure_perceptron import PERCEPTRON_METHODS, S4_ORDER, perceptron_ordering
 from .measure_speed import faster_10x
 from .reading import Measured, NotMeasured
 from .rules import COMPARE_LOSS_RULE, KEEPS_UP, LOSS_TIE, NULL_MODEL_PENDING, RULES, VERDICTS, Rule, compare_loss
-from .tables import rules_markdown, table_markdown
+from .tables import interval_text, rules_markdown, table_markdown
 from .thresholds import (BEATS_OPTIMIZER, BOOK_CI_MINUTES, COST_SPEED, COST_SPEED_PARTLY, CRITERION_INFORMATIVE, CYCLES_FASTER,
                          DE_ENERGY_LOST, DE_NOT_SOLVED, DE_ORIGINAL_WORKS, DIVERGENCE_FACTOR, EIG_EXACT, EPS64,
                          EXPONENT_CLOSE, EXPONENT_MATCH, KOOPMAN_FASTER, LOSS_DIVERGED, LOSS_KEPT_UP, NOT_CLOSED,
@@ -51,8 +52,8 @@ __all__ = [
     "PAPER_WALL_MINUTES", "INCONCLUSIVE", "NULL_MODEL_PENDING", "PERCEPTRON_METHODS", "PROGRESS", "RECORDING_OVERHEAD", "REPLICATION_FIT",
     "REPRODUCED", "RULES", "Rule", "S4_ORDER", "SCORE_FITS", "SUMMARY_DIVERGENCE", "SUMMARY_TEQ_FAILS",
     "SUMMARY_TEQ_REPRODUCED", "THRESHOLDS", "TO_ROUNDING", "Threshold", "VERDICTS", "WINDOW_CHOICE_GOOD",
-    "WINDOW_MATTERS", "WINDOW_MATTERS_A_LOT", "answer_markdown", "compare_loss", "counts", "de_error_ratio", "de_range",
-    "de_speedup", "de_success", "de_teq", "divergence_parts", "evaluate", "faster_10x", "front_page_answer", "is_replication_row",
+    "WINDOW_MATTERS", "WINDOW_MATTERS_A_LOT", "answer_markdown", "claim_row", "compare_loss", "counts", "de_error_ratio", "de_range", "de_row_interval",
+    "de_speedup", "de_success", "de_teq", "interval_text", "divergence_parts", "evaluate", "faster_10x", "front_page_answer", "is_replication_row",
     "is_stale", "load_results", "measure", "mnist_divergence", "mnist_range", "mnist_speedup", "mnist_success",
     "mnist_teq", "perceptron_ordering", "rules_markdown", "select_fit", "table_markdown", "why_differs",
 ]

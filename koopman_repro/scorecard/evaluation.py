@@ -93,3 +93,13 @@ def counts(rows: list[dict], key: str = "verdict", source: str | None = None) ->
     (``"replication"``), which are counted apart (their "reproduced" means Koopman training fails)."""
     rows = [r for r in rows if source is None or r["source"] == source]
     return {v: sum(r[key] == v for r in rows) for v in VERDICTS}
+
+
+def claim_row(key: str, ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | None]) -> dict:
+    """The scorecard's row of the claim named ``key`` (:func:`evaluate` on that claim alone): the
+    verdict a chapter that discusses the claim shows (``row["verdict"]`` with the paper's fit,
+    ``row["default_verdict"]`` with the library's default)."""
+    claim = next((c for c in CLAIMS if c.key == key), None)
+    if claim is None:
+        raise KeyError(f"no scorecard claim {key!r}")
+    return evaluate(ours, saved_paper, (claim,))[0]

@@ -56,13 +56,26 @@ def de_networks(results, row) -> list:
                   key=lambda n: n.init)
 
 
+def de_row_interval(results, row, rule: str):
+    """The interval over networks of table row ``row``'s value that rule ``rule`` reads (``"success
+    rate"`` in %, ``"T_eq/T"``, ``"speedup"`` timed as the paper did); ``None`` without per-network rows.
+    The scorecard's claims and the chapter's other readings (dtypes, fits) both go through it."""
+    nets = de_networks(results, row)
+    if not nets:
+        return None
+    if rule == "success rate":
+        return intervals.rate_percent([n.success for n in nets])
+    if rule == "T_eq/T":
+        return intervals.median([n.teq_over_t for n in nets])
+    return intervals.speedup([n.success for n in nets], [n.speedup_paper_style for n in nets])
+
+
 def de_success(optimizer):
     def extract(results):
         row, note = de_row(results, optimizer)
         v = 100.0 * number(row.success_rate, "success_rate", NAME, row)
-        nets = de_networks(results, row)
-        iv = intervals.rate_percent([n.success for n in nets]) if nets else None
-        return Measured(v, f"{v:.0f}%", note + inits_note(row), iv, "" if nets else NO_NETWORKS)
+        iv = de_row_interval(results, row, "success rate")
+        return Measured(v, f"{v:.0f}%", note + inits_note(row), iv, "" if iv else NO_NETWORKS)
     return extract
 
 
@@ -70,17 +83,9 @@ def de_teq(optimizer):
     def extract(results):
         row, note = de_row(results, optimizer)
         v = number(row.teq_over_t_median, "teq_over_t_median", NAME, row)
-        nets = de_networks(results, row)
-        iv = intervals.median([n.teq_over_t for n in nets]) if nets else None
-        return Measured(v, f"{v:.2f}", note + inits_note(row), iv, "" if nets else NO_NETWORKS)
+        iv = de_row_interval(results, row, "T_eq/T")
+        return Measured(v, f"{v:.2f}", note + inits_note(row), iv, "" if iv else NO_NETWORKS)
     return extract
-
-
-def de_speedup_interval(results, row, field: str = "speedup_paper_style"):
-    """The median speedup ``field`` (per network) over the improved networks of ``row``'s reading,
-    with its interval; ``None`` without per-network rows."""
-    nets = de_networks(results, row)
-    return intervals.speedup([n.success for n in nets], [getattr(n, field) for n in nets]) if nets else None
 
 
 def de_speedup(optimizer):
@@ -89,7 +94,7 @@ def de_speedup(optimizer):
         v, why = speedup(row, "speedup_paper_style_median", NAME)
         fast = row.speedup_fast_loop_median
         extra = f"; against a fast optimizer loop: {times(fast)}" if isinstance(fast, (int, float)) else ""
-        iv = de_speedup_interval(results, row)
+        iv = de_row_interval(results, row, "speedup")
         return Measured(v, times(v), note + (f"; {why}" if why else "") + extra, iv, "" if iv else NO_NETWORKS)
     return extract
 

@@ -215,10 +215,22 @@ def test_paper_walls_and_their_rule(tmp_path):
 
 
 # -- verdicts -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("ours", [None, math.inf, math.nan, 15.0, 5.0, 1.0])
-def test_speed_verdict(ours):
-    want = "not measured" if ours is None or not math.isfinite(ours) else COST_SPEED.verdict(ours, 15)
+@pytest.mark.parametrize("ours,want", [(None, "not measured"), (math.inf, "not measured"), (math.nan, "not measured"),
+                                       (11.25, "kept"), (11.2, "partly kept"), (3.75, "partly kept"),
+                                       (3.7, "not kept")])
+def test_speed_reading(ours, want):
     assert cost.speed_verdict(15, ours) == want
+    assert COST_SPEED.value == 0.75 and "chapter reading" in COST_SPEED.text
+
+
+def test_table_speed_rows_show_the_front_pages_verdicts(res):
+    front = {"mnist": "front page: inconclusive", "de": "front page: Adam reproduced"}
+    claims = cost.claims(res, front)
+    assert claims[4][2].startswith("front page: inconclusive; chapter reading (bench factor): ")
+    assert claims[5][2].startswith("front page: Adam reproduced; chapter reading")
+    got = cost.front_page_speed({}, {"mnist": None, "de-solver": None})
+    assert got == {"mnist": "front page: not measured", "de": "front page: Adam not measured, Adagrad not measured, "
+                                                               "Adadelta not measured"}
 
 
 def _exponents(fitted: dict) -> dict:
@@ -245,8 +257,8 @@ def test_step_claim_verdict(s_mn, s_de, want):
 def test_claims_and_their_table(res):
     claims = cost.claims(res)
     assert len(claims) == 7
-    assert claims[4][2] == cost.speed_verdict(15, res["fit_plus_jump_speedup_mnist"])
-    assert claims[5][2] == cost.speed_verdict(98, res["fit_plus_jump_speedup_vs_optimizer_de"])
+    assert claims[4][2].endswith(cost.speed_verdict(15, res["fit_plus_jump_speedup_mnist"]))
+    assert claims[5][2].endswith(cost.speed_verdict(98, res["fit_plus_jump_speedup_vs_optimizer_de"]))
     assert claims[6][2] == ("partly" if res["fit_cholesky_refused_on_mnist"]
                             else cost.speed_verdict(2, res["fit_speedup_cholesky_vs_pinv"]))
     rows = cost.claim_rows(res, None, "ci")

@@ -8,7 +8,7 @@ from matplotlib.colors import to_rgba
 
 from koopman_repro.chapters import divergence as dv
 from koopman_repro.report import fmt
-from koopman_repro.scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, divergence_parts
+from koopman_repro.scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, claim_row, divergence_parts
 
 from .test_mnist import TINY
 
@@ -84,9 +84,10 @@ def test_two_parts_states_each_part_at_both_sides_of_its_threshold():
     flat_below = MnistReplicationRow.from_dict(rep_row(koopman=0.2, optimizer=0.2, growth=1.0))   # equal: not above
     text = dv.two_parts(flat_below, "x")
     assert "does not grow" in text and "ends below" in text and "**does not diverge**" in text
-    assert dv.two_part_verdict(small([rep_row(growth=1 + EPS)]), dv.REP_NODE).startswith("reproduced")
-    assert dv.two_part_verdict(small([rep_row(growth=1.0)]), dv.REP_NODE).startswith("partly")
-    assert dv.two_part_verdict(small([rep_row(koopman=0.1, growth=0.5)]), dv.REP_NODE).startswith("not reproduced")
+    assert dv.two_part_verdict(small([rep_row(growth=1 + EPS)]), dv.REP_NODE).startswith("chapter reading: both")
+    assert dv.two_part_verdict(small([rep_row(growth=1.0)]), dv.REP_NODE).startswith("chapter reading: one part")
+    assert dv.two_part_verdict(small([rep_row(koopman=0.1, growth=0.5)]), dv.REP_NODE).startswith(
+        "chapter reading: neither")
 
 
 def test_two_part_text_has_the_rule_and_a_line_per_replication_row(res):
@@ -216,8 +217,10 @@ def test_claim_rows_take_verdicts_from_the_saved_run(res):
     # the tiny run has no default fit under the replication's settings
     assert rows[4]["ours (ci)"] == "n/a" and rows[4]["verdict"] == "not measured"
     assert [r["verdict"] for r in rows] == dv.claim_verdicts(res)
-    assert rows[1]["verdict"] == dv.two_part_verdict(res, dv.REP_NODE)
-    assert dv.claim_note(None).startswith("Verdicts use the ci profile.")
+    front = claim_row("replication-divergence", {"mnist": res}, {})
+    assert rows[1]["verdict"].startswith(front["verdict"] + " (no interval") and \
+        rows[1]["verdict"].endswith(dv.two_part_verdict(res, dv.REP_NODE))
+    assert dv.claim_note(None).startswith("Verdicts use the ci profile;")
 
 
 def test_fits_text_names_the_cause_at_both_sides():

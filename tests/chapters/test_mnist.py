@@ -2,13 +2,15 @@
 values on a tiny MNIST run written by the test session and on small results built here."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
 from koopman_repro.chapters import mnist as ch
 from koopman_repro.report import fmt
 from koopman_repro.rows.mnist import MnistTableRow
-from koopman_repro.scorecard import KEEPS_UP, RULES
+from koopman_repro.scorecard import KEEPS_UP, claim_row
 
 #: a tiny MNIST run (about a minute on one core): small layers, 640 training images (10 steps per
 #: epoch), two networks, one ablation network in both directions, the layer-wise operators
@@ -217,21 +219,21 @@ def test_cutoff_sweep_figure_draws_every_cutoff_and_marks_the_two_named_ones(res
     assert teq_ax.get_xscale() == "log" and "success" in success_ax.get_ylabel()
 
 
-# -- the summary: verdicts at both sides of their thresholds ------------------------------------------
-def test_summary_verdicts_follow_the_front_page_rules():
-    rule = RULES["success rate"]                                   # percentage points below the paper's 100%
-    assert ch.summary_verdict("success_rate", 1 - rule.reproduced / 100) == "reproduced"
-    assert ch.summary_verdict("success_rate", 1 - rule.reproduced / 100 - 0.01) == "partly"
-    assert ch.summary_verdict("success_rate", 1 - rule.partly / 100 - 0.01) == "not reproduced"
-    rule = RULES["T_eq/T"]
-    assert ch.summary_verdict("teq_over_t_median", ch.PAPER["teq_over_t_median"] - rule.reproduced) == "reproduced"
-    assert ch.summary_verdict("teq_over_t_median", ch.PAPER["teq_over_t_median"] - rule.partly - 0.01) == \
-        "not reproduced"
-    paper_speedup = ch.PAPER["speedup_paper_style_median"]
-    assert ch.summary_verdict("speedup_paper_style_median", paper_speedup / 2) == "reproduced"
-    assert ch.summary_verdict("speedup_paper_style_median", paper_speedup / 2 - 0.01) == "partly"
-    assert ch.summary_verdict("speedup_paper_style_median", None) == "not measured"
-    assert ch.summary_verdict("speedup_fast_loop_median", 3.0) == "no paper value"
+# -- the summary: the front page's verdicts ------------------------------------------------------------
+def test_summary_verdicts_are_the_front_pages(res):
+    for key, claim in ch.SUMMARY_CLAIMS.items():
+        row = claim_row(claim, {"mnist": res}, {})
+        for fit, prefix in (("paper", ""), ("default", "default_")):
+            got = ch.summary_verdict(key, res, res, fit)
+            assert got.startswith(row[prefix + "verdict"] + " (") and "95%" in got or "no interval" in got
+    assert ch.summary_verdict("speedup_fast_loop_median", res, res, "paper") == "no paper value"
+    # a saved run decides: its verdict, not this build's
+    saved = copy.deepcopy(res)
+    for r in saved["table"]:
+        r["success_rate"] = 0.0
+    row = claim_row("mnist-success", {"mnist": res}, {"mnist": saved})
+    assert row["basis"] == "paper profile"
+    assert ch.summary_verdict("success_rate", res, saved, "paper").startswith(row["verdict"])
 
 
 def test_a_speedup_is_zero_when_no_network_improved_and_unknown_otherwise():
@@ -248,9 +250,13 @@ def test_summary_rows_show_the_saved_run_beside_the_ci_one():
     paper = small_results([table_row(fit=f, success_rate=1.0) for f in ("paper", "default")])
     rows = ch.summary_rows(ci, paper)
     assert [r["quantity"] for r in rows] == list(ch.SUMMARY_LABELS.values())
-    assert rows[0]["ours, paper's fit"] == "1 (ci: 0.5)" and rows[0]["verdict, paper's fit"] == "reproduced"
+    # no per-network rows in these results: no interval, so the front page's verdict is inconclusive
+    assert rows[0]["ours, paper's fit"] == "1 (ci: 0.5)" and rows[0]["verdict, paper's fit"] == \
+        f"{claim_row('mnist-success', {'mnist': ci}, {'mnist': paper})['verdict']} (no interval)" == \
+        "inconclusive (no interval)"
     alone = ch.summary_rows(ci, ci)
-    assert alone[0]["ours, library default"] == "0.5" and alone[0]["verdict, library default"] == "not reproduced"
+    assert alone[0]["ours, library default"] == "0.5" and alone[0]["verdict, library default"] == \
+        "inconclusive (no interval)"
     assert alone[3]["paper"] == "-" and alone[3]["verdict, paper's fit"] == "no paper value"
 
 
