@@ -53,12 +53,21 @@ def merge(*parts: dict[int, dict[str, float | None]]) -> dict[int, dict[str, flo
     return out
 
 
-def check_table(per_network: dict[int, dict[str, float | None]]) -> dict:
-    """The stored form of per-network check values: networks, keys (sorted) and a value matrix."""
+def check_table(per_network: dict[int, dict[str, float | None]], mark_absent: bool = False) -> dict:
+    """The stored form of per-network check values: networks, keys (sorted) and a value matrix
+    (``None`` for a key a network lacks or a non-finite value). ``mark_absent``: where some
+    networks lack keys others have (a run whose studies have different numbers of networks),
+    ``absent`` lists, per such network, the indices of the keys it has no value for, which
+    :func:`read_check_values` then leaves out (a value that does not exist, not a non-finite one)."""
     networks = sorted(int(i) for i in per_network)
     keys = sorted({k for v in per_network.values() for k in v})
     values = [[_plain(per_network[i].get(k)) for k in keys] for i in networks]
-    return {"networks": networks, "keys": keys, "values": values}
+    table = {"networks": networks, "keys": keys, "values": values}
+    absent = {str(i): [j for j, k in enumerate(keys) if k not in per_network[i]]
+              for i in networks} if mark_absent else {}
+    if any(absent.values()):
+        table["absent"] = {i: js for i, js in absent.items() if js}
+    return table
 
 
 def _plain(v):
@@ -73,7 +82,11 @@ def read_check_values(results: dict) -> dict[int, dict[str, float | None]]:
     table = results.get("check_values")
     if not table:
         return {}
-    return {int(i): dict(zip(table["keys"], row)) for i, row in zip(table["networks"], table["values"])}
+    out = {}
+    for i, row in zip(table["networks"], table["values"]):
+        absent = set(table.get("absent", {}).get(str(i), ()))  # keys network i has no value for
+        out[int(i)] = {k: v for j, (k, v) in enumerate(zip(table["keys"], row)) if j not in absent}
+    return out
 
 
 def with_networks(cfg, networks, field_name: str = "networks", **off):
