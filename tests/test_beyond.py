@@ -8,6 +8,7 @@ import torch
 from koopman_repro.experiments import beyond as bd
 from koopman_repro.experiments import config_for, reproduce
 from koopman_lib.ensembles import EnsembleMLP
+from koopman_lib.seeds import network_seed
 
 TINY = dict(
     de_inits=2, de_steps=300, de_t1=100, de_t2=200, de_T=50, de_starts=(50, 100), de_lengths=(50, 100),
@@ -59,17 +60,13 @@ def test_segment_trainer_counts_jumps_in_the_schedule():
     st.run(1)
     assert st.opt.param_groups[0]["lr"] == pytest.approx(0.25)
     assert st.progress == 9 and st.opt_steps == 4
-    # members are independent: member 1 alone follows the same path
-    solo = EnsembleMLP((784, 5, 10), "relu", 1)
-    with torch.no_grad():
-        solo.theta.copy_(EnsembleMLP((784, 5, 10), "relu", 2, seed=1).theta[1:2])
-    st1 = bd.SegmentTrainer(solo, images, lr=1.0, gamma=0.5, batch=32, seed=3)
-    from koopman_lib.seeds import shuffle_seed
-    st1.gens = [torch.Generator().manual_seed(shuffle_seed(3, 1))]
+    # a network is its own seed: network 1 alone (its weights and data order) follows the same path
+    solo = EnsembleMLP((784, 5, 10), "relu", 1, seeds=[network_seed(1, 1)])
+    st1 = bd.SegmentTrainer(solo, images, lr=1.0, gamma=0.5, batch=32, seed=3, networks=[1])
     st1.run(3)
     st1.jumped(5)
     st1.run(1)
-    assert torch.allclose(solo.theta[0], net.theta[1], atol=1e-5)
+    assert torch.equal(solo.theta[0], net.theta[1])
 
 
 def test_train_run_records_evaluates_keeps_and_pairs_members():
@@ -103,8 +100,7 @@ def test_train_run_records_evaluates_keeps_and_pairs_members():
     with torch.no_grad():
         solo.theta.copy_(theta0[1:2])
     alone = train_run(solo, images, 4, 0.7, 2, 1, 5, seed=3, batch_size=24, members=[1])
-    assert torch.allclose(alone.snap(5)[0], run.snap(5)[1], atol=1e-6)
-    assert torch.allclose(solo.theta[0], net.theta[1], atol=1e-5)
+    assert torch.equal(alone.snap(5)[0], run.snap(5)[1]) and torch.equal(solo.theta[0], net.theta[1])
     assert shuffle_seed(3, 1) == 3_500_001
 
 
@@ -118,6 +114,25 @@ def test_minibatch_loss_is_deterministic_per_step():
     assert torch.equal(fn(th, 4), fn(th, 4)) and not torch.equal(fn(th, 4), fn(th, 5))
     shared = bd.minibatch_loss(net, images, 8, seed=1, shared=True)
     assert torch.allclose(shared(th[1:2], 7), shared(th, 7)[1:2])
+    # member e draws its batches from shuffle_seed(seed, network e): network 2 alone sees the same
+    # batches as in the ensemble, and its own, not network 0's
+    alone = bd.minibatch_loss(net, images, 8, seed=1, networks=[2])
+    assert torch.equal(alone(th[2:3], 4), fn(th, 4)[2:3])
+    assert not torch.equal(bd.minibatch_loss(net, images, 8, seed=1, networks=[0])(th[2:3], 4), fn(th, 4)[2:3])
+
+
+def test_memberwise_cnn_is_each_network_alone():
+    """The ensemble's grouped convolution rounds differently with more members; the CNN of item 7
+    runs each member alone, so network 1 beside others is network 1 alone, bit for bit."""
+    x = torch.randn(16, 784, generator=torch.Generator().manual_seed(0))
+    three = bd.MemberwiseCNN((2, 3), n_members=3, seeds=[network_seed(5, i) for i in range(3)])
+    one = bd.MemberwiseCNN((2, 3), n_members=1, seeds=[network_seed(5, 1)])
+    out3, out1 = three.forward(x), one.forward(x)
+    assert out3.shape == (3, 16, 10) and torch.equal(out3[1:2], out1)
+    out3.sum().backward()
+    out1.sum().backward()
+    assert torch.equal(three.theta.grad[1:2], one.theta.grad)
+    assert torch.equal(three.forward(x.expand(3, -1, -1))[1:2], out1)    # per-member inputs
 
 
 def test_tiny_run_writes_every_item(tmp_path):

@@ -31,6 +31,13 @@ trained and fitted in float64 (item 1 adds two fits that test the role of precis
 the DE solver chapter trains in float32). Timings are seconds per network of batched ensemble work,
 measured in this process; they are only comparable within one results file.
 
+A network is its own seed: network ``i`` of each study draws its initial weights and its data
+order from that study's seeds (``cfg.seed`` .. ``cfg.seed + 7``) and ``i`` alone
+(:func:`.common.study_networks`), and every study stores its networks' check values
+(``results["check_values"]``, keys prefixed by study: ``de:``, ``mnist:``, ``stabilisation:``,
+``cycles:``, ``wide:``, ``cnn:``, ``fashion:``), so that the regeneration check reruns network ``i``
+of every study alone (``Config.networks``, :func:`n_networks`, :func:`regeneration_config`).
+
 The experiment interface (``Config``, ``PROFILES``, ``run(config) -> dict``) and every name of the
 former single module are importable from here.
 """
@@ -40,13 +47,14 @@ import time
 
 import torch
 
+from ...check_values import check_table, merge, with_networks
 from ...config import torch_threads
 from .baselines import de_baselines, minibatch_loss, mnist_baselines, optimizer_rows, result_row
 from .common import (FIT_NAMES, FITS, PAPER_NORMALIZE, PROFILES, REPLICATION_NORMALIZE, Config, DeRun, Images, Run,
                      censored, de_schedule, fit_variants, koopman_curve, load_images, make_evaluator, mnist_schedule,
-                     paper_partition, rel_error, teq_over_t, train_run)
+                     paper_partition, rel_error, study_networks, teq_over_t, train_run)
 from .cycles import SegmentTrainer, run_cycles
-from .networks import run_networks, study_network
+from .networks import MemberwiseCNN, run_networks, study_network
 from .observables import de_observables, mnist_observables
 from .paper_runs import run_de, run_mnist
 from .precision import DE_PAPER_FIT, DE_PRECISION_METHODS, de_precision_fits, de_precision_rows
@@ -54,7 +62,7 @@ from .stabilisation import REPLICATION_REPORTED, rep_variants, run_stabilisation
 from .windows import choice_rows, de_window_study, mnist_window_study, mnist_windows
 
 __all__ = [
-    "Config", "PROFILES", "ITEMS", "run",
+    "Config", "PROFILES", "ITEMS", "run", "n_networks", "regeneration_config", "item_networks", "study_networks",
     "PAPER_NORMALIZE", "REPLICATION_NORMALIZE", "REPLICATION_REPORTED", "FITS", "FIT_NAMES",
     "DE_PAPER_FIT", "DE_PRECISION_METHODS", "de_precision_rows", "de_precision_fits",
     "Images", "load_images", "make_evaluator", "Run", "train_run", "DeRun", "de_schedule", "mnist_schedule",
@@ -62,7 +70,7 @@ __all__ = [
     "result_row", "optimizer_rows", "minibatch_loss", "de_baselines", "mnist_baselines",
     "mnist_windows", "choice_rows", "de_window_study", "mnist_window_study",
     "de_observables", "mnist_observables", "rep_variants", "run_stabilisation",
-    "SegmentTrainer", "run_cycles", "study_network", "run_networks", "run_de", "run_mnist",
+    "SegmentTrainer", "run_cycles", "MemberwiseCNN", "study_network", "run_networks", "run_de", "run_mnist",
 ]
 
 
@@ -72,43 +80,68 @@ __all__ = [
 ITEMS = ("de", "mnist", "stabilisation", "cycles", "networks")
 
 
+def item_networks(cfg: Config) -> dict[str, int]:
+    """How many networks each item trains (item 7: its largest study)."""
+    return {"de": cfg.de_inits, "mnist": cfg.mnist_inits, "stabilisation": cfg.rep_inits, "cycles": cfg.cyc_inits,
+            "networks": max(cfg.wide_inits, cfg.cnn_inits, cfg.fashion_inits)}
+
+
+def n_networks(cfg: Config) -> int:
+    """The networks of a run made with ``cfg`` for the regeneration check: network ``i`` of a
+    Beyond run is network ``i`` of every study (item) that has at least ``i + 1`` networks, each
+    study seeded on its own (:func:`.common.study_networks`), so ``i`` runs up to the largest study."""
+    sizes = item_networks(cfg)
+    return max(sizes[item] for item in cfg.items)
+
+
+def regeneration_config(cfg: Config, networks) -> Config:
+    """``cfg`` for rerunning networks ``networks`` alone: every study that has them, each with
+    only those networks. Every study stores per-network check values; the one part that cannot be
+    split by network, the cycles of item 6 (one learning-rate schedule for the ensemble, moved on
+    by a jump any network keeps), is not run when ``networks`` is set (its optimizer-alone run is)."""
+    return with_networks(cfg, networks)
+
+
 def run(cfg: Config) -> dict:
     bad = [i for i in cfg.items if i not in ITEMS]
     if bad:
         raise ValueError(f"unknown items {bad}; choose from {ITEMS}")
+    n = n_networks(cfg)
+    if cfg.networks is not None and (not cfg.networks or not all(0 <= i < n for i in cfg.networks)):
+        raise ValueError(f"networks must be indices in 0..{n - 1}, got {cfg.networks}")
     torch.manual_seed(cfg.seed)
     out: dict = {"baselines": [], "window_heatmap": [], "window_choice": [], "stabilisation": [],
                  "observables": [], "cycles": [], "networks": [], "item_seconds": {},
                  "item_cpu_seconds": {}}
+    checks = []
     with torch_threads(cfg.torch_threads):
         for item in cfg.items:
-            _run_item(cfg, item, out)
+            if study_networks(cfg, item_networks(cfg)[item]):
+                checks.append(_run_item(cfg, item, out))
     out["threads"] = cfg.torch_threads or torch.get_num_threads()
+    out["check_values"] = check_table(merge(*checks), mark_absent=True)  # network i lacks the smaller studies
     return out
 
 
-def _run_item(cfg: Config, item: str, out: dict) -> None:
-    """Run one item and merge its rows into ``out`` (wall and process CPU seconds recorded)."""
+def _run_item(cfg: Config, item: str, out: dict) -> dict:
+    """Run one item, merge its rows into ``out`` (wall and process CPU seconds recorded) and
+    return its networks' check values."""
     start, cpu = time.perf_counter(), time.process_time()
-    if item == "de":
-        res = run_de(cfg)
+    res = {"de": run_de, "mnist": run_mnist, "stabilisation": run_stabilisation, "cycles": run_cycles,
+           "networks": run_networks}[item](cfg)
+    check = res.pop("check")
+    if item in ("de", "mnist"):
         for k in ("baselines", "window_heatmap", "window_choice", "observables"):
             out[k] += res.pop(k)
-        out["de"] = res
-    elif item == "mnist":
-        res = run_mnist(cfg)
-        for k in ("baselines", "window_heatmap", "window_choice", "observables"):
-            out[k] += res.pop(k)
-        out["mnist"] = res
+        out[item] = res
     elif item == "stabilisation":
-        res = run_stabilisation(cfg)
         out["stabilisation"] = res.pop("stabilisation")
         out["stabilisation_details"] = res
     elif item == "cycles":
-        res = run_cycles(cfg)
         out["cycles"] = res["cycles"]
         out["cycle_curves"] = res["cycle_curves"]
     else:
-        out["networks"] = run_networks(cfg)["networks"]
+        out["networks"] = res["networks"]
     out["item_seconds"][item] = time.perf_counter() - start
     out["item_cpu_seconds"][item] = time.process_time() - cpu
+    return check

@@ -7,11 +7,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from koopman_lib.baselines import continue_lbfgs, continue_training, line_fit, linear_extrapolation, value_at_time
+from koopman_lib.baselines import continue_lbfgs, continue_training, line_fit, value_at_time
 from koopman_lib.estimator import Koopman
 from koopman_lib.progress import bar
 from koopman_lib.metrics import finite_median
-from .common import (FIT_NAMES, FITS, Config, DeRun, Images, Run, _frac, _rows, _timed, censored,
+from koopman_lib.seeds import shuffle_seed
+from .common import (FIT_NAMES, FITS, Config, DeRun, Images, Run, _frac, _rows, _timed, censored, extrapolate,
                      de_schedule, fit_variants, koopman_curve, mnist_schedule, teq_over_t)
 from .precision import DE_PAPER_FIT, de_precision_fits
 
@@ -55,31 +56,44 @@ def optimizer_rows(experiment: str, setting: str, traces: dict, E: int, budget: 
 
 
 
-def minibatch_loss(net, images: Images, batch: int, seed: int, shared: bool = False):
+def minibatch_loss(net, images: Images, batch: int, seed: int, shared: bool = False, networks=None):
     """``loss_fn(theta (E, D), step) -> (E,)`` mean cross-entropy on a random minibatch drawn
-    (with replacement) for that step; the same step always gives the same batch. ``shared``:
-    one batch for all members (L-BFGS runs members one at a time)."""
+    (with replacement) for that step; the same step always gives the same batch. Member ``e``
+    draws its batches from its own seed, :func:`shuffle_seed` ``(seed, networks[e])`` (``networks``:
+    default ``0..E-1``), so a network's batches do not depend on the others. ``shared``: one batch
+    for all members, the same for every network (L-BFGS runs members one at a time)."""
     N = images.x_train.shape[0]
 
+    def draw(s, step, n):
+        return torch.randint(N, (n, batch), generator=torch.Generator().manual_seed(s * 1_000_003 + step))
+
     def fn(theta, step):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-        E = 1 if shared else theta.shape[0]
-        idx = torch.randint(N, (E, batch), generator=g)
-        out = net.forward(images.x_train[idx], theta) if not shared else \
-            net.forward(images.x_train[idx[0]], theta)
-        y = images.y_train[idx].expand(theta.shape[0], batch) if shared else images.y_train[idx]
+        E = theta.shape[0]
+        if shared:
+            idx = draw(seed, step, 1)[0]
+            out, y = net.forward(images.x_train[idx], theta), images.y_train[idx].expand(E, batch)
+        else:
+            members = range(E) if networks is None else networks
+            idx = torch.cat([draw(shuffle_seed(seed, i), step, 1) for i in members])
+            out, y = net.forward(images.x_train[idx], theta), images.y_train[idx]
         ce = torch.nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none")
-        return ce.reshape(theta.shape[0], batch).mean(1)
+        return ce.reshape(E, batch).mean(1)
     return fn
 
+
+def keep(values: dict, key: str, loss, ref: torch.Tensor, ref_every: int, T: int) -> None:
+    """A method's per-network check values after ``T`` steps: its loss and ``T_eq/T``."""
+    values[f"{key}:loss"] = torch.as_tensor(loss, dtype=torch.float64)
+    values[f"{key}:teq_over_t"] = teq_over_t(loss, ref, ref_every, T)
 
 
 # ------------------------------------------------------------------------------------------
 # the NN DE solver
 # ------------------------------------------------------------------------------------------
-def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
-    """Item 1 on the NN DE solver: ``(rows, curves)``, every method started from ``w(t2)``."""
-    E = cfg.de_inits
+def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict, dict]:
+    """Item 1 on the NN DE solver: ``(rows, curves, per-network check values)``, every method
+    started from ``w(t2)``."""
+    E = d.E
     problem, partition, losses, step_seconds, loss_fn, snap = (d.problem, d.partition, d.losses, d.step_seconds,
                                                                d.loss_fn, d.snap)
     t1, t2, T, setting = de_schedule(cfg)
@@ -87,24 +101,30 @@ def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
     ref = losses[t2:, :]                  # Adadelta continuation, every step
     rows, curves = [], {"T": list(range(0, T + 1, cfg.de_eval_every))}
     l_t2 = losses[t2]
+    values = {"loss@t2": l_t2, "optimizer:loss": losses[t2 + T]}
     kp = Koopman(partition, cutoff="paper")
     _, fit_s = _timed(lambda: kp.fit(window))
     pred, jump_s = _timed(lambda: kp.predict(snap(t2), T))
     k_sec = (fit_s + jump_s) / E
-    rows.append(result_row("de-solver", DE_PAPER_FIT, setting, "equal steps", T,
-                           loss_fn(pred), None, ref, 1, T, k_sec, 0, l_t2))
+    lk = loss_fn(pred)
+    keep(values, "koopman", lk, ref, 1, T)
+    values["koopman:spectral_radius"] = kp.spectral_radius_
+    rows.append(result_row("de-solver", DE_PAPER_FIT, setting, "equal steps", T, lk, None, ref, 1, T, k_sec, 0, l_t2))
     path = kp.rollout(snap(t2), T, cfg.de_eval_every, loss_fn).loss    # nan once the weights are non-finite
     curves["koopman"] = _rows(path, len(curves["T"])).T.tolist()
     # Why the paper's fit fails here but not in the DE solver chapter (float32 training): the same
     # float64 window with the singular values below float32 resolution dropped, and the same window
     # rounded to float32 (what a float32 recording would hold) with the paper's pinv.
     for label, (p, sec) in de_precision_fits(partition, window, T).items():
-        rows.append(result_row("de-solver", label, setting, "equal steps", T, loss_fn(p), None, ref, 1, T,
-                               sec / E, 0, l_t2))
+        lp = loss_fn(p)
+        keep(values, label, lp, ref, 1, T)
+        rows.append(result_row("de-solver", label, setting, "equal steps", T, lp, None, ref, 1, T, sec / E, 0, l_t2))
     for L in (t2 - t1 + 1, T, max(2, T // 10)):
-        p, sec = _timed(lambda: linear_extrapolation(window, T, L))
+        p, sec = _timed(lambda: extrapolate(window, T, L))
+        lp = loss_fn(p)
+        keep(values, f"linear extrapolation, last {L}", lp, ref, 1, T)
         rows.append(result_row("de-solver", "linear extrapolation", f"{setting}, line through last {L} snapshots",
-                               "equal steps", T, loss_fn(p), None, ref, 1, T, sec / E, 0, l_t2))
+                               "equal steps", T, lp, None, ref, 1, T, sec / E, 0, l_t2))
         if L == t2 - t1 + 1:
             level, slope = line_fit(window, L)
             curves["linear"] = torch.stack([loss_fn(level + s * slope) for s in curves["T"]]).T.tolist()
@@ -129,20 +149,22 @@ def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
     traces["L-BFGS (per network, strong Wolfe)"] = continue_lbfgs(
         start, de_loss, cfg.de_lbfgs_steps, every=max(1, cfg.de_lbfgs_steps // 50), eval_fn=loss_fn)
     rows += optimizer_rows("de-solver", setting, traces, E, k_sec, ref, 1, T, l_t2)
+    values.update({f"{k}:loss": tr.losses[-1] for k, tr in traces.items()})
     curves["baselines"] = {k: {"steps": v.steps, "seconds_per_network": [s / E for s in v.seconds],
                                "loss_median": [finite_median(x) for x in v.losses]} for k, v in traces.items()}
     curves["koopman_seconds_per_network"] = k_sec
     curves["optimizer_step_seconds_per_network"] = step_seconds / E
-    return rows, curves
+    return rows, curves, values
 
 
 # ------------------------------------------------------------------------------------------
 # MNIST at the paper's settings
 # ------------------------------------------------------------------------------------------
-def mnist_baselines(cfg: Config, run: Run, partition) -> tuple[list[dict], dict, tuple]:
-    """Item 1 on MNIST: ``(rows, curves, (fits, fit seconds per network))``, every method started
-    from ``w(t2)``; the Koopman fits of the window are reused by item 5."""
-    net, images, E = run.net, run.images, cfg.mnist_inits
+def mnist_baselines(cfg: Config, run: Run, partition, networks: list[int]) -> tuple[list[dict], dict, tuple, dict]:
+    """Item 1 on MNIST: ``(rows, curves, (fits, fit seconds per network), per-network check
+    values)``, every method started from ``w(t2)``; the Koopman fits of the window are reused by
+    item 5. ``networks``: the network index of each member."""
+    net, images, E = run.net, run.images, run.E
     ev, every = run.evaluate, cfg.eval_every
     t1, t2, T, setting = mnist_schedule(cfg, run.S)
     window = run.window(t1, t2)
@@ -153,18 +175,22 @@ def mnist_baselines(cfg: Config, run: Run, partition) -> tuple[list[dict], dict,
                         "optimizer_accuracy": run.curve_acc(t2, T).T.tolist()}
     k_sec = {}
     l_t2 = run.grid[t2][0]
+    values = {"test_loss@t2": l_t2, "optimizer:test_loss": run.grid[t2 + T][0]}
     for name, fit in fits.items():
         _, jump_s = _timed(lambda: fit.predict(window[-1], T))
         k_sec[name] = fit_s + jump_s / E
         l, a = koopman_curve(fit, window[-1], T, every, ev)
         curves[f"koopman_{name}"] = l.T.tolist()
         curves[f"koopman_{name}_accuracy"] = a.T.tolist()
+        keep(values, f"koopman {name}", l[-1], ref, every, T)
+        values[f"koopman {name}:spectral_radius"] = fit.spectral_radius_
         rows.append(result_row("mnist", f"Koopman ({FIT_NAMES[name]})", setting, "equal steps", T, l[-1], a[-1],
                                ref, every, T, k_sec[name], 0, l_t2))
     for L in cfg.extrap_L:
         L = window.shape[0] if L == 0 else L
-        p, sec = _timed(lambda: linear_extrapolation(window, T, L))
+        p, sec = _timed(lambda: extrapolate(window, T, L))
         l, a = ev(p.float())
+        keep(values, f"linear extrapolation, last {L}", l, ref, every, T)
         rows.append(result_row("mnist", "linear extrapolation", f"{setting}, line through last {L} snapshots",
                                "equal steps", T, l, a, ref, every, T, sec / E, 0, l_t2))
         if L == window.shape[0]:
@@ -184,14 +210,16 @@ def mnist_baselines(cfg: Config, run: Run, partition) -> tuple[list[dict], dict,
     start = theta_t2.clone()
     for name, lr in bar(cfg.mnist_baselines, desc="mnist baselines"):
         traces[f"{name} (fresh, lr {lr:g})"] = continue_training(
-            start, minibatch_loss(net, images, 64, cfg.seed + 7), T, name, lr=lr, every=every, eval_fn=ev)
+            start, minibatch_loss(net, images, 64, cfg.seed + 7, networks=networks), T, name, lr=lr, every=every,
+            eval_fn=ev)
     lb_every = max(1, cfg.lbfgs_steps // 10)
     traces[f"L-BFGS (per network, batch {cfg.lbfgs_batch}, strong Wolfe)"] = continue_lbfgs(
         start, minibatch_loss(net, images, cfg.lbfgs_batch, cfg.seed + 11, shared=True), cfg.lbfgs_steps,
         every=lb_every, eval_fn=ev)
     rows += optimizer_rows("mnist", setting, traces, E, budget, ref, every, T, l_t2)
+    values.update({f"{k}:test_loss": tr.losses[-1][0] for k, tr in traces.items()})
     curves["baselines"] = {k: {"steps": v.steps, "seconds_per_network": [s / E for s in v.seconds],
                                "loss_median": [finite_median(x[0]) for x in v.losses]} for k, v in traces.items()}
     curves["koopman_seconds_per_network"] = k_sec
     curves["optimizer_step_seconds_per_network"] = per_step
-    return rows, curves, (fits, fit_s)
+    return rows, curves, (fits, fit_s), values

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from koopman_lib.baselines import linear_extrapolation
 from koopman_lib.estimator import Koopman
 from koopman_lib.fit import FitSpec
 from koopman_lib.metrics import t_eq_parts
@@ -84,6 +85,9 @@ class Config:
     test_subset: int | None = None      # test images used (None: all 10000)
     torch_threads: int = 1              # intra-op threads while the experiment runs (restored after): every
     #                                     tensor here is small, and 2 threads on a shared 2-core machine spin
+    networks: tuple[int, ...] | None = None  # None: every network of every study; else network i of every
+    #                                     study that has at least i + 1 networks, alone (the regeneration
+    #                                     check reruns a few: a network is its own seed, study_networks)
 
 
 PROFILES = {
@@ -124,6 +128,24 @@ def _timed(fn):
     return out, time.perf_counter() - s
 
 
+def study_networks(cfg: Config, n: int) -> list[int]:
+    """The networks a study of ``n`` networks trains: ``0..n-1``, or those of ``cfg.networks``
+    below ``n``. Network ``i`` of a study seeded ``s`` draws its initial weights from
+    ``network_seed(s, i)`` and its data order from ``shuffle_seed(s', i)`` (the study's seeds), so
+    it is the same network whichever others are trained beside it."""
+    return list(range(n)) if cfg.networks is None else [i for i in cfg.networks if i < n]
+
+
+def per_network(networks: list[int], prefix: str, values: dict) -> dict[int, dict[str, float]]:
+    """Check values ``{network: {prefix + key: value}}`` from ``values`` ``{key: one value per
+    network, in the order of networks}``."""
+    out: dict[int, dict[str, float]] = {i: {} for i in networks}
+    for key, vals in values.items():
+        for i, v in zip(networks, torch.as_tensor(vals, dtype=torch.float64).reshape(-1).tolist(), strict=True):
+            out[i][prefix + key] = v
+    return out
+
+
 def teq_over_t(loss_koopman, opt_losses: torch.Tensor, every: int, T: int) -> list[float]:
     """Per member ``T_eq / T``: ``opt_losses`` ``(n, E)`` are the optimizer's losses at ``t2 +
     j every`` (``j = 0..n-1``); ``T_eq`` by :func:`koopman_lib.metrics.t_eq_parts` in units of
@@ -139,6 +161,13 @@ def teq_over_t(loss_koopman, opt_losses: torch.Tensor, every: int, T: int) -> li
 def censored(loss_koopman, opt_losses: torch.Tensor) -> list[bool]:
     lk = torch.as_tensor(loss_koopman, dtype=torch.float64).reshape(-1)
     return [bool(t_eq_parts(float(lk[e]), opt_losses[:, e].double().numpy()).censored) for e in range(lk.shape[0])]
+
+
+def extrapolate(window: torch.Tensor, T: int, L: int | None = None) -> torch.Tensor:
+    """:func:`koopman_lib.baselines.linear_extrapolation` of ``window`` ``(k, E, D)``, network by
+    network: the batched line fit sums in an order that depends on how many networks share the
+    batch (1 ulp apart), and network ``i``'s values must not depend on the others."""
+    return torch.cat([linear_extrapolation(window[:, e:e + 1], T, L) for e in range(window.shape[1])])
 
 
 def rel_error(pred: torch.Tensor, true_end: torch.Tensor, true_start: torch.Tensor) -> torch.Tensor:
@@ -184,6 +213,10 @@ class DeRun:
     lo: int
     step_seconds: float
     loss_fn: object
+
+    @property
+    def E(self) -> int:
+        return self.snaps.shape[1]
 
     def snap(self, t: int) -> torch.Tensor:
         return self.snaps[t - self.lo]

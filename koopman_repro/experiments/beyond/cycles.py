@@ -13,13 +13,16 @@ from koopman_lib.estimator import Koopman
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
 from koopman_lib.progress import bar
-from koopman_lib.seeds import shuffle_seed
-from .common import Config, Images, _frac, _timed, load_images, make_evaluator, paper_partition
+from koopman_lib.seeds import network_seeds, shuffle_seed
+from ...check_values import EarlyNorms, merge
+from .common import (Config, Images, _frac, _timed, load_images, make_evaluator, paper_partition, per_network,
+                     study_networks)
 
 
 class SegmentTrainer:
     """Adadelta on an ensemble, any number of steps at a time (crossing epochs), each member
-    with its own reshuffle every pass over the data (batch 64, last batch shorter).
+    with its own reshuffle every pass over the data (batch 64, last batch shorter): member ``e``
+    from :func:`shuffle_seed` ``(seed, networks[e])`` (``networks``: default ``0..E-1``).
 
     The learning rate is ``lr gamma^floor(progress / S)`` with ``progress`` the optimizer steps
     plus the Koopman steps of accepted jumps (:meth:`jumped`), so that after a jump the schedule
@@ -27,12 +30,12 @@ class SegmentTrainer:
     """
 
     def __init__(self, net, images: Images, lr: float = 1.0, gamma: float | None = 0.7, batch: int = 64,
-                 seed: int = 0):
+                 seed: int = 0, networks=None):
         self.net, self.images, self.batch = net, images, batch
         self.lr, self.gamma = lr, gamma
         self.opt = torch.optim.Adadelta([net.theta], lr=lr)
-        E = net.theta.shape[0]
-        self.gens = [torch.Generator().manual_seed(shuffle_seed(seed, e)) for e in range(E)]
+        networks = range(net.theta.shape[0]) if networks is None else networks
+        self.gens = [torch.Generator().manual_seed(shuffle_seed(seed, i)) for i in networks]
         self.N = images.x_train.shape[0]
         self.S = -(-self.N // batch)
         self.perm, self.pos, self.progress, self.opt_steps = None, self.N, 0, 0
@@ -70,35 +73,52 @@ class SegmentTrainer:
 def run_cycles(cfg: Config) -> dict:
     """Item 6: the optimizer alone and in cycles with Koopman jumps, from the same inits and
     batches; rows of seconds (every cost counted) and steps to the optimizer-alone test loss
-    after epoch ``cfg.cyc_target_epoch``, and the two loss curves against wall-clock."""
+    after epoch ``cfg.cyc_target_epoch``, and the two loss curves against wall-clock.
+
+    Network ``i`` draws from ``network_seed(cfg.seed + 2, i)`` and ``shuffle_seed(cfg.seed + 2, i)``.
+    The optimizer-alone run is per network: its check values (``"check"``, keys ``cycles:...``) are
+    its early weight norms, test loss at every epoch end and steps to the target. The cycles are
+    not: the ensemble shares one learning-rate schedule, which a jump kept by any network moves on,
+    so a network's cycles depend on the others; with ``cfg.networks`` set (some networks alone) only
+    the optimizer-alone run is made (no ``cycles`` rows)."""
     images = load_images("mnist", "paper", cfg.train_subset, cfg.test_subset)
     S = -(-images.x_train.shape[0] // 64)
     partition = make_partition(EnsembleMLP(cfg.mlp_sizes, "relu", 1).shapes, paper_partition(cfg))
     total = cfg.cyc_max_epochs * S
-    alone = _optimizer_alone(cfg, images, total)
+    idx = study_networks(cfg, cfg.cyc_inits)
+    early = EarlyNorms(idx, "cycles:")
+    alone = _optimizer_alone(cfg, images, total, idx, early)
     target = next(l for p, _, l in alone if p == cfg.cyc_target_epoch * S)
-    cycles = _cycles(cfg, images, partition, S, total)
-    return {"cycles": _cycle_rows(cfg, target, alone, cycles),
-            "cycle_curves": _cycle_curves(cfg.cyc_inits, target, alone, cycles["trace"])}
+    values = {"alone:steps_to_target": _first_hit(alone, target, len(idx))[1],
+              **{f"alone:test_loss@epoch {p // S}": l for p, _, l in alone if p % S == 0}}
+    out = {"cycles": [], "cycle_curves": {}, "check": merge(early.values(), per_network(idx, "cycles:", values))}
+    if cfg.networks is None:
+        cycles = _cycles(cfg, images, partition, S, total)
+        out["cycles"] = _cycle_rows(cfg, target, alone, cycles)
+        out["cycle_curves"] = _cycle_curves(cfg.cyc_inits, target, alone, cycles["trace"])
+    return out
 
 
-def _fresh(cfg: Config) -> EnsembleMLP:
-    """The ``cfg.cyc_inits`` networks both runs of item 6 start from (the same seed)."""
-    return EnsembleMLP(cfg.mlp_sizes, "relu", cfg.cyc_inits, seed=cfg.seed + 2)
+def _fresh(cfg: Config, networks=None) -> EnsembleMLP:
+    """The networks ``networks`` (default all ``cfg.cyc_inits``) both runs of item 6 start from."""
+    networks = range(cfg.cyc_inits) if networks is None else networks
+    return EnsembleMLP(cfg.mlp_sizes, "relu", len(networks), seeds=network_seeds(cfg.seed + 2, networks))
 
 
-def _optimizer_alone(cfg: Config, images: Images, total: int) -> list:
-    """``(progress, seconds, test losses)`` of the optimizer alone, every ``cfg.eval_every`` steps
-    up to ``total`` (seconds: training plus evaluation, summed over the ensemble)."""
-    net = _fresh(cfg)
+def _optimizer_alone(cfg: Config, images: Images, total: int, networks: list[int], on_step) -> list:
+    """``(progress, seconds, test losses)`` of the optimizer alone on ``networks``, every
+    ``cfg.eval_every`` steps up to ``total`` (seconds: training plus evaluation, summed over the
+    ensemble); ``on_step(step, theta)`` at step 0 and after every step."""
+    net = _fresh(cfg, networks)
     ev = make_evaluator(net, images)
-    st = SegmentTrainer(net, images, seed=cfg.seed + 2)
+    st = SegmentTrainer(net, images, seed=cfg.seed + 2, networks=networks)
     clock, alone = 0.0, []
+    on_step(0, net.theta)
     l0, sec = _timed(lambda: ev(net.theta)[0])
     clock += sec
     alone.append((0, clock, l0))
     for _ in bar(range(total // cfg.eval_every), desc="optimizer alone"):
-        clock += st.run(cfg.eval_every)
+        clock += st.run(cfg.eval_every, lambda theta: on_step(st.opt_steps, theta))
         l, sec = _timed(lambda: ev(net.theta)[0])
         clock += sec
         alone.append((st.progress, clock, l))

@@ -13,14 +13,15 @@ from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _timed, de_sched
     mnist_schedule, rel_error, teq_over_t
 
 
-def de_observables(cfg: Config, d: DeRun) -> list[dict]:
-    """Item 5 on the NN DE solver: one row per observable spec in ``de_observables``."""
-    E = cfg.de_inits
+def de_observables(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
+    """Item 5 on the NN DE solver: one row per observable spec in ``de_observables``, and the
+    per-network check values."""
+    E = d.E
     partition, losses, loss_fn, snap = d.partition, d.losses, d.loss_fn, d.snap
     t1, t2, T, setting = de_schedule(cfg)
     window = d.window(t1, t2)
     ref = losses[t2:, :]                  # Adadelta continuation, every step
-    obs_rows = []
+    obs_rows, values = [], {}
     true_end = snap(t2 + T)
     for spec in cfg.de_observables:
         obs = parse_observables(spec)
@@ -30,6 +31,8 @@ def de_observables(cfg: Config, d: DeRun) -> list[dict]:
         p, jsec = _timed(lambda: otr.predict(hist, T))
         lp = loss_fn(p)
         r = teq_over_t(lp, ref, 1, T)
+        values.update({f"observables {obs.name}:loss": lp, f"observables {obs.name}:teq_over_t": r,
+                       f"observables {obs.name}:spectral_radius": otr.spectral_radius_})
         obs_rows.append({"experiment": "de-solver", "method": f"Koopman, {obs.name} observables (pinv)",
                          "setting": setting, "observables": obs.name,
                          "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
@@ -39,23 +42,33 @@ def de_observables(cfg: Config, d: DeRun) -> list[dict]:
                          "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
                          "weight_error_median": finite_median(rel_error(p, true_end, snap(t2))),
                          "max_spectral_radius_median": finite_median(otr.spectral_radius_)})
-    return obs_rows
+    return obs_rows, values
 
 
-def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple) -> list[dict]:
-    """Item 5 on MNIST (the first ``obs_members`` networks), both fits per observable spec;
-    ``item1_fits`` ``(fits, seconds)`` of item 1 serve the identity observables on every network."""
-    E = cfg.mnist_inits
+def observed_members(cfg: Config, networks: list[int]) -> int:
+    """How many of the members (networks ``networks``, ascending) item 5 fits on MNIST: those
+    among the first ``obs_members`` networks of the run (all when ``obs_members`` is None)."""
+    return len(networks) if cfg.obs_members is None else sum(i < cfg.obs_members for i in networks)
+
+
+def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple,
+                      networks: list[int]) -> tuple[list[dict], dict]:
+    """Item 5 on MNIST (the first ``obs_members`` networks), both fits per observable spec, and
+    the per-network check values of those networks (:func:`observed_members`); ``item1_fits``
+    ``(fits, seconds)`` of item 1 serve the identity observables on every network."""
+    E = run.E
     ev, every = run.evaluate, cfg.eval_every
     t1, t2, T, setting = mnist_schedule(cfg, run.S)
     window = run.window(t1, t2)
     ref = run.after(t2)
     theta_t2 = run.snap(t2)
     fits, fit_s = item1_fits
-    obs_rows = []
+    obs_rows, values = [], {}
+    n_obs = observed_members(cfg, networks)
+    if n_obs == 0:
+        return obs_rows, values
     for spec in bar(cfg.mnist_observables, desc="mnist observables"):
         obs = parse_observables(spec)
-        n_obs = cfg.obs_members or E
         hist = run.window(t2 - obs.history + 1, t2)[:, :n_obs]
         if type(obs) is Identity and n_obs == E:  # the fits of item 1
             of, sec = fits, fit_s
@@ -65,6 +78,8 @@ def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple) -> li
             p, jsec = _timed(lambda: fit.predict(hist, T))
             l, a = ev(p.float())
             r = teq_over_t(l, ref[:, :n_obs], every, T)
+            key = f"observables {obs.name} {name}"
+            values.update({f"{key}:test_loss": l, f"{key}:teq_over_t": r, f"{key}:spectral_radius": fit.spectral_radius_})
             obs_rows.append({"experiment": "mnist", "method": f"Koopman, {obs.name} observables ({FIT_NAMES[name]})",
                              "fit": name, "setting": setting, "observables": obs.name,
                              "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
@@ -75,4 +90,4 @@ def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple) -> li
                              "weight_error_median": finite_median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
                              "max_spectral_radius_median": finite_median(fit.spectral_radius_), "n_networks": n_obs})
         del of
-    return obs_rows
+    return obs_rows, values

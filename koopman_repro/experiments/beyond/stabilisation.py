@@ -15,7 +15,9 @@ from koopman_lib.observables import Identity, parse_observables
 from koopman_lib.partition import make_partition
 from koopman_lib.progress import bar
 from koopman_lib.metrics import finite_median
-from .common import Config, _frac, fit_variants, koopman_curve, load_images, train_run
+from koopman_lib.seeds import network_seeds
+from ...check_values import EarlyNorms, merge
+from .common import Config, _frac, fit_variants, koopman_curve, load_images, per_network, study_networks, train_run
 
 #: the replication's numbers after T = 1 and 2 epochs (node-wise operators; Rao 2024)
 REPLICATION_REPORTED = {"adadelta_test_loss": 0.2, "koopman_test_loss_T1": 0.27, "koopman_test_loss_T2": 1.0}
@@ -41,9 +43,13 @@ def rep_variants(cfg: Config) -> list[tuple[str, str, FitSpec]]:
 
 
 def run_stabilisation(cfg: Config) -> dict:
+    """Item 4: rows, curves and spectral radii, and the networks' check values (``"check"``, keys
+    ``stabilisation:...``); network ``i`` draws from ``network_seed(cfg.seed + 1, i)`` and
+    ``shuffle_seed(cfg.seed + 1, i)``."""
     images = load_images("mnist", "replication", cfg.train_subset, cfg.test_subset)
-    E = cfg.rep_inits
-    net = EnsembleMLP(cfg.mlp_sizes, "relu", E, seed=cfg.seed + 1)
+    idx = study_networks(cfg, cfg.rep_inits)
+    E = len(idx)
+    net = EnsembleMLP(cfg.mlp_sizes, "relu", E, seeds=network_seeds(cfg.seed + 1, idx))
     spec = (cfg.rep_partition,) + ("node",) * (len(cfg.mlp_sizes) - 2)
     partition = make_partition(net.shapes, list(spec))
     S = -(-images.x_train.shape[0] // 64)
@@ -54,8 +60,10 @@ def run_stabilisation(cfg: Config) -> dict:
     every = cfg.rep_curve_every
     if any(T % every for T in Ts) or every % cfg.eval_every:
         raise ValueError("rep_curve_every must divide every T (in steps) and be a multiple of eval_every")
+    early = EarlyNorms(idx, "stabilisation:")
+    early(0, net.theta)
     run = train_run(net, images, w1 + max(cfg.rep_T_epochs), None, cfg.eval_every, t1, t2, cfg.seed + 1,
-                    "mnist (replication settings)")
+                    "mnist (replication settings)", members=idx, on_step=early)
     ev = run.evaluate
     window = run.window(t1, t2)
     opt = torch.stack([run.grid[t2 + j][0] for j in range(0, Tmax + 1, every)])
@@ -67,6 +75,7 @@ def run_stabilisation(cfg: Config) -> dict:
                 "f64-affine": (parse_observables("affine"), torch.float64)}
     rows, curves, radii = [], {"steps": list(range(0, Tmax + 1, every)), "optimizer": opt.T.tolist(),
                                "optimizer_accuracy": opt_acc.T.tolist()}, {}
+    values = {"test_loss@t2": loss_t2, **{f"optimizer:test_loss@T={T // S}": opt[T // every] for T in Ts}}
     for fam, (obs, dtype) in bar(families.items(), desc="stabilisation fits"):
         mine = {name: f for name, fm, f in variants if fm == fam}
         fits, fit_s = fit_variants(partition, window, mine, observables=obs, dtype=dtype)
@@ -77,6 +86,8 @@ def run_stabilisation(cfg: Config) -> dict:
             radii[name] = {"max": rad.amax(1).tolist(), "n_above_1.001": (rad > 1.001).sum(1).tolist(),
                            "quantiles_0.5_0.9_0.99": torch.quantile(rad.double(), torch.tensor(
                                [0.5, 0.9, 0.99], dtype=torch.float64), dim=1).T.tolist()}
+            values[f"{name}:spectral_radius"] = rad.amax(1)
+            values.update({f"{name}:test_loss@T={T // S}": l[T // every] for T in Ts})
             for T in Ts:
                 j = T // every
                 lk, ak, lo_, ao = l[j], a[j], opt[j], opt_acc[j]
@@ -92,4 +103,5 @@ def run_stabilisation(cfg: Config) -> dict:
         del fits
     return {"stabilisation": rows, "stabilisation_curves": curves, "stabilisation_radii": radii,
             "stabilisation_loss_t2_median": finite_median(loss_t2), "partition": partition.describe(), "steps_per_epoch": S,
-            "replication_reported": REPLICATION_REPORTED}
+            "replication_reported": REPLICATION_REPORTED,
+            "check": merge(early.values(), per_network(idx, "stabilisation:", values))}

@@ -31,6 +31,14 @@ def mnist_windows(cfg: Config, S: int) -> list[Window]:
     return out
 
 
+def window_values(scores: dict) -> dict:
+    """Per-network check values of the heatmap and the choice from one fit's window scores
+    (``{"windows": [(t1, length)], "teq_over_t": (n_windows, E), criterion: (n_windows, E)}``):
+    each window's ``T_eq/T`` and score by each criterion."""
+    return {f"window {t1}+{length}:{key}": scores[key][w] for w, (t1, length) in enumerate(scores["windows"])
+            for key in ("teq_over_t", "spectral", "one_step", "multi_step")}
+
+
 def choice_rows(experiment: str, windows: list[Window], teqs: torch.Tensor, crit: dict, paper_idx, unit: str,
                 fit: str = "pinv") -> list[dict]:
     """Item 3: per criterion, the windows it picks (per member) and their ``T_eq/T``, against
