@@ -34,7 +34,15 @@ own loop), :mod:`.training` (the batched training of every optimizer's ensemble)
 (the named fits and the fit-method comparison), :mod:`.readings` (every fit of every optimizer's
 window, jumped and compared with the optimizer), :mod:`.table` (Table 1 rows, network rows, spectra),
 :mod:`.where_it_stops`, :mod:`.timing` (both sides of the speedup), :mod:`.ode_check` (does the
-network solve the ODE); this module holds ``Config``, ``PROFILES`` and ``run``.
+network solve the ODE); this module holds ``Config``, ``PROFILES`` and ``run``, and what the regeneration
+check (:mod:`koopman_repro.regeneration`) needs: the check values (:func:`early_norms`, :func:`per_network`),
+:func:`n_networks` and :func:`regeneration_config`.
+
+A network is its own seed: network ``i`` draws its initial weights from its own generator
+(:func:`.training.init_seeds`), every optimizer's network ``i`` the same (``same_inits``), and training
+draws nothing else at random, so network ``i`` of a 25-network run is network ``i`` of a 3-network run and
+can be rerun alone with exactly the same values (the activations are evaluated so that a network's
+rounding does not depend on the others in the batch: :func:`.network._every_element_simd`).
 """
 from __future__ import annotations
 
