@@ -246,7 +246,11 @@ class OriginalNet(nn.Module):
 
 def perturb_points(grid: torch.Tensor, t0: float, tf: float, sig: float = 0.0) -> torch.Tensor:
     """The solver's evaluation points ``(B, 1)``: grid + noise, point 2 written as -1 and every
-    negative time reflected about ``t0`` (so point 2 lands at 1.0), point 0 forced to ``t0``."""
+    negative time reflected about ``t0`` (so point 2 lands at 1.0), point 0 forced to ``t0``.
+
+    Only the paper-style timing calls it, always with ``sig = 0`` (the paper's noise), so it draws
+    nothing: the experiment's networks train on the fixed grid :func:`time_grid` and have no data
+    order. ``sig > 0`` would draw from torch's global generator, shared by every network."""
     t = grid + (grid[1] - grid[0]) * torch.randn_like(grid) * sig if sig else grid.clone()
     t[2] = -1.0
     t[t < t0] = t0 - t[t < t0]
