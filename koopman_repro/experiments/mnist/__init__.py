@@ -22,13 +22,26 @@ Three parts, all on the 784:20:20:20:10 ReLU classifier trained with Adadelta:
    radius of the fitted operators and the growth of the predicted test loss.
 
 Memory: float64 snapshots of all inits (2814 x 16750 x 25 x 8 B = 9.4 GB) do not fit, so the
-inits are trained in groups of ``group_size`` with a *stored* recording per group. The
-training runs in float32 (the PyTorch example's default), so the snapshots are stored in
-float32 without loss and cast to float64 (or kept in float32 for the replication's fits)
-one init at a time when fitting. The replication's run stores its own window (epochs 4-5) for all
-its networks and the paper's longer window only for the networks of the ablation (``Run.head``);
-a trained run keeps only its test images, and a run's recording is released before the next
-condition is trained.
+inits are trained in groups of ``group_size`` with a *stored* recording per group, released
+before the next group is trained (only each member's rows and curves are kept). The training
+runs in float32 (the PyTorch example's default), so the snapshots are stored in float32 without
+loss and cast to float64 (or kept in float32 for the replication's fits) one init at a time when
+fitting; the replication's and the ablation's fits, too, are made and evolved one network at a
+time (the same values as all together). The replication's run stores its own window (epochs 4-5)
+for all its networks and the paper's longer window only for the networks of the ablation
+(``Run.head``); a trained run keeps only its test images, and a run's recording is released
+before the next condition is trained.
+
+Resuming: with a results folder (``koopman reproduce``), every finished group and the replication
+are kept in ``OUT/.partial/mnist/`` with the config that made them (:mod:`.partial`); a run
+interrupted and started again with the same config reads them instead of recomputing them, with
+exactly the results of an uninterrupted run. They are deleted when the run completes.
+
+Check values (:mod:`koopman_repro.regeneration`): each init is its own seed
+(:func:`.training.member_seeds`), so ``cfg.networks`` reruns a few inits alone with exactly the
+values they have in the whole run: their early weight norms and their key results
+(:func:`per_network`), ``results["check_values"]``; :func:`regeneration_config` switches off what
+stores none.
 
 Which method gives which number: every Koopman number comes from SVD fits on the stored
 snapshots (the paper's method and the library's), made and evolved by the package's core: ``Koopman.fit_variants``
@@ -46,7 +59,7 @@ The package, one module per study: :mod:`.config` (``Config``, ``PROFILES``, the
 :mod:`.training` (data, networks, training conditions, the shared step layout ``Setup``),
 :mod:`.fits` (fits through the core, cutoffs, rounding), :mod:`.table2` (the paper's experiment and
 Table 2), :mod:`.cutoff_sweep`, :mod:`.ablation`, :mod:`.replication` (the replication's runs and
-table) and :mod:`.timing`; :func:`run` here puts them together.
+table) and :mod:`.timing`, and :mod:`.partial` (resuming an interrupted run); :func:`run` here puts them together.
 """
 from __future__ import annotations
 
@@ -54,12 +67,15 @@ from koopman_lib.fit import FITS, spectrum_summary
 from ...config import torch_threads
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
 from .ablation import ablation_rows, ablation_settings, layerwise
-from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, settings_table
+from ...check_values import check_table, merge, with_networks
+from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, groups, inits, settings_table
 from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
 from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
-from .replication import layer_rows, main_rows, replication_row, replication_runs, setting_rows, spreads
+from .partial import Partial
+from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
+                          setting_rows, spreads)
 from .table2 import cholesky_check, paper_experiment, table_rows, trajectories
-from .timing import ExampleDataset, example_net, koopman_seconds, measure_timing, time_example_epoch
+from .timing import ExampleDataset, example_net, koopman_seconds, measure_timing, no_timing, time_example_epoch
 from .training import Condition, Data, Setup, make_net, member_seeds, train_group, window_len
 
 __all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALIZE", "REPLICATION_NORMALIZE",
@@ -68,21 +84,32 @@ __all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALI
            "layerwise", "settings_table", "sweep_name", "sweep_rows", "sweep_specs", "layer_rows", "main_rows",
            "replication_row", "replication_runs", "setting_rows", "spreads", "cholesky_check", "paper_experiment",
            "table_rows", "trajectories", "ExampleDataset", "example_net", "koopman_seconds", "measure_timing",
-           "time_example_epoch"]
+           "time_example_epoch", "inits", "groups", "n_networks", "regeneration_config", "per_network", "Partial"]
 
 
-def run(cfg: Config) -> dict:
-    """The whole experiment (see the module docstring), with ``cfg.torch_threads`` intra-op threads."""
+def run(cfg: Config, results_dir=None) -> dict:
+    """The whole experiment (see the module docstring), with ``cfg.torch_threads`` intra-op threads.
+    With ``results_dir`` (where the results go), each finished stage is kept in
+    ``results_dir/.partial/mnist/`` until the run completes, and a rerun after an interruption
+    resumes from there (:mod:`.partial`)."""
+    partial = Partial.beside(results_dir, cfg)
     with torch_threads(cfg.torch_threads):
-        return _run(cfg)
+        results = _run(cfg, partial)
+    partial.clear()
+    return results
 
 
 def check_config(cfg: Config) -> None:
     """Raise ``ValueError`` for a ``cfg`` the experiment cannot run."""
     if cfg.group_size < cfg.n_ablation_inits and cfg.ablation_directions:
         raise ValueError("group_size must be >= n_ablation_inits (the ablation reuses the first group)")
-    if "from_paper" in cfg.ablation_directions and cfg.n_ablation_inits > cfg.n_inits:
-        raise ValueError("n_ablation_inits must be <= n_inits")
+    first = list(range(cfg.n_ablation_inits))
+    if "from_paper" in cfg.ablation_directions and inits(cfg)[:cfg.n_ablation_inits] != first:
+        raise ValueError("the ablation from the paper's settings reuses inits 0..n_ablation_inits-1 of the first "
+                         "group: n_ablation_inits must be <= n_inits, and networks (if given) must start with them")
+    if cfg.networks is not None and (not cfg.networks or not all(0 <= i < cfg.n_inits for i in cfg.networks)
+                                     or len(set(cfg.networks)) != len(cfg.networks)):
+        raise ValueError(f"networks must be distinct indices in 0..n_inits-1={cfg.n_inits - 1}, got {cfg.networks}")
     if cfg.epochs - cfg.window_epochs[1] < max(cfg.horizons_epochs):
         raise ValueError(f"epochs={cfg.epochs} must reach the end of the window plus the longest horizon "
                          f"({cfg.window_epochs[1]} + {max(cfg.horizons_epochs)}): T_eq needs optimizer epochs after t2")
@@ -91,10 +118,11 @@ def check_config(cfg: Config) -> None:
                          f"and be names of koopman_lib.fit.FITS {tuple(FITS)}")
 
 
-def _init0_studies(cfg: Config, setup: Setup, ablation: tuple):
+def _init0_studies(cfg: Config, setup: Setup):
     """The studies of the first group while its recording is in memory (see :func:`paper_experiment`):
-    init 0's trajectories, eigenvalues, singular values and Cholesky check, the timing, and the
-    ablation starting from the paper's settings (its rows, curves and eigenvalues go to ``ablation``)."""
+    init 0's trajectories, eigenvalues, singular values and Cholesky check, the timing (unless
+    ``timing_repeats`` is 0), and the ablation starting from the paper's settings (its rows, curves
+    and eigenvalues in ``"ablation_from_paper"``)."""
     def studies(run, window, theta_t2, track, init0, members) -> dict:
         traj, eigenvalues = trajectories(cfg, setup, track, init0, theta_t2)
         out = {"eigenvalues_init0": eigenvalues, "trajectories": traj}
@@ -104,42 +132,30 @@ def _init0_studies(cfg: Config, setup: Setup, ablation: tuple):
                                                run.evaluate,
                                                members[0]["fits"]["paper"][f"T{cfg.T_epochs}"]["koopman_loss"])
         # timing, interleaved repeats in this process: init 0's fits and rollouts as reported
-        out["timing"] = measure_timing(cfg, setup.data, setup.partition, window[:, :1], theta_t2[:1], setup.S)
+        if cfg.timing_repeats:
+            out["timing"] = measure_timing(cfg, setup.data, setup.partition, window[:, :1], theta_t2[:1], setup.S)
         # the ablation starting from the paper's settings reuses this group's recording
         if "from_paper" in cfg.ablation_directions:
             cond = setup.paper_cond
             sets = [s for s in ablation_settings(cfg) if s["direction"] == "from_paper"
                     and (tuple(s["normalize"]), s["gamma"]) == (cond.normalize, cond.gamma)]
-            rows, curves, eigs = ablation_rows(cfg, sets, {cond: run.subset(cfg.n_ablation_inits)},
-                                               setup.partition_of, setup.S)
-            ablation[0].extend(rows)
-            ablation[1].update(curves)
-            ablation[2].update(eigs)
+            out["ablation_from_paper"] = ablation_rows(cfg, sets, {cond: run.subset(cfg.n_ablation_inits)},
+                                                       setup.partition_of, setup.S)
         return out
     return studies
 
 
-def _run(cfg: Config) -> dict:
-    setup = Setup.make(cfg)
-    check_config(cfg)
-    S = setup.S
-    ablation: tuple = ([], {}, {})                  # rows, curves, eigenvalues
-    members, curves, out = paper_experiment(cfg, setup, _init0_studies(cfg, setup, ablation))
-    rep_fits, (rows, c, e), layer = replication_runs(cfg, setup)
-    ablation[0].extend(rows)
-    ablation[1].update(c)
-    ablation[2].update(e)
+def _replication_rows(cfg: Config, rep: dict | None, members: list, curves: dict, ablation: tuple, S: int) -> list:
+    """The ``replication`` table: the paper's main experiment per fit, then the replication's own
+    rows, the paper's settings and the replication's refits (each with spreads where its curves are
+    known), then the layer-wise operators; adds the replication's curves and eigenvalues to
+    ``ablation`` ``(rows, curves, eigenvalues)`` (``rep``: :func:`.replication.replication_stage`)."""
     ablation_table, ablation_curves, ablation_eigs = ablation
-    order = {s["name"]: i for i, s in enumerate(ablation_settings(cfg))}
-    ablation_table.sort(key=lambda row: order[row["setting"]])
-    timing = out.pop("timing")
-    table = table_rows(cfg, members, timing, setup.after, S)
-    sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = main_rows(cfg, members, curves, S)
     by_name = {row["setting"]: row for row in ablation_table}
     rep_curves, rep_fit_rows = {}, []
-    if rep_fits is not None:
-        (base_rep, *rep_fit_rows), rep_curves, _ = rep_fits
+    if rep is not None and rep["fits"] is not None:
+        (base_rep, *rep_fit_rows), rep_curves, _ = rep["fits"]
     else:
         base_rep = by_name.get("replication settings")
     for label, row, cv in [("replication", base_rep, rep_curves.get("replication settings")),
@@ -151,13 +167,77 @@ def _run(cfg: Config) -> dict:
     if rep_curves:
         ablation_curves["replication settings, all inits"] = rep_curves["replication settings"]
         ablation_curves.update({row["setting"]: rep_curves[row["setting"]] for row in rep_fit_rows})
+    layer = None if rep is None else rep["layer"]
     if layer is not None:
-        rows, ablation_curves["replication settings, layer-wise"] = layer_rows(cfg, layer, S)
-        replication += rows
-        ablation_eigs["replication settings, layer-wise"], out["layerwise_ranks"] = layer[3], layer[4]
+        replication += layer["rows"]
+        ablation_curves["replication settings, layer-wise"] = layer["curves"]
+        ablation_eigs["replication settings, layer-wise"] = layer["eigenvalues"]
+    return replication
+
+
+def _run(cfg: Config, partial: Partial) -> dict:
+    setup = Setup.make(cfg)
+    check_config(cfg)
+    S = setup.S
+    members, curves, out, early = paper_experiment(cfg, setup, _init0_studies(cfg, setup), partial)
+    # the replication and the ablation's other conditions: one stage (kept for a resume as a whole)
+    rep = partial.stage("replication", lambda: replication_stage(cfg, setup)) if cfg.ablation_directions else None
+    ablation: tuple = ([], {}, {})                  # rows, curves, eigenvalues
+    for rows, c, e in [part for part in (out.pop("ablation_from_paper", None), rep and rep["ablation"]) if part]:
+        ablation[0].extend(rows)
+        ablation[1].update(c)
+        ablation[2].update(e)
+    order = {s["name"]: i for i, s in enumerate(ablation_settings(cfg))}
+    ablation[0].sort(key=lambda row: order[row["setting"]])
+    timing = out.pop("timing", None) or no_timing(cfg)
+    table = table_rows(cfg, members, timing, setup.after, S)
+    sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
+    replication = _replication_rows(cfg, rep, members, curves, ablation, S)
+    if rep is not None and rep["layer"] is not None:
+        out["layerwise_ranks"] = rep["layer"]["ranks"]
     return {
-        "table": table, "members": members, "replication": replication, "ablation": ablation_table,
+        "table": table, "members": members, "replication": replication, "ablation": ablation[0],
         "cutoff_sweep": sweep, "settings": settings_table(cfg), "timing": timing, "curves": curves,
-        "ablation_curves": ablation_curves, "ablation_eigenvalues": ablation_eigs,
+        "ablation_curves": ablation[1], "ablation_eigenvalues": ablation[2],
         "steps_per_epoch": S, "snapshots": window_len(cfg, S), **out,
+        "check_values": check_table(merge(early, per_network(cfg, members))),
     }
+
+
+def per_network(cfg: Config, members: list) -> dict[int, dict[str, float]]:
+    """Each network's check values (:mod:`koopman_repro.regeneration`) from its ``members`` row: its
+    test loss at t2, the optimizer's test loss at every horizon, and for each fit of the table its
+    largest eigenvalue modulus and, at every horizon, its Koopman test loss, T_eq and T_eq / T
+    (keys ``"<fit>:max_spectral_radius"``, ``"<fit>:T<h>:koopman_loss"``, ...). Timings and speedups
+    are not check values (they are not reproducible)."""
+    out = {}
+    for m in members:
+        values = {"test_loss_t2": m["test_loss_t2"],
+                  **{f"optimizer_loss_T{h}": m[f"optimizer_loss_T{h}"] for h in cfg.horizons_epochs}}
+        for name in cfg.fits:
+            fit = m["fits"][name]
+            values[f"{name}:max_spectral_radius"] = fit["max_spectral_radius"]
+            for h in cfg.horizons_epochs:
+                values.update({f"{name}:T{h}:{k}": fit[f"T{h}"][k] for k in CHECKED_PER_HORIZON})
+        out[m["init"]] = values
+    return out
+
+
+#: the values of each fit and horizon that are check values
+CHECKED_PER_HORIZON = ("koopman_loss", "T_eq_epochs", "teq_over_t")
+
+
+def n_networks(cfg: Config) -> int:
+    """The networks (inits) of the paper's experiment in a run made with ``cfg`` (the regeneration
+    check's networks)."""
+    return cfg.n_inits
+
+
+def regeneration_config(cfg: Config, networks) -> Config:
+    """``cfg`` for rerunning inits ``networks`` alone: the paper's experiment on those inits only,
+    with what stores no check values switched off: the replication and the ablation (other
+    networks, other settings), the timing (timings are never check values) and the cutoff sweep (its
+    fits share the table's factorisation and store no check values; without it each network is
+    fitted and evolved with the table's three fits only, instead of 16)."""
+    return with_networks(cfg, networks, ablation_directions=(), layerwise=False, replication_fits=(),
+                         timing_repeats=0, cutoff_sweep=())

@@ -4,6 +4,7 @@ plots), and the replication's layer-wise operators (low-rank form)."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -12,7 +13,7 @@ from koopman_lib.fit import FitSpec
 from koopman_lib.metrics import finite_median
 from koopman_lib.progress import bar
 from .config import DTYPES, Config
-from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, round_complex, rtol_of
+from .fits import LOW_RANK_MEMORY_LIMIT, layer1_spec, round_complex, rtol_of
 from .training import Condition, optimizer_curve
 
 
@@ -58,20 +59,11 @@ def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
         partition = partition_of(layer1_spec(part))
         snaps = run.window(*run.epoch_window(*window))
         variants = sorted({(settings[i]["cutoff"], settings[i].get("clip")) for i in groups[key]}, key=str)
-        fits = Koopman(partition, dtype=DTYPES[dtype]).fit_variants(
-            snaps, {v: FitSpec(v[0], clip=v[1]) for v in variants})
         t2 = window[1] * S
-        theta0 = run.snap(t2)
-        for c in variants:
-            kp = fits.pop(c)
-            ev = kp.rollout(theta0, T_ep * S, every=cfg.eval_every, loss_fn=run.evaluate)
-            lams = [op.eigenvalues().reshape(run.E, -1) for op in kp.operators_]     # (E, P*m) per group
-            radius = torch.stack([lam.abs().amax(-1) for lam in lams]).amax(0)
-            n_out = sum((lam.abs() > 1).sum(-1) for lam in lams)
-            eig0 = torch.cat([lam[0] for lam in lams])
+        fitted = fit_members(Koopman(partition, dtype=DTYPES[dtype]), snaps, run.snap(t2),
+                             {v: FitSpec(v[0], clip=v[1]) for v in variants}, T_ep * S, cfg.eval_every, run.evaluate)
+        for c, (ev, radius, n_out, eig0, _) in fitted.items():
             results[(key, c)] = (ev, radius, n_out, run, t2, eig0)
-            del kp, lams
-        del fits
     for i, s in enumerate(settings):
         ev, radius, n_out, run, t2, eig0 = results[(keyf(s), (s["cutoff"], s.get("clip")))]
         steps = ev.steps
@@ -105,18 +97,58 @@ def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
     return rows, curves, eigs
 
 
+@dataclass
+class Joined:
+    """The rollouts of several networks made one by one, as one rollout of them all: the
+    evaluation steps of the longest, losses and accuracies ``(steps, E)`` (``nan`` after a
+    network's rollout stopped, as in a rollout of them together)."""
+
+    steps: list
+    loss: torch.Tensor
+    acc: torch.Tensor
+
+    @classmethod
+    def of(cls, rollouts: list) -> "Joined":
+        steps = max((ev.steps for ev in rollouts), key=len)
+
+        def joined(values):
+            return torch.cat([torch.cat([x, x.new_full((len(steps) - x.shape[0],) + x.shape[1:], float("nan"))])
+                              for x in values], 1)
+        return cls(steps, joined(ev.loss for ev in rollouts), joined(ev.acc for ev in rollouts))
+
+
+def fit_members(estimator: Koopman, snaps: torch.Tensor, theta0: torch.Tensor, specs: dict, T: int, every: int,
+                evaluate) -> dict:
+    """Fit ``estimator`` with every fit of ``specs`` to each network of the recording ``snaps``
+    ``(k, E, D)`` on its own (memory: one network's operators at a time; the same values as fitting
+    them together) and evolve each from ``theta0`` ``(E, D)`` ``T`` steps (test loss every
+    ``every`` steps). Returns ``{name: (rollout (:class:`Joined`), largest eigenvalue modulus (E,),
+    eigenvalues outside the unit circle (E,), network 0's eigenvalues, network 0's ranks per block
+    group)}``."""
+    parts: dict = {name: [] for name in specs}
+    for e in range(snaps.shape[1]):
+        fits = estimator.fit_variants(snaps[:, e:e + 1], specs)
+        for name in specs:
+            kp = fits.pop(name)
+            ev = kp.rollout(theta0[e:e + 1], T, every=every, loss_fn=evaluate)
+            lams = [op.eigenvalues().reshape(-1) for op in kp.operators_]
+            parts[name].append((ev, torch.stack([lam.abs().amax() for lam in lams]).amax(),
+                                sum((lam.abs() > 1).sum() for lam in lams), torch.cat(lams),
+                                [op.rank.reshape(-1).tolist() for op in kp.operators_]))
+            del kp, lams
+        del fits
+    return {name: (Joined.of([p[0] for p in ps]), torch.stack([p[1] for p in ps]), torch.stack([p[2] for p in ps]),
+                   ps[0][3], ps[0][4]) for name, ps in parts.items()}
+
+
 def layerwise(cfg, run, partition_layer, S):
     """The replication's layer-wise operators (float32, its cutoff) in low-rank form."""
     window = tuple(cfg.replication_window_epochs)
     snaps = run.window(*run.epoch_window(*window))
-    kp = fit_cutoffs(partition_layer, snaps, torch.float32, [cfg.replication_cutoff],
-                     memory_limit=LOW_RANK_MEMORY_LIMIT)[cfg.replication_cutoff]
-    ops = kp.operators_
     t2 = window[1] * S
     T_ep = max(cfg.replication_T_epochs)
-    ev = kp.rollout(run.snap(t2), T_ep * S, every=cfg.eval_every, loss_fn=run.evaluate)
-    radius = torch.stack([op.spectral_radius().reshape(run.E, -1).amax(-1) for op in ops]).amax(0)
-    ranks = [op.rank.reshape(run.E, -1)[0].tolist() for op in ops]   # init 0, per block
-    eig0 = round_complex(torch.cat([op.eigenvalues().reshape(run.E, -1)[0] for op in ops]))
-    return ev, radius, t2, eig0, ranks
-
+    c = cfg.replication_cutoff
+    fitted = fit_members(Koopman(partition_layer, dtype=torch.float32, memory_limit=LOW_RANK_MEMORY_LIMIT), snaps,
+                         run.snap(t2), {c: c}, T_ep * S, cfg.eval_every, run.evaluate)
+    ev, radius, _, eig0, ranks = fitted[c]
+    return ev, radius, t2, round_complex(eig0), ranks

@@ -113,6 +113,18 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
     return rep_rows, ablation, layer
 
 
+def replication_stage(cfg: Config, setup: Setup) -> dict:
+    """:func:`replication_runs` as plain data (what a resumed run reads back): ``{"fits": the
+    replication's own rows, curves and eigenvalues or None, "ablation": (rows, curves, eigenvalues),
+    "layer": None or {"rows", "curves", "eigenvalues", "ranks"} of the layer-wise operators}``."""
+    rep_fits, ablation, layer = replication_runs(cfg, setup)
+    out = {"fits": rep_fits, "ablation": ablation, "layer": None}
+    if layer is not None:
+        rows, curves = layer_rows(cfg, layer, setup.S)
+        out["layer"] = {"rows": rows, "curves": curves, "eigenvalues": layer[3], "ranks": layer[4]}
+    return out
+
+
 def main_rows(cfg: Config, members: list, curves: dict, S: int) -> list[dict]:
     """The paper's main experiment, one row per table fit and replication horizon."""
     rows = []
@@ -126,7 +138,7 @@ def main_rows(cfg: Config, members: list, curves: dict, S: int) -> list[dict]:
                         "window_epochs": f"{cfg.window_epochs[0]}-{cfg.window_epochs[1]}",
                         "normalize": f"{cfg.normalize[0]}/{cfg.normalize[1]}", "steplr": cfg.gamma is not None}
             rows.append(replication_row(
-                describe, Te, cfg.n_inits, finite_median([m["test_loss_t2"] for m in members], empty=math.nan),
+                describe, Te, len(members), finite_median([m["test_loss_t2"] for m in members], empty=math.nan),
                 (finite_median(curves["koopman_loss"][name][:, j], empty=math.nan),
                  finite_median(curves["koopman_acc"][name][:, j], empty=math.nan)),
                 (finite_median(curves["optimizer_loss"][:, j], empty=math.nan),

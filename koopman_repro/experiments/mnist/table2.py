@@ -16,10 +16,12 @@ from koopman_lib.fit import FITS, singular_values
 from koopman_lib.metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
 from koopman_lib.progress import bar
 from koopman_lib.solvers import finite_section
+from ...check_values import EarlyNorms
 from ..images import Run, release_memory
-from .config import DTYPES, GUARD_GROWTH, Config
+from .config import DTYPES, GUARD_GROWTH, Config, groups
 from .cutoff_sweep import sweep_specs
 from .fits import round_complex, round_weights
+from .partial import Partial
 from .training import Setup, Tracker, optimizer_curve, recorded_steps, tracked_coordinates, train_group
 
 
@@ -167,32 +169,65 @@ def cholesky_check(partition, snaps, theta_t2, T, kt_pinv, evaluate_fn, loss_pin
 
 
 
-def paper_experiment(cfg: Config, setup: Setup, init0_studies) -> tuple[list, dict, dict]:
-    """Train every group of inits under the paper's settings and fit every member. Returns
-    ``(members, curves (stacked), init0_studies(run, window, theta_t2, track, init0, members))``:
-    the last is called once, on the first group, while its recording is in memory."""
+def new_curves() -> dict:
+    """Per-network curves of the paper's experiment, filled by :func:`fit_group` (lists of ``(n,)`` tensors)."""
+    return {"steps": None, "optimizer_loss": [], "optimizer_acc": [], "epoch_loss": [], "epoch_acc": [],
+            "koopman_loss": {}, "koopman_acc": {}}
+
+
+def paper_group(cfg: Config, setup: Setup, ids: list[int], init0_studies=None) -> dict:
+    """Train inits ``ids`` under the paper's settings and fit every member: ``{"members": rows,
+    "curves": per-network curves (:func:`new_curves`), "early": {init: early weight norms}
+    (:class:`koopman_repro.check_values.EarlyNorms`), "init0": init0_studies(run, window, theta_t2,
+    track, init0, members)}`` (``None`` without ``init0_studies``, which the first group gets). The
+    group's recording is released before it returns."""
+    # Fig. 3b: a few weights of init 0 from one epoch before t2 to the end of the grid
+    track = Tracker([c for _, c in tracked_coordinates(setup.shapes)],
+                    max(recorded_steps(cfg, setup.S)[0], setup.t2 - setup.S), setup.grid_to) \
+        if init0_studies else None
+    early = EarlyNorms(ids)
+    hooks = [h for h in (track, early) if h is not None]
+
+    def on_step(step, theta):
+        for h in hooks:
+            h(step, theta)
+
+    run = train_group(cfg, setup.paper_cond, ids, setup.data, cfg.epochs, setup.grid_from, setup.grid_to,
+                      on_step=on_step, desc=f"train inits {ids[0]}-{ids[-1]}")
+    window = run.window(*run.epoch_window(*cfg.window_epochs))
+    theta_t2 = run.snap(setup.t2).clone()      # not a view: the recording goes with the group
+    members, curves = [], new_curves()
+    init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, keep_dense=init0_studies is not None)
+    studies = init0_studies(run, window, theta_t2, track, init0, members) if init0_studies else None
+    return {"members": members, "curves": curves, "early": early.values(), "init0": studies}
+
+
+def paper_experiment(cfg: Config, setup: Setup, init0_studies, partial: Partial) -> tuple[list, dict, dict, dict]:
+    """Train every group of inits (:func:`.config.groups`) under the paper's settings and fit every
+    member, one group at a time (:func:`paper_group`; a group that ``partial`` kept from an
+    interrupted run with this config is read back). Returns ``(members, curves (stacked),
+    init0_studies(...) of the first group, {init: early weight norms})``."""
     members: list = []
-    curves = {"steps": None, "optimizer_loss": [], "optimizer_acc": [], "epoch_loss": [], "epoch_acc": [],
-              "koopman_loss": {}, "koopman_acc": {}}
-    first: dict = {}
-    ids_all = list(range(cfg.n_inits))
-    for gi, ids in enumerate([ids_all[i:i + cfg.group_size] for i in range(0, cfg.n_inits, cfg.group_size)]):
-        # Fig. 3b: a few weights of init 0 from one epoch before t2 to the end of the grid
-        track = Tracker([c for _, c in tracked_coordinates(setup.shapes)],
-                        max(recorded_steps(cfg, setup.S)[0], setup.t2 - setup.S), setup.grid_to) if gi == 0 else None
-        run = train_group(cfg, setup.paper_cond, ids, setup.data, cfg.epochs, setup.grid_from, setup.grid_to,
-                          on_step=track, desc=f"train inits {ids[0]}-{ids[-1]}")
-        window = run.window(*run.epoch_window(*cfg.window_epochs))
-        theta_t2 = run.snap(setup.t2)
-        init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, keep_dense=gi == 0)
-        if gi == 0:
-            first = init0_studies(run, window, theta_t2, track, init0, members)
-        del run, window, init0
+    curves, early, first = new_curves(), {}, {}
+    for gi, ids in enumerate(groups(cfg)):
+        done = partial.stage("group-" + "-".join(map(str, ids)),
+                             lambda: paper_group(cfg, setup, ids, init0_studies if gi == 0 else None))
         release_memory()
+        members += done["members"]
+        early.update(done["early"])
+        first = done["init0"] if gi == 0 else first
+        for k, v in done["curves"].items():
+            if k == "steps":
+                curves[k] = v
+            elif isinstance(v, list):
+                curves[k] += v
+            elif isinstance(v, dict):
+                for name, c in v.items():
+                    curves[k].setdefault(name, []).extend(c)
     curves = {k: (torch.stack(v) if isinstance(v, list) and v and isinstance(v[0], torch.Tensor) else
                   {n: torch.stack(c) for n, c in v.items()} if isinstance(v, dict) else v)
               for k, v in curves.items()}
-    return members, curves, first
+    return members, curves, first, early
 
 
 def add_speedups(rows: list[dict], timing: dict, t_ko: float, after: int) -> None:

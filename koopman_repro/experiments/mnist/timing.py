@@ -129,3 +129,13 @@ def measure_timing(cfg, data, partition, recording, theta_t2, S) -> dict:
                     f"guard, matrix powers between the evaluation points every {cfg.eval_every} steps, test-loss "
                     "evaluations excluded (a rollout the guard stops ends early); koopman_seconds_cholesky: the "
                     f"same with Koopman(partition, method='cholesky') at T = {cfg.T_epochs} epochs"}
+
+
+def no_timing(cfg) -> dict:
+    """:func:`measure_timing`'s result when nothing is timed (``timing_repeats = 0``, e.g. the
+    regeneration check's reruns): every time ``nan``, so every speedup is ``nan`` too."""
+    nan = math.nan
+    return {"epoch_seconds_paper_style": nan, "epoch_seconds_fast_loop": nan,
+            "koopman_seconds": {name: {f"T{h}": nan for h in cfg.horizons_epochs} for name in cfg.fits},
+            "koopman_seconds_cholesky": nan, "cholesky_error": None, "repeats": {}, "threads": torch.get_num_threads(),
+            "note": "not measured (timing_repeats = 0)"}

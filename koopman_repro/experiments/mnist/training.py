@@ -112,7 +112,7 @@ def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs
     on if given; the first ``head_members`` members also from :func:`recorded_steps`' first step,
     in ``Run.head``, which ``Run.subset`` joins); evaluate the test set after every ``eval_every``-th
     step from ``grid_from`` to ``grid_to`` and at every epoch end (and at step 0); ``on_step(step,
-    theta)`` after every step. The run keeps the test images only (its fits never need the training
+    theta)`` with the initial weights (step 0) and after every step. The run keeps the test images only (its fits never need the training
     images, and a normalised copy of them is 188 MB)."""
     xtr, xte = data.normalized(cond.normalize, DTYPES[cfg.train_dtype])
     images = Images(xtr, data.y_train, xte, data.y_test, tuple(cond.normalize))
@@ -125,6 +125,8 @@ def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs
             head = TrajectoryRecorder(net.theta.shape[1], lo, first - 1, batch_shape=(head_members,),
                                       dtype=net.theta.dtype)
         lo = first
+    if on_step is not None:
+        on_step(0, net.theta)
     steps = on_step
     if head is not None:
         def steps(step, theta):
