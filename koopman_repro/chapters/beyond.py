@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from .. import rows as declared
 from ..experiments import config_for
 from ..experiments.beyond import DE_PAPER_FIT, DE_PRECISION_METHODS
-from ..report import fmt
+from ..report import NOT_MEASURED, fmt
 from ..scorecard import (BEATS_OPTIMIZER, CRITERION_INFORMATIVE, CYCLES_FASTER, LOSS_TIE, OBSERVABLE_COSTLIER,
-                         OBSERVABLE_HELPS, PROGRESS, SUMMARY_DIVERGENCE, SUMMARY_TEQ_FAILS, SUMMARY_TEQ_REPRODUCED,
-                         WINDOW_CHOICE_GOOD, WINDOW_MATTERS, WINDOW_MATTERS_A_LOT, compare_loss)
+                         OBSERVABLE_HELPS, PROGRESS, SUMMARY_DIVERGENCE, SUMMARY_KEEPS_UP, WINDOW_CHOICE_GOOD,
+                         WINDOW_MATTERS, WINDOW_MATTERS_A_LOT, claim_row, compare_loss)
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 7
@@ -765,41 +765,77 @@ def summary(results: dict | None) -> dict:
     }
 
 
-def verdict_row(key: str, r: dict, vals: dict, de_saved: dict | None) -> str:
-    """The verdict of summary quantity ``key`` from ``vals`` (:func:`summary` of results ``r``);
-    ``de_saved`` (the DE solver chapter's paper-profile run) explains a DE solver failure."""
+#: the summary's quantities that measure one of the front page's claims: quantity -> (claim key, the
+#: prefix of the fit's fields in the claim's row: "" the paper's fit, "default_" the library default)
+SCORECARD_CLAIMS = {
+    "MNIST T_eq/T, paper's fit (pinv default cutoff)": ("mnist-teq", ""),
+    "MNIST T_eq/T, float32-resolution cutoff": ("mnist-teq", "default_"),
+    "DE solver T_eq/T, Koopman (pinv)": ("de-adadelta-teq", ""),
+    "replication setting: Koopman test loss after 1 / 2 epochs": ("replication-divergence", ""),
+}
+
+
+def front_page_rows(ours: Mapping[str, dict | None], saved: Mapping[str, dict | None]) -> dict[str, dict]:
+    """The front page's rows (:func:`koopman_repro.scorecard.claim_row`) of the claims in
+    :data:`SCORECARD_CLAIMS`, from the results the front page reads (``ours``: this build's,
+    ``saved``: the saved full-scale runs), by claim key."""
+    return {k: claim_row(k, ours, saved) for k in dict.fromkeys(k for k, _ in SCORECARD_CLAIMS.values())}
+
+
+#: the summary's rows of a Koopman fit's median T_eq/T, which the chapter reads as keeping up or not
+KOOPMAN_TEQ_ROWS = ("MNIST T_eq/T, paper's fit (pinv default cutoff)", "MNIST T_eq/T, float32-resolution cutoff",
+                    "DE solver T_eq/T, Koopman (pinv)", "DE solver T_eq/T, Koopman, window rounded to float32")
+
+
+def chapter_reading(key: str, r: dict, vals: dict, de_saved: dict | None) -> str:
+    """This chapter's own reading of summary quantity ``key`` from ``vals`` (:func:`summary` of
+    results ``r``), named as such; ``de_saved`` (the DE solver chapter's paper-profile run) explains a
+    DE solver row that falls behind."""
     v = vals.get(key)
-    if key.startswith("MNIST T_eq/T, paper"):
-        return "not reproduced" if SUMMARY_TEQ_FAILS.holds(num(v)) else "reproduced"
-    if key.startswith("MNIST T_eq/T, float32"):
-        return "reproduced with our cutoff" if SUMMARY_TEQ_REPRODUCED.holds(num(v)) else "not reproduced"
-    if key.startswith("DE solver T_eq/T, Koopman, window rounded"):
-        return "not run yet" if v is None else ("reproduced" if SUMMARY_TEQ_REPRODUCED.holds(num(v)) else "not reproduced")
-    if key.startswith("DE solver T_eq/T, Koopman"):
-        if SUMMARY_TEQ_REPRODUCED.holds(num(v)):
-            return "reproduced"
-        d32 = de_chapter_row(de_saved, "")
-        return ("not reproduced with float64 training (float32 training, DE solver chapter: median T_eq/T = "
-                f"{fmt(d32.get('teq_over_t_median'))}; see 'Why the DE solver chapter finds the opposite')")
+    if key in KOOPMAN_TEQ_ROWS:
+        if v is None:
+            return "chapter reading: not run yet"
+        if SUMMARY_KEEPS_UP.holds(num(v)):
+            return "chapter reading: keeps up"
+        extra = ""
+        if key == "DE solver T_eq/T, Koopman (pinv)":
+            extra = (" with float64 training (float32 training, DE solver chapter: median T_eq/T = "
+                     f"{fmt(de_chapter_row(de_saved, '').get('teq_over_t_median'))}; see 'Why the DE solver chapter "
+                     "finds the opposite')")
+        return "chapter reading: falls behind" + extra
     if key.startswith("replication"):
         rep2 = one(rows(r, "stabilisation"), T_epochs=2, method=REPLICATION_FIT)
-        return ("divergence reproduced" if SUMMARY_DIVERGENCE.holds(num(rep2.diverged_fraction if rep2 else None))
-                else "no divergence")
+        return "chapter reading: " + ("diverges" if SUMMARY_DIVERGENCE.holds(num(rep2.diverged_fraction if rep2 else None))
+                                      else "no divergence")
     return "new measurement (no paper value)"
+
+
+def verdict_row(key: str, r: dict, vals: dict, de_saved: dict | None, front: Mapping[str, dict] | None = None) -> str:
+    """The verdict cell of summary quantity ``key``: the front page's verdict on its claim (``front``:
+    :func:`front_page_rows`; "not measured" without it) where it measures one, then this chapter's
+    reading (:func:`chapter_reading`)."""
+    own = chapter_reading(key, r, vals, de_saved)
+    if key not in SCORECARD_CLAIMS:
+        return own
+    claim, prefix = SCORECARD_CLAIMS[key]
+    row = (front or {}).get(claim)
+    return f"front page: {row[prefix + 'verdict'] if row else NOT_MEASURED}; {own}"
 
 
 def _cell(v) -> str:
     return v if isinstance(v, str) else fmt(v)
 
 
-def summary_table(runs: Runs, de_saved: dict | None) -> list[dict]:
-    """Quantity, the paper's value, ours (this build, the saved full-scale run) and the verdict
-    (from the full-scale run where it exists: its settings are the paper's, else this build)."""
+def summary_table(runs: Runs, de_saved: dict | None, front: Mapping[str, dict] | None = None) -> list[dict]:
+    """Quantity, the paper's value, ours (this build, the saved full-scale run) and the verdict: the
+    front page's where the quantity measures one of its claims (``front``: :func:`front_page_rows`),
+    and this chapter's reading (from the full-scale run where it exists: its settings are the paper's,
+    else this build)."""
     ours, full = summary(runs.res), summary(runs.saved)
     basis, basis_vals = (runs.saved, full) if runs.saved else (runs.res, ours)
     label = runs.saved_profile + " profile" if runs.saved else runs.profile
     return [{"quantity": k, "paper / prior work": PAPER_VALUES.get(k, "not studied"),
              f"ours ({runs.profile})": _cell(v),
              f"ours ({runs.saved_profile} profile)": _cell(full.get(k)) if runs.saved else "not run yet",
-             f"verdict ({label})": verdict_row(k, basis, basis_vals, de_saved)}
+             f"verdict ({label})": verdict_row(k, basis, basis_vals, de_saved, front)}
             for k, v in ours.items()]

@@ -863,11 +863,11 @@ def meaning_note(R: dict) -> str:
 
 def speed_verdict(paper_value: float, ours: float | None) -> str:
     """The chapter's reading of a benchmarked speed factor (:data:`COST_SPEED`, :data:`COST_SPEED_PARTLY`):
-    "kept", "partly kept" or "not kept"; "not measured" for a missing or infinite factor."""
+    "kept", "kept in part" or "not kept"; "not measured" for a missing or infinite factor."""
     if ours is None or not math.isfinite(ours):
         return "not measured"
     return "kept" if COST_SPEED.holds(ours, of=paper_value) else \
-        "partly kept" if COST_SPEED_PARTLY.holds(ours, of=paper_value) else "not kept"
+        "kept in part" if COST_SPEED_PARTLY.holds(ours, of=paper_value) else "not kept"
 
 
 #: the front page's claims behind the cost chapter's Table 1 and Table 2 speed rows

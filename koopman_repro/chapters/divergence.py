@@ -408,7 +408,7 @@ def claim_verdicts(res: dict, saved: dict | None = None) -> list[str]:
                                        "already off after one epoch"),
         lambda: front_page_verdict(res, saved, REP_NODE),
         lambda: front_page_verdict(res, saved, REP_LAYER),
-        lambda: "chapter reading: " + ("diverges (paper not reproduced as stated)" if grows(best, PAPER_FIT)
+        lambda: "chapter reading: " + ("diverges (the paper's fit fails as stated)" if grows(best, PAPER_FIT)
                                        else "does not diverge"),
         lambda: two_part_verdict(best, REP_DEFAULT),
         lambda: "chapter reading: " + ("diverges" if grows(best, PAPER_DEFAULT) else "does not diverge")]

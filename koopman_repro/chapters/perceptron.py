@@ -6,7 +6,8 @@ Every function takes the results of :mod:`koopman_repro.experiments.perceptron` 
 :mod:`koopman_repro.rows.perceptron`. Tables are lists of dicts (column -> value, for
 :func:`koopman_repro.report.show_table`), notes are markdown strings, figures are matplotlib
 Figures not registered with pyplot (a notebook displays one by returning it). The paper's claims
-are :class:`Claim`\\ s, each with its verdict and the rule that decides it.
+are :class:`Claim`\\ s, each with the chapter's reading and the rule that decides it; the claims the
+front page judges (Fig. S4d, ``perceptron-s4``) show its verdict (:func:`claims_rows`).
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from matplotlib.figure import Figure
 
 from .. import rows
 from ..experiments.perceptron import KOOPMAN, METHODS, first_passage, relevance_mask
-from ..report import NOT_REPRODUCED, PARTLY, REPRODUCED
 from ..rows.perceptron import MethodSummary, summaries
+from ..scorecard import claim_row
 from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
@@ -311,18 +312,29 @@ def input_sweep_note(res: dict) -> str:
 
 
 # -- the paper's claims, measured ----------------------------------------------------------------
+#: the chapter's own readings of a claim of several parts (never the front page's verdict words)
+HOLDS, HOLDS_IN_PART, DOES_NOT_HOLD = "holds", "holds in part", "does not hold"
+#: the front page's claim that the Fig. S4d claims (the chapter's first two) are parts of
+SCORECARD_CLAIM = "perceptron-s4"
+#: how many of :func:`claims` (the first) are parts of :data:`SCORECARD_CLAIM`
+S4_PARTS = 2
+#: the fits the front page judges: fit -> the prefix of its fields in a scorecard row
+FRONT_FITS = {"paper": "", "default": "default_"}
+
+
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper: what we measure, the verdict, and the rule that decides it."""
+    """One claim of the paper: what we measure, the chapter's reading, and the rule that decides it."""
     claim: str
     measure: str
-    verdict: str
+    reading: str
     rule: str
 
 
-def verdict(n_true: int, n_total: int) -> str:
-    """Reproduced if all ``n_total`` parts hold, partly if some do, not reproduced if none."""
-    return REPRODUCED if n_true == n_total else PARTLY if n_true else NOT_REPRODUCED
+def reading(n_true: int, n_total: int) -> str:
+    """The chapter's reading of a claim of ``n_total`` parts: holds if all hold, holds in part if some
+    do, does not hold if none does."""
+    return HOLDS if n_true == n_total else HOLDS_IN_PART if n_true else DOES_NOT_HOLD
 
 
 def _resampled(m: dict[str, MethodSummary]) -> bool:
@@ -346,10 +358,10 @@ def sooner_claim(m: dict[str, MethodSummary]) -> Claim:
         "; ".join(f"{LABELS[k]} {steps_text(reach[k])}{p[k]}" for k in KOOPMAN) +
         f". Final error: rule {m['rule'].final_percent_error:.1f}%, " +
         ", ".join(f"{LABELS[k]} {m[k].final_percent_error:.1f}%" for k in KOOPMAN),
-        verdict(len(sooner), 3),
+        reading(len(sooner), 3),
         "a variant is sooner if it reaches the rule's final error (within 1 point) before the rule "
         "does" + (f" in at least {P_SURE:.0%} of bootstrap resamples of the simulations (p)" if boot else "")
-        + "; reproduced if all three are, partly if some are")
+        + "; the claim holds if all three are, holds in part if some are")
 
 
 def soonest_claim(m: dict[str, MethodSummary]) -> Claim:
@@ -365,8 +377,8 @@ def soonest_claim(m: dict[str, MethodSummary]) -> Claim:
         ("soonest Koopman variant: " + ", ".join(LABELS[k] for k in ties) + f" ({best} steps)"
          if ties else "no Koopman variant reaches the rule's final error") +
         (f"; Single Weight strictly soonest in {m['single_weight'].p_soonest:.0%} of resamples" if boot else ""),
-        verdict(int(ok), 1),
-        "reproduced if Single Weight alone has the fewest steps to the rule's final error among the "
+        reading(int(ok), 1),
+        "holds if Single Weight alone has the fewest steps to the rule's final error among the "
         "three variants" + (f", in at least {P_SURE:.0%} of bootstrap resamples" if boot else ""))
 
 
@@ -385,9 +397,9 @@ def more_inputs_claim(adv: dict) -> Claim | None:
         "stays comparable (S8.3)",
         "advantage over the rule (points, mean error after the start) at n1 = 4 -> "
         f"{indep[-1]}: " + "; ".join(f"{LABELS[k]} {lo[k]:+.2f} -> {hi[k]:+.2f}" for k in KOOPMAN),
-        verdict(int(single_kept) + int(others_degrade), 2),
+        reading(int(single_kept) + int(others_degrade), 2),
         "Node/Network degrade: positive advantage at n1 = 4 that falls below half at the largest n1; "
-        "Single Weight comparable: keeps at least half of a positive advantage; reproduced if both")
+        "Single Weight comparable: keeps at least half of a positive advantage; holds if both")
 
 
 def correlated_claim(adv: dict) -> Claim | None:
@@ -401,9 +413,9 @@ def correlated_claim(adv: dict) -> Claim | None:
         "Correlated inputs in the same half restore the Koopman results (S8.3)",
         "; ".join(f"n1 = {n}, groups of {g}: Node {adv[(n, 1)]['node']:+.2f} -> {adv[(n, g)]['node']:+.2f}, "
                   f"Network {adv[(n, 1)]['network']:+.2f} -> {adv[(n, g)]['network']:+.2f}" for n, g in corr),
-        verdict(len(restored), len(corr)),
+        reading(len(restored), len(corr)),
         "restored: Node and Network both gain a positive advantage larger than with independent "
-        "inputs of the same n1; reproduced if so for every correlated setting")
+        "inputs of the same n1; holds if so for every correlated setting")
 
 
 def claims(res: dict, fit: str = "paper") -> list[Claim]:
@@ -418,13 +430,30 @@ def claims(res: dict, fit: str = "paper") -> list[Claim]:
             if c is not None]
 
 
+def front_page_row(res: dict, paper: dict | None) -> dict:
+    """The front page's row of :data:`SCORECARD_CLAIM` (:func:`koopman_repro.scorecard.claim_row`) from
+    this build ``res`` and the saved paper-profile run ``paper``: its verdicts and null-model reading."""
+    return claim_row(SCORECARD_CLAIM, {"perceptron": res}, {"perceptron": paper} if paper else {})
+
+
+def verdict_cell(i: int, fit: str, c: Claim, front: dict) -> str:
+    """The verdict cell of claim ``i`` with ``fit``: the front page's verdict where the claim is a part
+    of its claim and the front page judges the fit, then the chapter's own reading."""
+    own = f"chapter reading: {c.reading}"
+    if i < S4_PARTS and fit in FRONT_FITS:
+        return f"front page: {front[FRONT_FITS[fit] + 'verdict']}; {own}"
+    return own
+
+
 def claims_rows(res: dict, paper: dict | None, profile: str) -> list[dict]:
     """Paper against ours: per claim and fit, the measure of this run (``profile``) and of the
-    saved paper-profile run ``paper`` (``None``: not run yet); the verdict is the paper run's when
-    it exists."""
+    saved paper-profile run ``paper`` (``None``: not run yet); the verdict of the Fig. S4d claims is
+    the front page's (:func:`verdict_cell`), every claim's own reading (from the paper run where it
+    exists) is named "chapter reading"."""
     fit_names = fits(res)
     ours = {f: claims(res, f) for f in fit_names}
     theirs = {f: claims(paper, f) if paper else [] for f in fit_names}
+    front = front_page_row(res, paper)
     out = []
     for i, c in enumerate(ours["paper"]):
         for f in fit_names:
@@ -433,10 +462,20 @@ def claims_rows(res: dict, paper: dict | None, profile: str) -> list[dict]:
             o, p = ours[f][i], theirs[f][i] if i < len(theirs[f]) else None
             out.append({"paper claim": c.claim if f == fit_names[0] else "", "fit": FIT_LABELS[f],
                         f"ours ({profile})": o.measure, "ours (paper profile)": p.measure if p else "not run yet",
-                        "verdict": p.verdict if p else o.verdict})
+                        "verdict": verdict_cell(i, f, p or o, front)})
     return out
 
 
+def null_model_note(res: dict, paper: dict | None) -> str:
+    """The front page's second reading of the Fig. S4d claim: Koopman training against the rule
+    continued from the Koopman start on other inputs (the optimizer against itself)."""
+    front = front_page_row(res, paper)
+    return (f"**Against the rule's own noise** (front page, {SCORECARD_CLAIM}, paper fit, "
+            f"{front['basis'] or 'no run'}): {front['null_model']}.")
+
+
 def claim_rules_note(res: dict) -> str:
-    """How each verdict is decided, numbered as the claims."""
-    return "How each verdict is decided: " + " ".join(f"({i + 1}) {c.rule}." for i, c in enumerate(claims(res)))
+    """How each chapter reading is decided, numbered as the claims, and where the verdict comes from."""
+    return (f"The verdict of claims (1) and (2), the parts of the front page's claim `{SCORECARD_CLAIM}` (Fig. S4d), is "
+            "the front page's, by its rule (every ordering over the whole bootstrap interval); the chapter readings "
+            "are decided as follows: " + " ".join(f"({i + 1}) {c.rule}." for i, c in enumerate(claims(res))))

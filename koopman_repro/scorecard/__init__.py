@@ -10,7 +10,8 @@ Each claim's measurement function (:mod:`.measure_de_solver`, :mod:`.measure_mni
 :class:`NotMeasured` saying what is missing. The rules are data (:data:`RULES`) and the book
 prints them next to the table (:mod:`.tables`), so every verdict can be checked by hand.
 :mod:`.fits` selects the rows of each of the two fits, :mod:`.evaluation` gives every claim its
-verdicts, :mod:`.thresholds` holds the chapters' thresholds.
+verdicts, :mod:`.null_model` its second reading against the optimizer against itself where the
+results hold one, :mod:`.thresholds` holds the chapters' thresholds.
 
 Reading is read-only: :func:`load_results` (:mod:`.loading`) never starts an experiment (the
 scorecard is the book's front page and must not run what the chapters have not run).
@@ -33,6 +34,8 @@ from .measure_mnist import (MNIST_T, MNIST_TABLE2, divergence_parts, is_replicat
                             mnist_range, mnist_speedup, mnist_success, mnist_teq)
 from .measure_perceptron import PERCEPTRON_METHODS, S4_ORDER, perceptron_ordering
 from .measure_speed import faster_10x
+from .null_model import (BETTER, INDISTINGUISHABLE, NULL_MODEL_DETERMINISTIC, NULL_READINGS, WORSE, NullReading,
+                         null_word, paired_improvement, perceptron_null)
 from .reading import Measured, NotMeasured
 from .rules import COMPARE_LOSS_RULE, KEEPS_UP, LOSS_TIE, NULL_MODEL_PENDING, RULES, VERDICTS, Rule, compare_loss
 from .tables import interval_text, rules_markdown, table_markdown
@@ -40,18 +43,19 @@ from .thresholds import (BEATS_OPTIMIZER, BOOK_CI_MINUTES, COST_SPEED, COST_SPEE
                          DE_ENERGY_LOST, DE_NOT_SOLVED, DE_ORIGINAL_WORKS, DIVERGENCE_FACTOR, EIG_EXACT, EPS64,
                          EXPONENT_CLOSE, EXPONENT_MATCH, KOOPMAN_FASTER, LOSS_DIVERGED, LOSS_KEPT_UP, NOT_CLOSED,
                          OBSERVABLE_COSTLIER, OBSERVABLE_HELPS, PAPER_WALL_MINUTES, PROGRESS, RECORDING_OVERHEAD,
-                         SUMMARY_DIVERGENCE, SUMMARY_TEQ_FAILS, SUMMARY_TEQ_REPRODUCED, THRESHOLDS, TO_ROUNDING,
+                         SUMMARY_DIVERGENCE, SUMMARY_KEEPS_UP, THRESHOLDS, TO_ROUNDING,
                          WINDOW_CHOICE_GOOD, WINDOW_MATTERS, WINDOW_MATTERS_A_LOT, Threshold)
 
 __all__ = [
+    "BETTER", "INDISTINGUISHABLE", "NULL_MODEL_DETERMINISTIC", "NULL_READINGS", "NullReading", "WORSE", "null_word",
+    "paired_improvement", "perceptron_null",
     "BEATS_OPTIMIZER", "BOOK_CI_MINUTES", "CLAIMS", "COMPARE_LOSS_RULE", "COST_SPEED", "COST_SPEED_PARTLY", "CRITERION_INFORMATIVE",
     "CYCLES_FASTER", "Claim", "DE_ENERGY_LOST", "DE_NOT_SOLVED", "DE_ORIGINAL_WORKS", "DE_T", "DE_TABLE1",
     "DIVERGENCE_FACTOR", "EIG_EXACT", "EPS64", "EXPERIMENT_NAMES", "EXPONENT_CLOSE", "EXPONENT_MATCH", "KEEPS_UP",
     "KOOPMAN_FASTER", "LOSS_DIVERGED", "LOSS_KEPT_UP", "LOSS_TIE", "MNIST_T", "MNIST_TABLE2", "Measured",
     "NOT_CLOSED", "NOT_MEASURED", "NOT_REPRODUCED", "NotMeasured", "OBSERVABLE_COSTLIER", "OBSERVABLE_HELPS",
     "PAPER_WALL_MINUTES", "INCONCLUSIVE", "NULL_MODEL_PENDING", "PERCEPTRON_METHODS", "PROGRESS", "RECORDING_OVERHEAD", "REPLICATION_FIT",
-    "REPRODUCED", "RULES", "Rule", "S4_ORDER", "SCORE_FITS", "SUMMARY_DIVERGENCE", "SUMMARY_TEQ_FAILS",
-    "SUMMARY_TEQ_REPRODUCED", "THRESHOLDS", "TO_ROUNDING", "Threshold", "VERDICTS", "WINDOW_CHOICE_GOOD",
+    "REPRODUCED", "RULES", "Rule", "S4_ORDER", "SCORE_FITS", "SUMMARY_DIVERGENCE", "SUMMARY_KEEPS_UP", "THRESHOLDS", "TO_ROUNDING", "Threshold", "VERDICTS", "WINDOW_CHOICE_GOOD",
     "WINDOW_MATTERS", "WINDOW_MATTERS_A_LOT", "answer_markdown", "claim_row", "compare_loss", "counts", "de_error_ratio", "de_range", "de_row_interval",
     "de_speedup", "de_success", "de_teq", "interval_text", "divergence_parts", "evaluate", "faster_10x", "front_page_answer", "is_replication_row",
     "is_stale", "load_results", "measure", "mnist_divergence", "mnist_range", "mnist_speedup", "mnist_success",

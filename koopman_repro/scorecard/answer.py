@@ -12,6 +12,7 @@ from .evaluation import counts
 from .measure_de_solver import DE_T, DE_TABLE1, ode_state
 from .measure_mnist import MNIST_T
 from .reading import NotMeasured
+from .null_model import NULL_MODEL_DETERMINISTIC
 from .rules import NULL_MODEL_PENDING
 from .tables import bound_text
 from .thresholds import DE_ENERGY_LOST, DE_NOT_SOLVED
@@ -81,10 +82,20 @@ def sureness(rows: list[Mapping]) -> str:
         c = counts(list(rows), source=source)
         return (f"{c[REPRODUCED]} reproduced, {c[INCONCLUSIVE]} inconclusive, {c[NOT_REPRODUCED]} not reproduced"
                 + (f", {c[NOT_MEASURED]} not measured" if c[NOT_MEASURED] else ""))
-    pending = sum(r["null_model"] == NULL_MODEL_PENDING for r in rows)
     return (f"**How sure.** 95% intervals over networks. The paper's claims (its fit): {line('paper')}; the "
-            f"replication's findings: {line('replication')}. The noise floor of {pending} claims (the optimizer "
-            "against itself) is not measured yet.")
+            f"replication's findings: {line('replication')}. " + noise_sentence(rows))
+
+
+def noise_sentence(rows: list[Mapping]) -> str:
+    """The noise floor (the optimizer against itself): for how many claims it is measured, needs no
+    run (deterministic training: the intervals carry it) or is not measured yet."""
+    measured = [r["key"] for r in rows if r.get("null_readings")]
+    deterministic = sum(r["null_model"] == NULL_MODEL_DETERMINISTIC for r in rows)
+    pending = sum(r["null_model"] == NULL_MODEL_PENDING for r in rows)
+    return (f"The optimizer against itself (its own noise): measured for {len(measured)} claim(s)"
+            + (f" ({', '.join(measured)})" if measured else "")
+            + f", carried by the intervals for {deterministic} (deterministic training), not measured yet for "
+            f"{pending}.")
 
 
 def answer_markdown(rows: list[Mapping], ode: dict | None) -> str:

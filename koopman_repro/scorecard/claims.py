@@ -11,6 +11,7 @@ from .measure_mnist import (MNIST_T, MNIST_TABLE2, mnist_divergence, mnist_range
 from .measure_perceptron import perceptron_ordering
 from .measure_speed import faster_10x
 from .reading import Measured
+from .null_model import NULL_MODEL_DETERMINISTIC, PERCEPTRON_NULL, NullReading, perceptron_null
 from .rules import NULL_MODEL_PENDING
 
 
@@ -26,7 +27,10 @@ class Claim:
     extract: Callable[[Mapping[str, dict]], Measured]
     chapter: str = ""           # the chapter that measures it (notebook name)
     source: str = "paper"       # "paper": the paper's claim; "replication": the replication's finding
-    null_model: str = ""        # the reading against the optimizer itself (NULL_MODEL_PENDING until it is run)
+    null_model: str = ""        # the reading against the optimizer itself where none is measured (NULL_MODEL_PENDING
+                                # until it is run, NULL_MODEL_DETERMINISTIC where there is no noise to continue with)
+    null: Callable[[Mapping[str, dict | None], str], list[NullReading]] | None = None  # (results, fit) -> readings
+    null_what: str = ""         # what the null model is, in words
 
 
 def _table1_claims() -> list[Claim]:
@@ -36,9 +40,10 @@ def _table1_claims() -> list[Claim]:
         out += [
             Claim(f"de-{k}-success", f"Table 1, {opt}", "success rate (share of inits with T_eq/T > 0)",
                   f"{succ}%", float(succ), "success rate", ("de-solver",), de_success(opt), "de_solver",
-                  null_model=NULL_MODEL_PENDING),
+                  null_model=NULL_MODEL_DETERMINISTIC),
             Claim(f"de-{k}-teq", f"Table 1, {opt}", "median T_eq/T",
-                  f"{teq:.2f}", teq, "T_eq/T", ("de-solver",), de_teq(opt), "de_solver", null_model=NULL_MODEL_PENDING),
+                  f"{teq:.2f}", teq, "T_eq/T", ("de-solver",), de_teq(opt), "de_solver",
+                  null_model=NULL_MODEL_DETERMINISTIC),
             Claim(f"de-{k}-speedup", f"Table 1, {opt}", "median speedup",
                   f"{speed}x", float(speed), "speedup", ("de-solver",), de_speedup(opt), "de_solver"),
         ]
@@ -61,7 +66,8 @@ def _other_claims() -> list[Claim]:
         Claim("perceptron-s4", "Supp. S8, Fig. S4d", "every Koopman variant reaches asymptotic performance "
               "before the rule, Single Weight first",
               "single weight < node, network < rule", None, "ordering", ("perceptron",),
-              perceptron_ordering, "perceptron"),
+              perceptron_ordering, "perceptron", null_model=NULL_MODEL_PENDING, null=perceptron_null,
+              null_what=PERCEPTRON_NULL),
         Claim("abstract-10x", "Abstract", "more than 10x faster than Adam, Adagrad, Adadelta "
               "(timed as the paper did)", "> 10x", 10.0, "10x",
               ("de-solver", "mnist"), faster_10x("speedup_paper_style_median"), "cost"),
@@ -70,7 +76,7 @@ def _other_claims() -> list[Claim]:
               ("de-solver", "mnist"), faster_10x("speedup_fast_loop_median"), "cost"),
         Claim("range-de", "Abstract, Sec. 4", "accurate over a non-trivial range of training time "
               "(DE solver)", f"T = {DE_T} steps", None, "range", ("de-solver",), de_range, "de_solver",
-              null_model=NULL_MODEL_PENDING),
+              null_model=NULL_MODEL_DETERMINISTIC),
         Claim("range-mnist", "Abstract, Sec. 5", "accurate over a non-trivial range of training time "
               "(MNIST)", f"T = {MNIST_T} epochs", None, "range", ("mnist",), mnist_range, "mnist",
               null_model=NULL_MODEL_PENDING),

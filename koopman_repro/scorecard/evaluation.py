@@ -7,6 +7,7 @@ from typing import Mapping
 from ..report import NOT_MEASURED
 from .claims import CLAIMS, Claim
 from .fits import SCORE_FITS, differs_reason, select_fit, why_differs
+from .null_model import null_text
 from .reading import Measured, NotMeasured
 from .rules import RULES, VERDICTS, Rule
 
@@ -40,6 +41,19 @@ RUN_FIELDS = ("value", "verdict", "missing", "n", "ci_low", "ci_high", "no_inter
 DECIDING = ("n", "ci_low", "ci_high", "no_interval", "note")
 
 
+def null_reading(c: Claim, results: Mapping[str, dict | None], fit: str) -> tuple[str, list[dict]]:
+    """The claim's null-model field and readings (:mod:`.null_model`) on ``results`` (the run its
+    verdict comes from) with the named ``fit``: the claim's static text (``c.null_model``) where it
+    has no null-model function or the results hold no null model."""
+    if c.null is None or not results:
+        return c.null_model, []
+    try:
+        readings = c.null(results, fit)
+    except NotMeasured:
+        return c.null_model, []
+    return null_text(readings, c.null_what), [r.as_dict() for r in readings]
+
+
 def decide(build: dict, saved: dict) -> tuple[dict, str]:
     """The reading a verdict comes from: the saved full-scale run where it measures the claim, else
     this build; and that basis (``""`` when neither measures it)."""
@@ -64,7 +78,7 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
         best, basis = decide(b, s)
         d_best, d_basis = decide(db, ds)
         row = {"key": c.key, "where": c.where, "claim": c.statement, "paper": c.paper, "rule": c.rule,
-               "chapter": c.chapter, "source": c.source, "null_model": c.null_model,
+               "chapter": c.chapter, "source": c.source,
                "ours": b["shown"], "paper_profile": s["shown"], "verdict": best["verdict"] if basis else NOT_MEASURED,
                "basis": basis, **{k: best[k] for k in DECIDING},
                "default_ours": db["shown"], "default_paper_profile": ds["shown"], "default_shown": d_best["shown"],
@@ -72,6 +86,9 @@ def evaluate(ours: Mapping[str, dict | None], saved_paper: Mapping[str, dict | N
                "default_basis": d_basis, **{f"default_{k}": d_best[k] for k in DECIDING}}
         for prefix, r in (("ours", b), ("paper_profile", s), ("default_ours", db), ("default_paper_profile", ds)):
             row.update({f"{prefix}_{k}": r[k] for k in RUN_FIELDS})
+        for prefix, f, b_ in (("", "paper", basis), ("default_", "default", d_basis)):
+            on = fitted[f][1] if b_ == "paper profile" else fitted[f][0] if b_ else {}
+            row[f"{prefix}null_model"], row[f"{prefix}null_readings"] = null_reading(c, on, f)
         row["differs_why"] = _differs((best, basis), (d_best, d_basis))
         row["differs_reason"] = differs_reason((basis, d_basis), (row["verdict"], row["default_verdict"])) \
             if row["differs_why"] and best["measured"] and d_best["measured"] else ""

@@ -137,16 +137,28 @@ def test_verdict_stable_names_cured_variants_and_their_cost():
     assert "no single variant removed the divergence" in text and "T = 2: every variant diverged" in text
 
 
-@pytest.mark.parametrize("value, verdict", [(0.49, "not reproduced"), (0.5, "reproduced")])
-def test_summary_verdict_of_the_papers_fit(value, verdict):
-    key = "MNIST T_eq/T, paper's fit (pinv default cutoff)"
-    assert ch.verdict_row(key, {}, {key: value}, None) == verdict
+@pytest.mark.parametrize("value, reading", [(0.79, "falls behind"), (0.8, "keeps up"), (None, "not run yet")])
+@pytest.mark.parametrize("key", ch.KOOPMAN_TEQ_ROWS)
+def test_summary_chapter_reading_of_a_koopman_teq_row(key, value, reading):
+    assert ch.chapter_reading(key, {}, {key: value}, None).startswith(f"chapter reading: {reading}")
 
 
-@pytest.mark.parametrize("value, verdict", [(0.75, "reproduced with our cutoff"), (0.74, "not reproduced")])
-def test_summary_verdict_of_the_stable_fit(value, verdict):
+@pytest.mark.parametrize("verdict", ["reproduced", "inconclusive", "not reproduced"])
+def test_summary_verdict_is_the_front_pages_and_the_chapter_adds_only_a_reading(verdict):
+    """Whatever this chapter's own run says (here: keeps up), a row that measures a front-page claim
+    states the front page's verdict for the fit it measures; rows of no claim state no verdict."""
+    front = {"mnist-teq": {"verdict": "not reproduced", "default_verdict": verdict},
+             "de-adadelta-teq": {"verdict": verdict}}
     key = "MNIST T_eq/T, float32-resolution cutoff"
-    assert ch.verdict_row(key, {}, {key: value}, None) == verdict
+    assert ch.verdict_row(key, {}, {key: 0.9}, None, front) == f"front page: {verdict}; chapter reading: keeps up"
+    key = "MNIST T_eq/T, paper's fit (pinv default cutoff)"
+    assert ch.verdict_row(key, {}, {key: 0.9}, None, front).startswith("front page: not reproduced; chapter reading")
+    de = "DE solver T_eq/T, Koopman (pinv)"
+    assert ch.verdict_row(de, {}, {de: 0.5}, None, front).startswith(f"front page: {verdict}; chapter reading: falls "
+                                                                       "behind with float64 training")
+    assert ch.verdict_row(key, {}, {key: 0.9}, None).startswith("front page: not measured;")   # no front page rows
+    other = "DE solver T_eq/T, Koopman, window rounded to float32"
+    assert ch.verdict_row(other, {}, {other: 0.9}, None, front) == "chapter reading: keeps up"
 
 
 def test_older_files_name_the_replication_window_on_load():
@@ -181,6 +193,8 @@ def test_summary_reads_the_results(tiny):
     assert s["stabilisations that never diverged"].endswith(f"of {len(methods)}")
     runs = ch.Runs(tiny, None, "ci", "paper")
     table = ch.summary_table(runs, None)
+    verdicts = {r["quantity"]: r["verdict (ci)"] for r in table}
+    assert all(verdicts[k].startswith("front page: not measured; chapter reading: ") for k in ch.SCORECARD_CLAIMS)
     assert [r["quantity"] for r in table] == list(s) and all(r["ours (paper profile)"] == "not run yet" for r in table)
     assert runs.verdicts(ch.verdict_cycles, "cycles")[1] == "*Full-scale run (paper profile):* not run yet."
     prec = ch.precision_rows(tiny, "x")

@@ -216,7 +216,7 @@ def test_paper_walls_and_their_rule(tmp_path):
 
 # -- verdicts -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ours,want", [(None, "not measured"), (math.inf, "not measured"), (math.nan, "not measured"),
-                                       (11.25, "kept"), (11.2, "partly kept"), (3.75, "partly kept"),
+                                       (11.25, "kept"), (11.2, "kept in part"), (3.75, "kept in part"),
                                        (3.7, "not kept")])
 def test_speed_reading(ours, want):
     assert cost.speed_verdict(15, ours) == want

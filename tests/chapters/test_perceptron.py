@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from koopman_repro import scorecard as sc
 from koopman_repro.chapters import perceptron as ch
 from koopman_repro.experiments.perceptron import KOOPMAN, METHODS, first_passage
 from koopman_repro.rows.perceptron import MethodSummary, PerceptronInputSweepRow
@@ -137,10 +138,10 @@ def summaries(reach: dict, p_sooner: dict | None = None, p_soonest: float | None
 
 def test_sooner_claim_without_bootstrap_compares_the_steps():
     reach = {"rule": 900, "single_weight": 899, "node": 500, "network": 600}
-    assert ch.sooner_claim(summaries(reach)).verdict == "reproduced"
-    assert ch.sooner_claim(summaries({**reach, "single_weight": 900})).verdict == "partly"   # a tie is not sooner
+    assert ch.sooner_claim(summaries(reach)).reading == ch.HOLDS
+    assert ch.sooner_claim(summaries({**reach, "single_weight": 900})).reading == ch.HOLDS_IN_PART   # a tie is not sooner
     none = ch.sooner_claim(summaries({**reach, "single_weight": None, "node": 901, "network": 950}))
-    assert none.verdict == "not reproduced" and "Single Weight never" in none.measure
+    assert none.reading == ch.DOES_NOT_HOLD and "Single Weight never" in none.measure
     assert "bootstrap" not in none.rule
 
 
@@ -148,45 +149,45 @@ def test_sooner_claim_with_bootstrap_needs_p_at_least_p_sure():
     reach = {"rule": 900, "single_weight": 300, "node": 500, "network": 600}
     sure = {"rule": 0.0, "single_weight": ch.P_SURE, "node": 0.99, "network": 1.0}
     c = ch.sooner_claim(summaries(reach, sure))
-    assert c.verdict == "reproduced" and f"{ch.P_SURE:.0%} of bootstrap resamples" in c.rule
+    assert c.reading == ch.HOLDS and f"{ch.P_SURE:.0%} of bootstrap resamples" in c.rule
     assert "Single Weight 300 (p = 0.95)" in c.measure
     # the point estimate says sooner, the resamples do not: p just below the threshold
-    assert ch.sooner_claim(summaries(reach, {**sure, "single_weight": ch.P_SURE - 0.01})).verdict == "partly"
+    assert ch.sooner_claim(summaries(reach, {**sure, "single_weight": ch.P_SURE - 0.01})).reading == ch.HOLDS_IN_PART
 
 
 def test_soonest_claim_needs_single_weight_alone_in_front():
     reach = {"rule": 900, "single_weight": 300, "node": 500, "network": 600}
-    assert ch.soonest_claim(summaries(reach)).verdict == "reproduced"
+    assert ch.soonest_claim(summaries(reach)).reading == ch.HOLDS
     tie = ch.soonest_claim(summaries({**reach, "node": 300}))
-    assert tie.verdict == "not reproduced" and "Single Weight, Node (300 steps)" in tie.measure
-    assert ch.soonest_claim(summaries({**reach, "single_weight": None})).verdict == "not reproduced"
+    assert tie.reading == ch.DOES_NOT_HOLD and "Single Weight, Node (300 steps)" in tie.measure
+    assert ch.soonest_claim(summaries({**reach, "single_weight": None})).reading == ch.DOES_NOT_HOLD
     never = ch.soonest_claim(summaries({"rule": 900, "single_weight": None, "node": None, "network": None}))
     assert never.measure == "no Koopman variant reaches the rule's final error"
     p = {"rule": 0.0, "single_weight": 1.0, "node": 1.0, "network": 1.0}
-    assert ch.soonest_claim(summaries(reach, p, p_soonest=ch.P_SURE)).verdict == "reproduced"
-    assert ch.soonest_claim(summaries(reach, p, p_soonest=ch.P_SURE - 0.01)).verdict == "not reproduced"
+    assert ch.soonest_claim(summaries(reach, p, p_soonest=ch.P_SURE)).reading == ch.HOLDS
+    assert ch.soonest_claim(summaries(reach, p, p_soonest=ch.P_SURE - 0.01)).reading == ch.DOES_NOT_HOLD
 
 
 def test_more_inputs_claim_thresholds_at_half_the_advantage():
     lo = {"single_weight": 3.0, "node": 2.0, "network": 2.0}
     both = {(4, 1): lo, (16, 1): {"single_weight": 1.5, "node": 0.99, "network": -1.0}}
-    assert ch.more_inputs_claim(both).verdict == "reproduced"
+    assert ch.more_inputs_claim(both).reading == ch.HOLDS
     # Single Weight just below half its advantage; Node exactly half (does not fall below half)
-    assert ch.more_inputs_claim({**both, (16, 1): {**both[(16, 1)], "single_weight": 1.49}}).verdict == "partly"
-    assert ch.more_inputs_claim({**both, (16, 1): {**both[(16, 1)], "node": 1.0}}).verdict == "partly"
-    assert ch.more_inputs_claim({(4, 1): {**lo, "node": -0.1}, (16, 1): {**lo, "single_weight": 1.0}}).verdict \
-        == "not reproduced"
+    assert ch.more_inputs_claim({**both, (16, 1): {**both[(16, 1)], "single_weight": 1.49}}).reading == ch.HOLDS_IN_PART
+    assert ch.more_inputs_claim({**both, (16, 1): {**both[(16, 1)], "node": 1.0}}).reading == ch.HOLDS_IN_PART
+    assert ch.more_inputs_claim({(4, 1): {**lo, "node": -0.1}, (16, 1): {**lo, "single_weight": 1.0}}).reading \
+        == ch.DOES_NOT_HOLD
     assert ch.more_inputs_claim({(4, 1): lo}) is None and ch.more_inputs_claim({(8, 1): lo, (16, 1): lo}) is None
 
 
 def test_correlated_claim_needs_node_and_network_ahead_and_better_than_independent():
     indep = {"single_weight": 1.0, "node": -1.0, "network": 0.5}
     adv = {(8, 1): indep, (8, 2): {"single_weight": 0.0, "node": 0.01, "network": 0.51}}
-    assert ch.correlated_claim(adv).verdict == "reproduced"
-    assert ch.correlated_claim({**adv, (8, 2): {**adv[(8, 2)], "network": 0.5}}).verdict == "not reproduced"
-    assert ch.correlated_claim({**adv, (8, 2): {**adv[(8, 2)], "node": 0.0}}).verdict == "not reproduced"
+    assert ch.correlated_claim(adv).reading == ch.HOLDS
+    assert ch.correlated_claim({**adv, (8, 2): {**adv[(8, 2)], "network": 0.5}}).reading == ch.DOES_NOT_HOLD
+    assert ch.correlated_claim({**adv, (8, 2): {**adv[(8, 2)], "node": 0.0}}).reading == ch.DOES_NOT_HOLD
     two = {**adv, (16, 1): indep, (16, 4): {"single_weight": 0, "node": -0.5, "network": 1.0}}
-    assert ch.correlated_claim(two).verdict == "partly"
+    assert ch.correlated_claim(two).reading == ch.HOLDS_IN_PART
     assert ch.correlated_claim({(8, 2): adv[(8, 2)]}) is None
 
 
@@ -200,18 +201,35 @@ def test_claims_of_the_run_per_fit_and_the_paper_column(res):
     assert paper_claims[2] == ch.more_inputs_claim(ch.input_advantages(res))
     rows = ch.claims_rows(res, None, "ci")
     assert len(rows) == 4 + 4 + 2
-    assert [r["verdict"] for r in rows if r["fit"] == "paper fit"] == [c.verdict for c in paper_claims]
+    front = sc.claim_row("perceptron-s4", {"perceptron": res}, {})
+    own = [f"chapter reading: {c.reading}" for c in paper_claims]
+    want = [f"front page: {front['verdict']}; {own[0]}", f"front page: {front['verdict']}; {own[1]}", own[2], own[3]]
+    assert [r["verdict"] for r in rows if r["fit"] == "paper fit"] == want
+    default = [r["verdict"] for r in rows if r["fit"] == "default fit"]
+    assert default[0].startswith(f"front page: {front['default_verdict']}; chapter reading: ")
+    stabilised = [r["verdict"] for r in rows if r["fit"] == "default, stabilised"]
+    assert len(stabilised) == 2 and all(v.startswith("chapter reading: ") for v in stabilised)  # not on the front page
     assert all(r["ours (paper profile)"] == "not run yet" for r in rows)
     # a paper run with only the paper fit, in which every variant is surely sooner than the rule
     sure = {m: {**v, "p_sooner_than_rule": 1.0} for m, v in res["methods"].items()}
     other = {**res, "methods": sure, "methods_by_fit": {"paper": sure}}
     rows2 = ch.claims_rows(res, other, "ci")
     assert rows2[0]["ours (paper profile)"] == ch.claims(other)[0].measure != paper_claims[0].measure
-    assert rows2[0]["verdict"] == "reproduced" != paper_claims[0].verdict   # the paper run's verdict wins
+    assert rows2[0]["verdict"].endswith(f"chapter reading: {ch.HOLDS}")   # the paper run's reading wins
     assert rows2[0]["ours (ci)"] == paper_claims[0].measure
     assert rows2[1]["ours (paper profile)"] == "not run yet"   # no default fit in `other`
-    assert rows2[1]["verdict"] == ch.claims(res, "default")[0].verdict
-    assert ch.claim_rules_note(res).startswith(f"How each verdict is decided: (1) {paper_claims[0].rule}.")
+    assert rows2[1]["verdict"].endswith(f"chapter reading: {ch.claims(res, 'default')[0].reading}")
+    assert f"(1) {paper_claims[0].rule}." in ch.claim_rules_note(res)
+
+
+def test_the_null_model_note_is_the_front_pages_reading_of_this_run(res):
+    """The tiny run has a null model (the rule on other inputs): the note shows the front page's
+    paired reading of it, not "not measured yet"."""
+    front = sc.claim_row("perceptron-s4", {"perceptron": res}, {})
+    assert front["null_readings"] and front["null_model"] != sc.NULL_MODEL_PENDING
+    note = ch.null_model_note(res, None)
+    assert front["null_model"] in note and "paired per network" in note
+    assert {r["reading"] for r in front["null_readings"]} <= set(sc.NULL_READINGS)
 
 
 # -- figures ----------------------------------------------------------------------------------------
