@@ -214,3 +214,52 @@ def test_notebook_seconds_reads_timings_or_gives_none(tmp_path):
     (tmp_path / "ci").mkdir()
     (tmp_path / "ci" / "notebook-timings.json").write_text(json.dumps({"profile": "ci", "notebook_seconds": {"x": 1.5}}))
     assert bench.notebook_seconds(tmp_path) == {"ci": {"x": 1.5}, "paper": None}
+
+
+# -- memory: the chunked layout and checks give the values of the whole-array computations -----------------------
+def _mnist_partition():
+    shapes = [kl.LayerShape("l0", 20, 784), kl.LayerShape("l1", 20, 20), kl.LayerShape("l2", 20, 20),
+              kl.LayerShape("l3", 10, 20)]
+    return kl.make_partition(shapes, ["quasi_node:157", "node", "node", "node"])
+
+
+@pytest.mark.parametrize("batch", [(), (1,), (3,)])
+def test_chunked_layout_equals_the_time_last_layout_in_float64(monkeypatch, batch):
+    monkeypatch.setattr(bench.fits, "CHUNK_BYTES", 8 * 157 * 30 * 7)  # 7 blocks per chunk: several chunks
+    part = _mnist_partition()
+    rec = torch.randn((30,) + batch + (part.n_params,), generator=torch.Generator().manual_seed(2))
+    got = bench.fits.group_snapshots(rec, part)
+    for a, b in zip(part.time_last(rec), got):
+        assert b.dtype == torch.float64 and b.is_contiguous() and torch.equal(a.double(), b)
+
+
+def test_chunked_residuals_conditions_and_lstsq_equal_the_whole_batch(monkeypatch):
+    x = bench.random_walk(10, 6, 50, seed=5)
+    U = torch.randn(10, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    whole = (U @ x[..., :-1] - x[..., 1:]).flatten(1).norm(dim=1) / x[..., 1:].flatten(1).norm(dim=1)
+    S = torch.linalg.svdvals(x[..., :-1])
+    monkeypatch.setattr(bench.fits, "CHUNK_BYTES", 8 * 6 * 50 * 3)  # 3 blocks per chunk, the last one shorter
+    assert len(bench.fits.block_chunks(10, 6 * 50)) == 4
+    assert torch.equal(bench.fits.residuals(U, x), whole)
+    assert torch.equal(bench.fits.condition_numbers(x), S[:, 0] / S[:, -1])
+    assert torch.equal(bench.FIT_METHODS["lstsq_batched"](x), kl.finite_section(x, "lstsq"))
+
+
+def test_random_walk_in_place_is_the_offset_plus_the_walk():
+    g = torch.Generator().manual_seed(7)
+    steps = torch.randn(3, 4, 25, generator=g, dtype=torch.float64) * 1e-2
+    ref = torch.randn(3, 4, 1, generator=g, dtype=torch.float64) + steps.cumsum(-1)
+    assert torch.equal(bench.random_walk(3, 4, 25, seed=7), ref)
+
+
+def test_complexity_fit_of_the_recorded_dtype_equals_that_of_its_float64_copy():
+    """The complexity table takes the recording in its training dtype (float32), no float64 copy:
+    the fit finds the same recorded precision and gives the same operators bit for bit."""
+    part = _mnist_partition()
+    g = torch.Generator().manual_seed(8)
+    rec = (torch.randn(1, part.n_params, generator=g) + (torch.randn(300, part.n_params, generator=g) * 1e-2)
+           .cumsum(0))[:, None]                                                      # (k, 1, D) float32
+    for method in ("cholesky", "eigh"):
+        a = kl.Koopman(part, method=method).fit(rec)
+        b = kl.Koopman(part, method=method).fit(rec.double())
+        assert all(torch.equal(u, v) for u, v in zip(bench.dense_operators(a), bench.dense_operators(b))), method

@@ -123,9 +123,10 @@ def _run(cfg: BenchConfig, results_dir=None) -> dict:
         runs.append(mnist_run(cfg, cfg.seed + i, data, fit_bench=(i == 0)))
         release_memory()                # the run's recordings, held in reference cycles, before the next
     first = runs[0]
-    mnist_snaps = first.pop("snapshots")
+    mnist_snaps = first.pop("snapshots")  # (k, D) in the training dtype (float32): the complexity table's
     sizes = [(int(P), int(m)) for P, m in first.pop("group_sizes")]
-    paper_style = paper_style_step_seconds(cfg)
+    paper_style = paper_style_step_seconds(cfg, data[1])
+    del data                            # memory: the images are not needed after the MNIST runs
     stages.done("mnist")
     groups = synthetic_groups(sizes, first["k"], cfg.seed)
     fit_syn = fit_benchmark(groups, accumulate(groups, cfg.stream_chunk), cfg.repeats, cfg.slow_repeats, first["T"],

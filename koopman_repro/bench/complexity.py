@@ -28,7 +28,8 @@ def complexity_table(net_name: str, shapes: list[LayerShape], specs: list[str], 
     """One row per partition: blocks, sizes, operation counts (construction by the Gram /
     Cholesky route and S7's ``sum P max(k m^2, m^3)``; per step ``2 sum P m^2``; jump by
     squaring), the backprop step count ``6 j D`` for comparison, and measured seconds where
-    every block has ``m <= max_m`` and ``snapshots`` ``(k, D)`` are given."""
+    every block has ``m <= max_m`` and ``snapshots`` ``(k, D)`` are given (in the dtype they were recorded in:
+    the fit finds that precision either way and converts one block group at a time)."""
     rows = []
     D = sum(s.size for s in shapes)
     nbits = T.bit_length() - 1
@@ -54,7 +55,7 @@ def complexity_table(net_name: str, shapes: list[LayerShape], specs: list[str], 
                 Koopman(part, method=method).fit(snapshots[:, None])
             except FitError:  # a singular Gram matrix: its eigh pseudo-inverse instead
                 method = "eigh"
-            theta = snapshots[-1:].clone()
+            theta = snapshots[-1:].double()  # snapshots in the training dtype; the fit converts per block
             kt = Koopman(part, method=method)
             t_fit, _ = interleaved({"fit": lambda: kt.fit(snapshots[:, None])}, repeats)
             w0, ops = block_states(kt, theta), dense_operators(kt)

@@ -95,4 +95,4 @@ def de_run(cfg: BenchConfig, seed: int) -> dict:
             "recording_overhead": ratio(state["record"], train_s), "pipeline": pipe,
             "fit_seconds": {m: (finite_median(v) if v else None) for m, v in fits.items()},
             "koopman_seconds": {k: finite_median(v) for k, v in ktimes.items()}, "koopman_times": ktimes,
-            "snapshots": snaps[:, 0].double()}
+            "snapshots": snaps[:, 0]}  # (k, D) in the training dtype, no float64 copy (the complexity table's)

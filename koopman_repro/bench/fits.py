@@ -24,9 +24,46 @@ def rel_diff(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     return (A - B).flatten(1).norm(dim=1) / B.flatten(1).norm(dim=1).clamp_min(1e-300)
 
 
+#: bytes of float64 a chunk of blocks may take in the layout, the batched lstsq fit and the checks over all
+#: blocks (:func:`block_chunks`): their memory stays about that of their input, not twice or three times it
+CHUNK_BYTES = 2 ** 25
+
+
+def block_chunks(P: int, per_block: int) -> list[slice]:
+    """Slices of ``P`` blocks of ``per_block`` float64 values each, at most :data:`CHUNK_BYTES` per
+    slice (at least one block). Every per-block computation here (batched matmul, SVD) treats each
+    block on its own, so chunking changes no value."""
+    n = max(1, int(CHUNK_BYTES // max(1, 8 * per_block)))
+    return [slice(a, min(a + n, P)) for a in range(0, P, n)]
+
+
 def group_snapshots(snapshots: torch.Tensor, partition) -> list[torch.Tensor]:
-    """Time-first ``(k, *batch, D)`` -> per group ``(batch*P, m, k)`` (contiguous float64 copies)."""
-    return [x.to(torch.float64).contiguous() for x in partition.time_last(snapshots)]
+    """Time-first ``(k, *batch, D)`` -> per group ``(batch*P, m, k)`` (contiguous float64 copies),
+    the same values as ``partition.time_last(snapshots)`` converted, filled a chunk of blocks at a
+    time (no full-size copy in the recording's dtype beside the float64 one)."""
+    k = snapshots.shape[0]
+    flat = snapshots.reshape(k, -1)                                  # (k, batch*D)
+    batch = flat.shape[1] // partition.n_params
+    out = []
+    for g in partition.groups:
+        P, m = int(g.shape[0]), int(g.shape[1])
+        # member-major, as Partition.time_last: column (b, p, j) is b * D + g[p, j]
+        idx = (torch.arange(batch).view(-1, 1, 1) * partition.n_params + g).reshape(batch * P, m)
+        x = torch.empty(batch * P, m, k, dtype=torch.float64)
+        for sl in block_chunks(batch * P, m * k):
+            x[sl] = flat[:, idx[sl]].permute(1, 2, 0)
+        out.append(x)
+    return out
+
+
+def by_chunks(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` of snapshots ``(P, m, k)`` with one result per block (operators, condition numbers) called
+    on a chunk of blocks at a time (:func:`block_chunks`) and the results concatenated: the same values
+    (each block is solved on its own), with the copies ``fn`` makes of its input (LAPACK overwrites
+    them) the size of a chunk, not of the whole group."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([fn(x[sl]) for sl in block_chunks(x.shape[0], x.shape[1] * x.shape[2])])
+    return run
 
 
 def pinv_loop(x: torch.Tensor) -> torch.Tensor:
@@ -39,7 +76,7 @@ FIT_METHODS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "pinv_loop_naive": pinv_reference,  # MATLAB's Fp * pinv(F) verbatim, on the wide F
     "pinv_loop": pinv_loop,
     "pinv_batched": lambda x: finite_section(x, "pinv"),
-    "lstsq_batched": lambda x: finite_section(x, "lstsq"),
+    "lstsq_batched": by_chunks(lambda x: finite_section(x, "lstsq")),  # gelsd copies F and F': chunks (memory)
     "cholesky_batched": lambda x: finite_section(x, "cholesky"),
     "eigh_batched": lambda x: finite_section(x, "eigh"),
 }
@@ -67,8 +104,8 @@ def accumulate(groups: list[torch.Tensor], chunk: int = 64) -> list[GramAccumula
 def random_walk(P: int, m: int, k: int, seed: int = 0) -> torch.Tensor:
     """Synthetic snapshots ``(P, m, k)``: an offset plus a random walk (timing input only)."""
     g = torch.Generator().manual_seed(seed)
-    steps = torch.randn(P, m, k, generator=g, dtype=torch.float64) * 1e-2
-    return torch.randn(P, m, 1, generator=g, dtype=torch.float64) + steps.cumsum(-1)
+    x = torch.randn(P, m, k, generator=g, dtype=torch.float64).mul_(1e-2).cumsum_(-1)  # in place: one (P, m, k)
+    return x.add_(torch.randn(P, m, 1, generator=g, dtype=torch.float64))
 
 
 def synthetic_groups(sizes: list[tuple[int, int]], k: int, seed: int = 0) -> list[torch.Tensor]:
@@ -78,13 +115,31 @@ def synthetic_groups(sizes: list[tuple[int, int]], k: int, seed: int = 0) -> lis
     return [random_walk(P, m, k, seed + i) for i, (P, m) in enumerate(sizes)]
 
 
+def residuals(U: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-block relative fit residual ``||U F - F'|| / ||F'||`` of snapshots ``(P, m, k)``, ``(P,)``,
+    a chunk of blocks at a time (:func:`block_chunks`)."""
+    out = []
+    for sl in block_chunks(x.shape[0], x.shape[1] * x.shape[2]):
+        F, Fp = x[sl, :, :-1], x[sl, :, 1:]
+        out.append((U[sl] @ F - Fp).flatten(1).norm(dim=1) / Fp.flatten(1).norm(dim=1))
+    return torch.cat(out)
+
+
+def _condition_numbers(x: torch.Tensor) -> torch.Tensor:
+    s = singular_values(x)
+    return s[..., 0] / s[..., -1]
+
+
+#: ``cond(F)`` per block of snapshots ``(P, m, k)``, ``(P,)``, a chunk of blocks at a time
+condition_numbers = by_chunks(_condition_numbers)
+
+
 def _method_row(name: str, ops, groups, ref, ref_T, w0, moved, times, t_ref, T, loss_fn) -> tuple[dict, list]:
     """The row of one fit method that gave operators ``ops``, and its per-block differences."""
     d = torch.cat([rel_diff(U, R) for U, R in zip(ops, ref)])
     wT = [jump(U, w, T, "power") for U, w in zip(ops, w0)]
     pred = float(torch.cat([(a - b).flatten() for a, b in zip(wT, ref_T)]).norm() / moved)
-    res = torch.cat([((U @ x[..., :-1] - x[..., 1:]).flatten(1).norm(dim=1) / x[..., 1:].flatten(1).norm(dim=1))
-                     for U, x in zip(ops, groups)])
+    res = torch.cat([residuals(U, x) for U, x in zip(ops, groups)])
     ok = torch.isfinite(d)
     row = {"method": name, "seconds": finite_median(times[name]), "repeats": len(times[name]),
            "speedup_vs_pinv_loop": ratio(t_ref, finite_median(times[name])),
@@ -117,8 +172,7 @@ def fit_benchmark(groups: list[torch.Tensor], accumulators: list[GramAccumulator
     w0 = [x[..., -1] for x in groups]
     ref_T = [jump(U, w, T, "power") for U, w in zip(ref, w0)]
     moved = torch.cat([(a - w).flatten() for a, w in zip(ref_T, w0)]).norm()
-    svals = [singular_values(x) for x in groups]
-    cond = torch.cat([s[..., 0] / s[..., -1] for s in svals])
+    cond = torch.cat([condition_numbers(x) for x in groups])
     t_ref = finite_median(times["pinv_loop"])
     rows, per_block = [], {"cond_F": cond.tolist()}
     for name, ops in outs.items():

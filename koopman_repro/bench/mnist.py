@@ -175,36 +175,39 @@ def _fit_bench(cfg: BenchConfig, net, part, stored, stream, x, xt, yt, T: int) -
     after the jump, the layout time and the rank-deficiency diagnostics; also the snapshots
     ``(k, D)`` and group sizes the complexity table and the synthetic fits use (not saved)."""
     from koopman_lib.ensembles import evaluate
-    groups = group_snapshots(stored.snapshots, part)
+    layout_s, groups = clock(lambda: group_snapshots(stored.snapshots, part))  # one float64 layout, timed
 
     def loss_fn(wT):
         th = part.assemble([w.reshape((1,) + tuple(w.shape)) for w in wT])
         return float(evaluate(net, xt, yt, theta=th)[0][0]) if bool(torch.isfinite(th).all()) else float("nan")
     methods = tuple(m for m in FIT_METHODS if cfg.fit_extras or m not in ("pinv_loop_naive", "pinv_batched"))
     fb = fit_benchmark(groups, stream.accumulators, cfg.repeats, cfg.slow_repeats, T, methods, loss_fn=loss_fn)
+    del groups                          # memory: the float64 layout, before anything else is allocated
     ops_s = fb.pop("operators")
     chol, strm = ops_s.get("cholesky_batched"), ops_s.get("streaming_cholesky")
     fb["streaming_vs_stored_cholesky_max_rel_diff"] = None if isinstance(chol, FitError) or isinstance(strm, FitError) \
         else float(torch.cat([rel_diff(a, b) for a, b in zip(strm, chol)]).max())
-    layout_s, _ = clock(lambda: group_snapshots(stored.snapshots, part))
     fb["layout_seconds"] = layout_s
     # where the rank deficiency comes from: coordinates that never move in the window,
     # and input pixels that are constant over the training set
     fb.update(rank_deficiency(stored.snapshots[:, 0], part, x, net.shapes[0]))
-    return {"fit": fb, "snapshots": stored.snapshots[:, 0].double(),  # (k, D), for the complexity table, not saved
-            "group_sizes": [tuple(g.shape) for g in part.groups]}
+    # the snapshots (k, D) in the training dtype (a view, no float64 copy), for the complexity table, not saved
+    return {"fit": fb, "snapshots": stored.snapshots[:, 0], "group_sizes": [tuple(g.shape) for g in part.groups]}
 
 
-def paper_style_step_seconds(cfg: BenchConfig) -> float:
+def paper_style_step_seconds(cfg: BenchConfig, labels: torch.Tensor) -> float:
     """Seconds per step of the PyTorch MNIST example's loop (:func:`koopman_repro.experiments.mnist.
     time_example_epoch`: ``DataLoader``, per-sample transform, ``nn.Module``), timed over the first
-    ``paper_style_steps`` batches, median of ``repeats`` (the paper-style baseline)."""
+    ``paper_style_steps`` batches, median of ``repeats`` (the paper-style baseline). ``labels``: the
+    training labels (:func:`mnist_data`'s); the images are read as the example reads them, raw uint8
+    (the float images of ``Data.load`` are not needed: memory)."""
+    from koopman_lib.data import FILES, locate, read_idx
     from ..experiments import mnist as mx
-    d = mx.Data.load(cfg.train_subset, cfg.test_subset)
+    raw = read_idx(locate(FILES["train"][0]))[:cfg.train_subset]
     torch.manual_seed(cfg.seed)
     model = mx.example_net(cfg.mnist_sizes)
     opt = torch.optim.Adadelta(model.parameters(), lr=cfg.lr)
-    n = min(len(d.y_train), cfg.paper_style_steps * cfg.batch_size)
-    data = torch.utils.data.Subset(mx.ExampleDataset(d.raw_train, d.y_train, mx.PAPER_NORMALIZE), range(n))
+    n = min(len(labels), cfg.paper_style_steps * cfg.batch_size)
+    data = torch.utils.data.Subset(mx.ExampleDataset(raw, labels, mx.PAPER_NORMALIZE), range(n))
     loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True)
     return finite_median([mx.time_example_epoch(model, opt, loader) / len(loader) for _ in range(cfg.repeats)])
