@@ -147,8 +147,8 @@ class Koopman:
         self.batch_shape_ = tuple(recording.shape[1:-1])
         self._check_memory(k, math.prod(self.batch_shape_))
         lifted = type(self.observables) is not Identity
-        for g, x in zip(self.partition.groups, self.partition.time_last(recording)):
-            m = int(g.shape[1])                                               # x: (batch*P, m, k), a view
+        for g, x in zip(self.partition.groups, self.partition.iter_time_last(recording)):
+            m = int(g.shape[1])                                               # x: (batch*P, m, k)
             if not lifted:
                 yield x, {}, m
                 continue
@@ -178,7 +178,8 @@ class Koopman:
             return fit_operators(x, self.spec, self.dtype, constant=constant, n_out=m, recorded=self.recorded_dtype_)
         rcond = None if self.cutoff is None else self.cutoff.rtol(x.shape[-2], x.shape[-1] - 1, self.dtype,
                                                                   self.recorded_dtype_)
-        U = finite_section(x.to(self.dtype), self.method, rcond=rcond)
+        # one contiguous copy in the fit dtype (finite_section would otherwise copy the converted view again)
+        U = finite_section(torch.empty(x.shape, dtype=self.dtype, device=x.device).copy_(x), self.method, rcond=rcond)
         if constant:
             U[..., -1, :] = 0
             U[..., -1, -1] = 1

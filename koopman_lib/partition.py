@@ -126,16 +126,27 @@ def _parse(spec: str) -> tuple[str, int | None]:
     )
 
 
+def _as_range(g: torch.Tensor) -> tuple[int, int] | None:
+    """``(start, stop)`` when the indices ``g`` ``(P, m)`` are ``start .. stop - 1`` in row-major order."""
+    flat = g.reshape(-1)
+    start = int(flat[0]) if flat.numel() else 0
+    same = torch.equal(flat, torch.arange(start, start + flat.numel(), dtype=flat.dtype))
+    return (start, start + flat.numel()) if same else None
+
+
 class Partition:
     """Groups of equal-size blocks covering ``theta`` exactly once.
 
-    ``groups[g]`` is a LongTensor ``(P_g, m_g)`` of indices into ``theta``.
+    ``groups[g]`` is a LongTensor ``(P_g, m_g)`` of indices into ``theta``. A group whose indices
+    are one contiguous range in row-major order (a node, quasi-node or layer partition of
+    consecutive layers) is read as a slice of ``theta``: :meth:`blocks` gives a view, not a copy.
     """
 
     def __init__(self, groups: list[torch.Tensor], n_params: int, specs: tuple[str, ...]):
         self.groups = groups
         self.n_params = n_params
         self.specs = specs
+        self._ranges = [_as_range(g) for g in groups]
 
     @property
     def block_sizes(self) -> list[int]:
@@ -156,14 +167,26 @@ class Partition:
                 f"last axis of theta is {theta.shape[-1]} but the partition covers {self.n_params} "
                 "parameters; recording and model do not match"
             )
-        return [theta[..., g] for g in self.groups]
+        return [self._block(theta, i) for i in range(len(self.groups))]
+
+    def _block(self, theta: torch.Tensor, i: int) -> torch.Tensor:
+        g, r = self.groups[i], self._ranges[i]
+        if r is None:
+            return theta[..., g]
+        return theta[..., r[0]:r[1]].unflatten(-1, tuple(g.shape))
 
     def time_last(self, recording: torch.Tensor) -> list[torch.Tensor]:
-        """A time-first recording ``(k, *batch, D)`` as block snapshots, per group a view
-        ``(batch * P_g, m_g, k)`` (time last, member-major): the layout every fit takes."""
+        """A time-first recording ``(k, *batch, D)`` as block snapshots, per group
+        ``(batch * P_g, m_g, k)`` (time last, member-major): the layout every fit takes.
+        :meth:`iter_time_last` makes them one group at a time."""
+        return list(self.iter_time_last(recording))
+
+    def iter_time_last(self, recording: torch.Tensor):
+        """:meth:`time_last`, one group at a time (a group that is not a view of the recording is
+        copied only when it is reached, so at most one such copy need be alive)."""
         k = recording.shape[0]
-        return [b.reshape(k, -1, int(g.shape[1])).permute(1, 2, 0)
-                for b, g in zip(self.blocks(recording), self.groups)]
+        for i, g in enumerate(self.groups):
+            yield self._block(recording, i).reshape(k, -1, int(g.shape[1])).permute(1, 2, 0)
 
     def assemble(self, blocks: Sequence[torch.Tensor]) -> torch.Tensor:
         """Inverse of :meth:`blocks`: list of ``(..., P_g, m_g)`` -> ``(..., D)``."""

@@ -103,3 +103,29 @@ def test_time_last_is_the_block_layout_of_a_recording():
     for x, b, g in zip(part.time_last(rec), part.blocks(rec), part.groups):
         assert x.shape == (4 * g.shape[0], g.shape[1], 7)
         assert torch.equal(x[..., 3], b[3].reshape(-1, g.shape[1]))       # time step 3, member-major
+
+
+@pytest.mark.parametrize("spec", [["quasi_node:4", "node", "node"], "node", "layer", "single", "network"])
+@pytest.mark.parametrize("method", ["svd", "cholesky", "eigh"])
+def test_contiguous_groups_are_read_as_views_and_fit_the_same(spec, method):
+    """A group that is one contiguous range of theta is a slice (a view: no copy of the recording);
+    blocks, time_last and every fit are the same, value for value, as through its index tensor."""
+    import copy
+    from koopman_lib.ensembles import EnsembleMLP
+    part = kl.make_partition(EnsembleMLP([7, 6, 5, 3], "relu").shapes, spec)
+    indexed = copy.copy(part)
+    indexed._ranges = [None] * len(part.groups)
+    g = torch.Generator().manual_seed(0)
+    rec = torch.randn(130, 2, part.n_params, generator=g).cumsum(0)           # more pairs than the largest block
+    for a, b in zip(part.blocks(rec), indexed.blocks(rec)):
+        assert torch.equal(a, b)
+    for a, b in zip(part.time_last(rec), indexed.time_last(rec)):
+        assert torch.equal(a, b)
+    if spec == "node":
+        assert all(r is not None for r in part._ranges)
+        assert part.blocks(rec)[0].data_ptr() == rec.data_ptr()            # a view
+    ours = kl.Koopman(part, method=method).fit(rec)
+    ref = kl.Koopman(indexed, method=method).fit(rec)
+    for a, b in zip(ours.operators_, ref.operators_):
+        for x, y in zip((a.U, a.A, a.B), (b.U, b.A, b.B)):
+            assert (x is None and y is None) or torch.equal(x, y)
