@@ -10,7 +10,7 @@ import torch
 
 from koopman_repro import scorecard as sc
 from koopman_repro.config import torch_threads
-from koopman_lib.estimator import Koopman
+from koopman_lib.estimator import BOOK_FITS, STRIDED_FITS, Koopman
 from koopman_repro.experiments import de_solver as ds
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.fit import FITS, recorded_precision
@@ -197,19 +197,26 @@ def _window(E=3, k=40, seed=1):
 
 
 def test_timed_single_network_path_is_the_reported_batched_prediction():
-    """The timed path (one network's Koopman(partition, fit=name).fit + predict) gives the reported
-    batched prediction of that network for every named fit; koopman_once does the same for every
-    fit method, and "pinv" and "lstsq" agree on a full-rank window."""
-    part, snaps = _window()
+    """The timed path (one network's fit_named fit + predict) gives the reported batched prediction of
+    that network for every named fit, the strided ones at their horizon (the window of 100 snapshots and
+    blocks of 11 give the rule's stride 2, and T = 25 is predicted as 24); koopman_once does the same for
+    every fit method, and "pinv" and "lstsq" agree on a full-rank window."""
+    part, snaps = _window(k=100)
     fitted = ds.koopman_fits(part, snaps)
-    assert set(fitted) == set(FITS)
+    assert set(fitted) == set(BOOK_FITS)
     for f, kp in fitted.items():
-        batched = kp.predict(snaps[-1], 25)
+        s = 2 if f in STRIDED_FITS else 1
+        assert kp.stride_ == s == ds.fit_stride(f, 100, part) and ds.horizon(25, s) == (24 if s == 2 else 25)
+        batched = kp.predict(snaps[-1], ds.horizon(25, s))
         for e in range(3):
+            fit_s, jumps, single = ds.koopman_timed(ds.named_fit_path(part, f), snaps[:, e], (25,))
+            assert fit_s > 0 and set(jumps) == {25} and single.stride_ == s
+            torch.testing.assert_close(single.predict(snaps[-1, e], ds.horizon(25, s)), batched[e], rtol=1e-9,
+                                       atol=1e-12)
+        if f in FITS:  # the plain fits: the same as Koopman(partition, fit=name)
             single = Koopman(part, fit=f)
-            fit_s, jumps = ds.koopman_timed(single, snaps[:, e], (25,))
-            assert fit_s > 0 and set(jumps) == {25}
-            torch.testing.assert_close(single.predict(snaps[-1, e], 25), batched[e], rtol=1e-9, atol=1e-12)
+            ds.koopman_timed(single, snaps[:, 0], (25,))
+            torch.testing.assert_close(single.predict(snaps[-1, 0], 25), batched[0], rtol=1e-9, atol=1e-12)
     preds = {}
     for method in ("pinv", "lstsq"):
         batched = ds.koopman_fit(part, method).fit(snaps).predict(snaps[-1], 25)
@@ -285,10 +292,11 @@ def _stops(medians, Ts=(2500, 5000, 10000, 15000)):
     radii[0, lay["blocks"][1][0]] = 1.002
     rank = torch.ones(E, n, dtype=torch.long)
     err = torch.tensor([[1.0, 8.0, 1.0], [1.0, 6.0, 3.0]], dtype=torch.float64)  # layer 2 dominates
-    by_T = {T: {"layer_error_sq": err, "layer_travel_sq": torch.full((E, 3), 4.0, dtype=torch.float64)} for T in Ts}
+    by_T = {T: {"layer_error_sq": err, "layer_travel_sq": torch.full((E, 3), 4.0, dtype=torch.float64),
+                "horizon": T} for T in Ts}
     rows = [{"T": T, "teq_over_t_median": m, "success_rate": 1.0, "median_relative_weight_error": 0.1}
             for T, m in zip(Ts, medians)]
-    return ds.where_it_stops({"radii": radii, "rank": rank, "by_T": by_T}, rows, lay, {"fit": "paper"})
+    return ds.where_it_stops({"radii": radii, "rank": rank, "by_T": by_T, "stride": 1}, rows, lay, {"fit": "paper"})
 
 
 def test_where_it_stops_reads_the_keeps_up_rule_and_the_layers():
@@ -340,14 +348,24 @@ def test_config_fits_and_profiles():
         ds.check_config(ds.Config(fits=("paper", "ridge")))
     with pytest.raises(ValueError, match="fits"):
         ds.check_config(ds.Config(fits=("paper", "paper")))
-    assert ds.Config().fits[0] == "paper" and set(ds.Config().fits) == set(FITS)
+    assert ds.Config().fits[0] == "paper" and set(ds.Config().fits) == set(BOOK_FITS)
     assert ds.PROFILES["paper"].train_dtypes == ("float32", "float64")
-    assert ds.fit_label("paper") == "pinv" and len({ds.fit_label(f) for f in FITS}) == len(FITS)
+    assert ds.fit_label("paper") == "pinv" and len({ds.fit_label(f) for f in BOOK_FITS}) == len(BOOK_FITS)
+    with pytest.raises(ValueError, match="state_fits"):
+        ds.check_config(ds.Config(state_fits=("paper", "strided")))
+    with pytest.raises(ValueError, match="state_optimizers"):
+        ds.check_config(ds.Config(state_optimizers=("sgd",)))
+    ds.check_config(ds.Config(optimizers=("adam",)))  # the state of the optimizers the run trains
+    with pytest.raises(ValueError, match="state_transform"):
+        ds.check_config(ds.Config(state_transform="log"))
+    with pytest.raises(ValueError, match="sweep_strides"):
+        ds.check_config(ds.Config(sweep_strides=(0, 4)))
 
 
 TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 50), T_main=20, timing_repeats=1,
                  timing_steps=5, timing_networks=1, curve_points=6, window_stride=20, loss_curve_points=20,
-                 ode_points=100, n_points=50, check_steps=20, check_hidden=(8, 8), train_dtypes=("float32", "float64"))
+                 ode_points=100, n_points=50, check_steps=20, check_hidden=(8, 8), train_dtypes=("float32", "float64"),
+                 sweep_strides=(1, 3), sweep_repeats=1)
 
 
 def test_pipeline_schema():
@@ -362,7 +380,7 @@ def test_pipeline_schema():
         for key in ("optimizer", "n_inits", "success_rate", "teq_over_t_median", "speedup_paper_style_median",
                     "speedup_fast_loop_median", "T", "fit", "train_dtype", "fit_method", "error_ratio"):
             assert key in r
-        assert r["fit"] in FITS and r["fit_method"] == ds.fit_label(r["fit"])
+        assert r["fit"] in BOOK_FITS and r["fit_method"] == ds.fit_label(r["fit"])
         assert r["n_inits"] == 2 and 0 <= r["success_rate"] <= 1
         # a median over no improved network is undefined (None), and then the success rate is 0
         assert (r["speedup_paper_style_median"] is None) == (r["success_rate"] == 0)
@@ -378,14 +396,17 @@ def test_pipeline_schema():
             a, b = (next(r for r in rows if key(r) == (o, T, "float64", f)) for f in ("paper", "default"))
             assert a["teq_over_t_median"] == b["teq_over_t_median"]
             assert a["median_kept_rank_fraction"] == b["median_kept_rank_fraction"]
-    # the fit-method comparison has its own key; its pinv rows are the paper fit's
+    # the fit-method comparison has its own key; its pinv rows are the paper fit's; the strided fits follow
     meth = res["fit_methods_table"]
-    assert {r["fit_method"] for r in meth} == set(TINY.fit_methods) and all(r["fit"] == "paper" for r in meth)
+    assert {r["fit_method"] for r in meth if r["fit"] == "paper"} == set(TINY.fit_methods)
+    assert {(r["fit"], r["fit_method"]) for r in meth if r["fit"] != "paper"} == {
+        (f, ds.fit_label(f)) for f in STRIDED_FITS}
     for m in meth:
-        if m["fit_method"] == "pinv":
+        if m["fit_method"] == "pinv" or m["fit"] != "paper":
             p = next(r for r in rows if (r["optimizer"], r["T"], r["train_dtype"], r["fit"])
-                     == (m["optimizer"], m["T"], m["train_dtype"], "paper"))
-            assert m["teq_over_t_median"] == p["teq_over_t_median"]
+                     == (m["optimizer"], m["T"], m["train_dtype"], m["fit"]))
+            assert (m["teq_over_t_median"], m["stride"], m["horizon"]) == (
+                p["teq_over_t_median"], p["stride"], p["horizon"])
     # where it stops: one row per optimizer x fit x train dtype, consistent with the table
     stops = res["where_it_stops"]
     assert sorted((w["optimizer"], w["fit"], w["train_dtype"]) for w in stops) == sorted(
@@ -406,7 +427,7 @@ def test_pipeline_schema():
             assert n["teq_over_t_other_origin"] * n["T"] == pytest.approx(n["teq"] - 1, abs=1e-9)
     assert isinstance(res["error_ratio_median"], float) and res["error_ratio_median"] >= 0
     assert res["error_ratio_median_by_fit"]["paper"] == res["error_ratio_median"]
-    assert set(res["error_ratio_median_by_fit"]) == {"paper", "default", "default-stabilised"}
+    assert set(res["error_ratio_median_by_fit"]) == set(BOOK_FITS)
     assert isinstance(res["ode_max_abs_error"], float)
     for d in TINY.train_dtypes:
         part = res["by_dtype"][d]

@@ -20,7 +20,7 @@ from koopman_repro.experiments.de_solver import training
 TINY = ds.Config(n_inits=3, n_steps=160, t1=60, t2=120, Ts=(20, 40), T_main=20, timing_repeats=1, timing_steps=2,
                  timing_networks=1, curve_points=5, window_stride=20, loss_curve_points=10, ode_points=50,
                  n_points=50, check_steps=10, check_hidden=(4, 4), check_inits=1,
-                 train_dtypes=("float32", "float64"))
+                 train_dtypes=("float32", "float64"), sweep_strides=(1, 4), sweep_repeats=1)
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +42,11 @@ def test_every_network_stores_its_early_norms_and_key_results(stored):
              for s in EARLY_STEPS}
     results = {f"{d}/{o}/{f}/T{T}:{c}" for d in TINY.train_dtypes for o in TINY.optimizers for f in TINY.fits
                for T in TINY.Ts for c in ds.CHECKED}
+    state = {f"state:{d}/{o}/{f}/T{T}:{c}" for d in TINY.train_dtypes for o in TINY.state_optimizers
+             for f in TINY.state_fits for T in TINY.Ts for c in ds.CHECKED}
+    assert TINY.state_optimizers == ds.OPTIMIZERS and "default-strided" in TINY.fits
     for i in stored:
-        assert set(stored[i]) == early | results
+        assert set(stored[i]) == early | results | state
         assert all(v is not None for v in stored[i].values())
     # paired runs: every optimizer starts from network i's weights, and the networks differ
     for d in TINY.train_dtypes:
@@ -93,6 +96,10 @@ def test_regeneration_keeps_every_reading_and_switches_off_the_rest():
     assert sub.networks == (7,) and sub.n_inits == paper.n_inits
     assert (sub.optimizers, sub.train_dtypes, sub.fits, sub.Ts, sub.n_steps, sub.seed) == (
         paper.optimizers, paper.train_dtypes, paper.fits, paper.Ts, paper.n_steps, paper.seed)
+    # the parts that store check values stay (the strided fits, the state-augmented fits); the sweep goes
+    assert (sub.state_optimizers, sub.state_fits, sub.state_transform) == (
+        paper.state_optimizers, paper.state_fits, paper.state_transform)
+    assert set(sub.fits) >= {"default-strided", "default-strided-stabilised"} and sub.sweep_strides == ()
     assert sub.check_steps == 0 and sub.fit_methods == ("pinv",) and sub.timing_repeats == 1
 
 

@@ -40,6 +40,8 @@ class DeSolverTableRow(Row):
     koopman_fit_and_jump_seconds: float     # one network's fit and jump (median)
     speedup_paper_style_median: float | None = None  # median speedup over the successes, paper-style timing
     speedup_fast_loop_median: float | None = None  # the same against the fast loop
+    stride: int | None = None               # optimizer steps between the fit's snapshots (1 but strided fits)
+    horizon: int | None = None              # steps the fit predicted: T, or floor_horizon(T, stride) <= T
 
 
 @register("de-solver", "networks")
@@ -67,6 +69,9 @@ class DeSolverNetworksRow(Row):
     loss_koopman: float | None = None       # loss of the Koopman weights at T
     relative_weight_error: float | None = None  # ||w_K - w|| / ||w - w(t2)||
     max_cond_F: float | None = None         # largest cond(F) over the network's blocks
+    horizon: int | None = None              # steps the fit predicted (a strided fit: floor_horizon(T, s) <= T)
+    error_ratio: float | None = None        # Fig. 2e's quantity for this network alone (metrics.error_ratio):
+                                            # median |w_K - w| / median |w - w(t2)| over its weights, at the horizon
 
 
 @register("de-solver", "fit_methods_table")
@@ -89,6 +94,8 @@ class DeSolverFitMethodsTableRow(Row):
     median_max_spectral_radius: float
     median_max_cond_F: float
     median_kept_rank_fraction: float | None = None
+    stride: int | None = None               # as DeSolverTableRow (the strided fits' rows follow the methods')
+    horizon: int | None = None
 
 
 @register("de-solver", "where_it_stops")
@@ -117,6 +124,8 @@ class DeSolverWhereItStopsRow(Row):
     layers: list[dict]
     longest_T_keeping_up: int | None = None
     stops_at_T: int | None = None
+    stride: int | None = None               # steps between the fit's snapshots
+    horizons_by_T: list[int] | None = None  # steps predicted for each of Ts (a strided fit: up to stride - 1 short)
 
 
 @register("de-solver", "ode_check")
@@ -131,3 +140,64 @@ class DeSolverOdeCheckRow(Row):
     worst_max_abs_error: float
     median_energy_drift: float
     final_loss_median: float
+
+
+@register("de-solver", "stride_sweep")
+@dataclass(frozen=True)
+class DeSolverStrideSweepRow(Row):
+    """Where the strided fit stops: the default fit (``fit`` ``"default-strided"`` or
+    ``"default-strided-stabilised"``) of every ``stride``-th snapshot of the window, on every network of a
+    training dtype and optimizer, at the paper's ``T`` (predicted as ``horizon``): quality and cost."""
+    train_dtype: str
+    optimizer: str
+    fit: str
+    stride: int
+    rule: bool                              # the stride the rule (koopman_lib.stride.choose_stride) picks
+    T: int
+    horizon: int                            # floor_horizon(T, stride): the steps predicted
+    n_inits: int
+    snapshots: int                          # snapshots the fit keeps, floor((k - 1) / stride) + 1
+    pairs_per_coordinate: float             # (snapshots - 1) / largest block size (the rule keeps >= 4)
+    success_rate: float
+    teq_over_t_median: float | None
+    loss_koopman_median: float | None       # loss of the Koopman weights at the horizon (median)
+    loss_optimizer_median: float | None     # the optimizer's loss at t2 + horizon (median)
+    median_max_spectral_radius: float | None  # of the stride-step operators U_s
+    fit_seconds_per_network: float          # one fit of all networks (both fits share it) / networks
+
+
+@register("de-solver", "state_observables")
+@dataclass(frozen=True)
+class DeSolverStateObservablesRow(Row):
+    """The optimizer's state as observables: per (training dtype, optimizer, fit, ``T``) the fit of the
+    node blocks with the optimizer's buffers stacked in, scored on its jumped weights, beside the
+    weights-only fit of the same name (``weights_*``, the ``table`` row's values)."""
+    train_dtype: str
+    fit: str
+    optimizer: str
+    T: int
+    buffers: list[str]                      # the recorded buffers (torch.optim state names)
+    transforms: list[str]                   # their transforms ("sqrt" or "identity")
+    block_sizes: list[int]                  # the augmented block sizes m (1 + buffers)
+    n_inits: int
+    stride: int
+    horizon: int
+    success_rate: float
+    teq_over_t_median: float | None
+    teq_over_t_median_other_origin: float | None
+    censored: int
+    median_relative_weight_error: float | None
+    median_max_spectral_radius: float | None
+    error_ratio: float | None
+    weights_stride: int | None = None
+    weights_horizon: int | None = None
+    weights_success_rate: float | None = None
+    weights_teq_over_t_median: float | None = None
+    weights_median_relative_weight_error: float | None = None
+
+
+@register("de-solver", "state_networks")
+@dataclass(frozen=True)
+class DeSolverStateNetworksRow(DeSolverNetworksRow):
+    """One network of a state-augmented reading at one ``T`` (the fields of the ``networks`` rows; no
+    timing, no ``cond(F)``, no kept ranks)."""

@@ -23,17 +23,35 @@ Koopman training follows the authors' code: float64 snapshots ``w(t1) .. w(t2)``
 chunks of weight+bias (``quasi_node:2``, i.e. Node since fan_in = 1), Node operators for the
 other layers, ``U = F' pinv(F)``, then ``w(t2 + T) = U^T w(t2)`` in one jump (both by
 :class:`koopman_lib.Koopman`: ``fit`` then ``predict``, which forms ``U^T w`` by repeated squaring).
-Every result is reported for the named fits of :data:`koopman_lib.fit.FITS` (``Config.fits``):
-``"paper"`` (MATLAB's pinv cutoff in float64, the reproduction), ``"default"`` (the library's:
-singular values above the resolution of the recorded weights) and ``"default-stabilised"``
-(eigenvalues clipped to the unit disk), fitted from one factorisation per block
-(``Koopman.fit_variants``); each fit's speedup times that fit's own ``fit`` + ``predict``.
+Every result is reported for the book's named fits (:data:`koopman_lib.estimator.BOOK_FITS`,
+``Config.fits``): ``"paper"`` (MATLAB's pinv cutoff in float64, the reproduction), ``"default"`` (the
+library's: singular values above the resolution of the recorded weights) and ``"default-stabilised"``
+(eigenvalues clipped to the unit disk), fitted from one factorisation per block, and the strided
+``"default-strided"`` / ``"default-strided-stabilised"`` (the default fits of every ``s``-th snapshot,
+``s`` by :func:`koopman_lib.stride.choose_stride` from the window and the block sizes alone: 227 for the
+paper's window of 10001 snapshots and node blocks of 11), all by :func:`koopman_lib.estimator.fit_named`;
+each fit's speedup times that fit's own ``fit`` + ``predict``. A strided fit predicts ``floor_horizon(T,
+s)`` steps (up to ``s - 1`` short of ``T``: 2497 for 2500), recorded as ``horizon`` in its rows; its
+``T_eq/T`` divides by ``T``, so it can only be understated. The stride sweep (:mod:`.stride_sweep`) fits
+the default at every stride of ``Config.sweep_strides`` and the rule's at ``T_main``.
+
+The optimizer's state as observables (:mod:`.state_fit`, ``Config.state_optimizers``): each optimizer's
+per-parameter buffers are recorded over the window beside the weights and fitted with the book's fits
+(``Config.state_fits``) on the node blocks with the state stacked in; the jumped weights are scored as the
+weights-only fit's (``state_observables``, ``state_networks``).
+
+No optimizer against itself. The DE training is deterministic given the initialisation: every step is the
+full-batch loss on the same fixed grid of times (no minibatches, no collocation noise, no dropout), so an
+optimizer continued from its state at ``t2`` has no other stream of randomness to follow and would retrace
+its own run exactly. The noise the verdicts must carry is the spread over networks (initialisations)
+alone, which the intervals over networks measure; there is no null-model branch here (MNIST and the
+perceptron have one).
 
 The package, by study: :mod:`.network` (the ODE, loss, analytic gradient, fast loop and the authors'
 own loop), :mod:`.training` (the batched training of every optimizer's ensemble), :mod:`.fit_methods`
 (the named fits and the fit-method comparison), :mod:`.readings` (every fit of every optimizer's
 window, jumped and compared with the optimizer), :mod:`.table` (Table 1 rows, network rows, spectra),
-:mod:`.where_it_stops`, :mod:`.timing` (both sides of the speedup), :mod:`.ode_check` (does the
+:mod:`.where_it_stops`, :mod:`.stride_sweep`, :mod:`.state_fit` (the optimizer's state as observables), :mod:`.timing` (both sides of the speedup), :mod:`.ode_check` (does the
 network solve the ODE); this module holds ``Config``, ``PROFILES`` and ``run``, and what the regeneration
 check (:mod:`koopman_repro.regeneration`) needs: the check values (:func:`early_norms`, :func:`per_network`),
 :func:`n_networks` and :func:`regeneration_config`.
@@ -52,22 +70,26 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from koopman_lib.fit import FITS
+from koopman_lib.estimator import BOOK_FITS, STRIDED_FITS
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
 from koopman_lib.recorder import TrajectoryRecorder
+from koopman_lib.stride import DEFAULT_C, choose_stride
 
 from ...check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
 from ...config import torch_threads
 from ...scorecard import KEEPS_UP
-from .fit_methods import FIT_METHODS, JUMP_METHODS, fit_label, koopman_fit, koopman_fits
+from .fit_methods import FIT_METHODS, JUMP_METHODS, cutoff_name, fit_label, fit_stride, horizon, koopman_fit, koopman_fits
 from .network import (ACTIVATIONS, OPTIMIZERS, OriginalNet, Oscillator, batched_loss, de_optimizer, fast_steps,
                       learning_rate, original_loss, perturb_points, set_lr, time_grid)
 from .ode_check import energy, ode_check_rows, reference_solution, solver_check
 from .readings import Run, block_condition_numbers, read_optimizer, t_grid
+from .state_fit import STATE_TRANSFORMS, read_state, state_keys, state_layout, state_recorder_factory, state_rows
+from .stride_sweep import sweep_rows
 from .rounding import rounded
 from .table import spectra, table_rows
-from .timing import koopman_once, koopman_timed, step_timing, time_fast_loop, time_koopman, time_paper_style
+from .timing import (koopman_once, koopman_timed, named_fit_path, step_timing, time_fast_loop, time_koopman,
+                     time_paper_style)
 from .training import DTYPES, STREAM, Training, _setup, inits, log_steps, train, training_curves
 from .where_it_stops import GROWING, layer_blocks, where_it_stops
 
@@ -75,7 +97,8 @@ from .where_it_stops import GROWING, layer_blocks, where_it_stops
 __all__ = ["ACTIVATIONS", "DTYPES", "FIT_METHODS", "GROWING", "JUMP_METHODS", "OPTIMIZERS", "PAPER_ERROR_RATIO",
            "PAPER_TABLE1", "PROFILES", "Config", "OriginalNet", "Oscillator", "Training", "_setup", "batched_loss",
            "block_condition_numbers", "check_config", "de_optimizer", "energy", "fast_steps", "fit_label",
-           "koopman_fit", "koopman_fits", "koopman_once", "koopman_timed", "layer_blocks", "learning_rate",
+           "fit_stride", "horizon", "koopman_fit", "koopman_fits", "koopman_once", "koopman_timed", "layer_blocks",
+           "learning_rate", "named_fit_path", "state_layout",
            "log_steps", "original_loss", "perturb_points", "reference_solution", "run", "run_dtype", "set_lr",
            "solver_check", "t_grid", "time_fast_loop", "time_grid", "time_koopman", "time_paper_style", "train",
            "where_it_stops"]
@@ -122,9 +145,9 @@ class Config:
     t1: int = 35000
     t2: int = 45000
     partition: tuple[str, ...] = ("quasi_node:2", "node", "node")
-    fits: tuple[str, ...] = ("paper", "default", "default-stabilised")
-                                      # named fits (koopman_lib.fit.FITS) of every table row, all from one
-                                      # factorisation per block; the first is the main reading (the paper's pinv)
+    fits: tuple[str, ...] = BOOK_FITS  # named fits (koopman_lib.estimator.BOOK_FITS) of every table row: the
+                                      # plain ones from one factorisation per block, the strided ones from a
+                                      # second; the first is the main reading (the paper's pinv)
     fit_methods: tuple[str, ...] = ("pinv", "lstsq")
                                       # a side comparison at the paper's cutoff (results["fit_methods_table"]):
                                       # pinv = the paper fit; lstsq solves the same least-squares problem with
@@ -134,6 +157,19 @@ class Config:
     T_main: int = 2500                # the T of Table 1 / Fig. 2 (the authors' example)
     T_origin: str = "t2"              # unstated: T_eq counts optimizer steps from t2 ("t2") or from t2+1 ("t2+1")
     n_best: int = 10                  # Fig. 2e: networks with the smallest mean |error| (the text: 10; code: 11)
+    # -- the stride sweep (issue 24, item 4: where the strided fit stops) ----------------------
+    sweep_strides: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128)  # default fit of every s-th snapshot at
+                                      # T_main, on every network; the rule's stride is added (marked rule),
+                                      # strides over t2 - t1 (under 2 snapshots) dropped; () switches it off
+    sweep_repeats: int = 3            # timed fits per stride (median)
+    # -- the optimizer's state as observables (issue 25, item 3) -------------------------------
+    state_optimizers: tuple[str, ...] = OPTIMIZERS  # whose buffers are recorded beside the weights (those of
+                                      # them the run trains); () = none
+    state_fits: tuple[str, ...] = BOOK_FITS  # the book's fits of the weights + state blocks
+    state_transform: str = "sqrt"     # of the second moments (v, sum, accumulators), chosen a priori:
+                                      # sqrt(v) scales like the gradient, as m and the weight steps do, so a
+                                      # linear map between them need not represent a square root
+                                      # (state_fit module docstring); "identity" records them raw
     # -- timing (medians over repeats, interleaved) -------------------------------------------
     timing_repeats: int = 7
     timing_steps: int = 200           # optimizer steps per timed block
@@ -162,7 +198,10 @@ PROFILES = {
     # ci: the paper's step counts and schedule, 3 inits per optimizer (paper: 25), a shorter solver check
     # ci trains in float32 only: float64 training doubles the training loop (about 100 s more on 2 cores),
     # beyond the ci book's budget; the paper profile trains in both
-    "ci": Config(n_inits=3, timing_repeats=5, timing_steps=100, timing_networks=2, check_steps=4000),
+    # ci's stride sweep: the paper's strides, one timed fit each (every part new with the strided and
+    # state-augmented fits added 6% to the ci run's CPU time: 75.7 s -> 80.3 s, the sweep 0.6 s of it)
+    "ci": Config(n_inits=3, timing_repeats=5, timing_steps=100, timing_networks=2, check_steps=4000,
+                 sweep_repeats=1),
     "paper": Config(train_dtypes=("float32", "float64")),
 }
 
@@ -174,8 +213,19 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"optimizers must be a non-empty subset of {OPTIMIZERS}, got {cfg.optimizers}")
     if not cfg.train_dtypes or any(d not in DTYPES for d in cfg.train_dtypes):
         raise ValueError(f"train_dtypes must be a non-empty tuple from {sorted(DTYPES)}, got {cfg.train_dtypes!r}")
-    if not cfg.fits or any(f not in FITS for f in cfg.fits) or len(set(cfg.fits)) != len(cfg.fits):
-        raise ValueError(f"fits must be distinct names from {tuple(FITS)}, got {cfg.fits!r}")
+    for field in ("fits", "state_fits"):
+        fits = getattr(cfg, field)
+        if (field == "fits" and not fits) or any(f not in BOOK_FITS for f in fits) or len(set(fits)) != len(fits):
+            raise ValueError(f"{field} must be distinct names from {BOOK_FITS}, got {fits!r}")
+    if any(o not in OPTIMIZERS for o in cfg.state_optimizers) or cfg.state_transform not in STATE_TRANSFORMS:
+        raise ValueError(f"state_optimizers must be names of {OPTIMIZERS} and state_transform one of "
+                         f"{STATE_TRANSFORMS}; got {cfg.state_optimizers}, {cfg.state_transform!r}")
+    if cfg.state_optimizers and cfg.t1 < 1:
+        raise ValueError(f"the optimizer's state exists after its first step: need t1 >= 1 with state_optimizers, "
+                         f"got t1={cfg.t1}")
+    if any(s < 1 for s in cfg.sweep_strides) or cfg.sweep_repeats < 1:
+        raise ValueError(f"sweep_strides must be >= 1 and sweep_repeats >= 1, got {cfg.sweep_strides}, "
+                         f"{cfg.sweep_repeats}")
     if not cfg.fit_methods or any(m not in FIT_METHODS for m in cfg.fit_methods):
         raise ValueError(f"fit_methods must be a non-empty tuple from {tuple(FIT_METHODS)}, "
                          f"got {cfg.fit_methods!r}")
@@ -206,10 +256,41 @@ def check_config(cfg: Config) -> None:
     if cfg.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
 
+def fit_horizons(cfg: Config, partition, n_params: int) -> list[int]:
+    """Every horizon a fit of the run predicts for a ``T`` of ``Ts`` (:func:`~.fit_methods.horizon`): the
+    weights' fits at their strides, and the state-augmented fits at theirs (for the augmented blocks)."""
+    k = cfg.t2 - cfg.t1 + 1
+    strides = {fit_stride(f, k, partition) for f in cfg.fits}
+    for name in (o for o in cfg.optimizers if o in cfg.state_optimizers):
+        aug = state_layout(name, cfg, n_params).augment(partition)
+        strides |= {fit_stride(f, k, aug) for f in cfg.state_fits}
+    return sorted({horizon(T, s) for T in cfg.Ts for s in strides})
+
+
+def read_all(run: Run, recorders, state_recorders) -> dict:
+    """Every reading of every optimizer, one optimizer at a time (its recordings freed after): the named
+    fits, the fit methods, the stride sweep and the state-augmented fits."""
+    cfg = run.cfg
+    out = {"res": {f: {} for f in cfg.fits}, "res_m": {m: {} for m in cfg.fit_methods},
+           "res_state": {f: {} for f in cfg.state_fits}, "kept": {}, "sweep": [], "state_keys": {}}
+    for k, name in enumerate(run.names):
+        kept = out["kept"][name] = read_optimizer(run, k, recorders[k].snapshots, out["res"], out["res_m"])
+        w = kept.pop("window")
+        if cfg.sweep_strides:
+            out["sweep"] += sweep_rows(run, w, k)
+        rec = state_recorders[k] if state_recorders else None
+        if rec is not None:
+            read_state(run, k, rec, w, out["res_state"])
+            out["state_keys"][name] = state_keys(rec, run.partition)
+            rec.snapshots = None
+        recorders[k].snapshots = None  # free the recording
+    return out
+
+
 def run_dtype(cfg: Config, dtype_name: str) -> dict:
-    """Train every optimizer's ensemble in ``dtype_name``, Koopman-train from ``t2`` with every
-    named fit (one factorisation per block) and fit method, time both (each fit on its own
-    path), check the ODE. Returns plain data (see :func:`run`)."""
+    """Train every optimizer's ensemble in ``dtype_name`` (recording the optimizers' state too), Koopman-train
+    from ``t2`` with every named fit and fit method, the stride sweep and the state-augmented fits, time
+    both sides (each fit on its own path), check the ODE. Returns plain data (see :func:`run`)."""
     dtype = DTYPES[dtype_name]
     torch.manual_seed(cfg.seed)  # the global generators feed only the paper-style timing's permutation
     np.random.seed(cfg.seed)     # (whose losses are thrown away); every network draws from its own seed
@@ -219,26 +300,26 @@ def run_dtype(cfg: Config, dtype_name: str) -> dict:
     recorders = [TrajectoryRecorder(theta0.shape[1], cfg.t1, cfg.t2, (E,), mode="stored") for _ in names]
     grid = t_grid(max(cfg.Ts), cfg.curve_points, cfg.Ts)
     window = list(range(cfg.t1, cfg.n_steps + 1, cfg.window_stride))
-    tr = train(problem, theta0, names, cfg, cfg.n_steps, recorders,
-               sorted(set(window) | {cfg.t2 + T for T in grid} | set(EARLY_STEPS)), cfg.gradient)
+    horizons = fit_horizons(cfg, partition, problem.n_params)
+    steps = set(window) | {cfg.t2 + T for T in grid} | {cfg.t2 + h for h in horizons} | set(EARLY_STEPS)
+    tr = train(problem, theta0, names, cfg, cfg.n_steps, recorders, sorted(steps), cfg.gradient,
+               state_recorders=state_recorder_factory(cfg, names, dtype))
     run = Run(cfg, dtype_name, dtype, problem, partition, names, tr, tr.losses.to(torch.float64), grid, window,
-              layer_blocks(partition, problem.shapes))
-    res = {f: {} for f in cfg.fits}  # fit -> optimizer -> analysis
-    res_m = {m: {} for m in cfg.fit_methods}  # fit method (the paper's cutoff) -> optimizer -> analysis
-    kept = {}
-    for k, name in enumerate(names):
-        kept[name] = read_optimizer(run, k, recorders[k].snapshots, res, res_m)
-        recorders[k].snapshots = None  # free the recording
+              layer_blocks(partition, problem.shapes), tuple(horizons))
+    r = read_all(run, recorders, tr.state_recorders)
+    res, kept = r["res"], r["kept"]
     cond_F = {name: kept[name]["cond_F"] for name in names}
     timing = step_timing(problem, tr.theta, names, {n: kept[n]["koopman_time"] for n in names}, cfg, dtype)
-    table, networks, methods_table = table_rows(run, res, res_m, cond_F, timing)
+    table, networks, methods_table = table_rows(run, res, r["res_m"], cond_F, timing)
     stops = [where_it_stops(res[f][name], [r for r in table if r["fit"] == f and r["optimizer"] == name],
                             run.layers, {"optimizer": name, "train_dtype": dtype_name, "fit": f})
              for name in names for f in cfg.fits]
+    state_table, state_networks = state_rows(run, r["res_state"], res, r["state_keys"])
     ode_rows, ode = ode_check_rows(problem, tr.theta, run.losses, names, cfg, dtype_name)
     return {
         "table": table, "networks": networks, "fit_methods_table": methods_table, "where_it_stops": stops,
-        "ode_check": ode_rows, "ode": ode, "timing": timing, "spectra": spectra(res, run),
+        "ode_check": ode_rows, "stride_sweep": r["sweep"], "state_observables": state_table,
+        "state_networks": state_networks, "ode": ode, "timing": timing, "spectra": spectra(res, run),
         "curves": training_curves(run.losses, names, cfg),
         "singular_values_init0": {name: kept[name]["sv0"] for name in names},
         "cond_F": {name: {"max": cond_F[name].amax(1).tolist(), "median": cond_F[name].median(1).values.tolist()}
@@ -266,17 +347,27 @@ def early_norms(run: Run) -> dict[int, dict[str, float]]:
 
 #: the per-network results of the ``networks`` table stored as check values (timings and speedups are
 #: not reproducible; the rest follow from these)
-CHECKED = ("teq_over_t", "loss_koopman", "loss_optimizer_at_T", "relative_weight_error", "max_spectral_radius")
+CHECKED = ("teq_over_t", "loss_koopman", "loss_optimizer_at_T", "relative_weight_error", "max_spectral_radius",
+           "error_ratio")
 
 
-def per_network(networks: list[dict]) -> dict[int, dict[str, float]]:
-    """Each network's :data:`CHECKED` values of every reading and ``T`` of the ``networks`` rows:
-    keys ``{dtype}/{optimizer}/{fit}/T{T}:{value}``."""
+def per_network(networks: list[dict], prefix: str = "") -> dict[int, dict[str, float]]:
+    """Each network's :data:`CHECKED` values of every reading and ``T`` of the ``networks`` rows (the
+    strided fits' among them; the ``state_networks`` rows with ``prefix`` ``"state:"``): keys
+    ``{prefix}{dtype}/{optimizer}/{fit}/T{T}:{value}``."""
     out: dict[int, dict[str, float]] = {}
     for r in networks:
-        at = f"{r['train_dtype']}/{r['optimizer']}/{r['fit']}/T{r['T']}"
+        at = f"{prefix}{r['train_dtype']}/{r['optimizer']}/{r['fit']}/T{r['T']}"
         out.setdefault(r["init"], {}).update({f"{at}:{c}": r[c] for c in CHECKED})
     return out
+
+
+def stride_rule(cfg: Config, problem: Oscillator) -> dict:
+    """The stride rule applied to the window (:func:`koopman_lib.stride.choose_stride`): its snapshots
+    ``k``, the largest block ``m``, the pairs per coordinate ``c`` it keeps, and the stride it gives."""
+    partition = make_partition(problem.shapes, list(cfg.partition))
+    k, m = cfg.t2 - cfg.t1 + 1, max(int(g.shape[1]) for g in partition.groups)
+    return {"k": k, "max_block_size": m, "c": DEFAULT_C, "stride": choose_stride(k, partition)}
 
 
 def n_networks(cfg: Config) -> int:
@@ -285,25 +376,30 @@ def n_networks(cfg: Config) -> int:
 
 
 def regeneration_config(cfg: Config, networks) -> Config:
-    """``cfg`` for rerunning ``networks`` alone, with every optimizer and training dtype (each stores
-    check values): the studies that store none reduced to their least (the solver check off, the
-    fit-method comparison to the paper fit it reuses, one timed step and repeat)."""
+    """``cfg`` for rerunning ``networks`` alone, with every optimizer, training dtype, fit (the strided
+    ones too) and state-augmented fit (each stores check values): the studies that store none reduced to
+    their least (the solver check and the stride sweep off, the fit-method comparison to the paper fit it
+    reuses, one timed step and repeat)."""
     return with_networks(cfg, networks, check_steps=0, fit_methods=("pinv",), timing_repeats=1, timing_steps=1,
-                         timing_networks=1)
+                         timing_networks=1, sweep_strides=())
 
 
 def run(cfg: Config) -> dict:
     """The whole experiment. ``table``: one row per (train dtype, fit, T, optimizer), in that
     order, the main reading first (``train_dtypes[0]``, ``fits[0]`` = the paper's fit); every row
-    carries ``fit`` (a name of :data:`koopman_lib.fit.FITS`), ``fit_method`` (its label,
-    :func:`fit_label`: distinct per fit), ``train_dtype`` and ``T``; a median over no network (no
-    network improved: the speedups) is ``None``. ``fit_methods_table``: the fit-method comparison
-    at the paper's cutoff (``fit`` ``"paper"``, ``fit_method`` ``pinv``/``lstsq``, no timing).
-    ``where_it_stops``: one row per (train dtype, optimizer, fit) (:func:`where_it_stops`).
-    ``error_ratio_median`` and ``ode_max_abs_error`` are those of the main reading (Adadelta at
-    ``T_main``, as Fig. 2e; median over networks). ``check_values``: each network's early weight norms
-    (:func:`early_norms`) and key results (:func:`per_network`), the same whether it runs alone
-    (:func:`regeneration_config`) or with the others."""
+    carries ``fit`` (a name of :data:`koopman_lib.estimator.BOOK_FITS`), ``fit_method`` (its label,
+    :func:`fit_label`: distinct per fit), ``train_dtype``, ``T``, ``stride`` and ``horizon`` (the steps
+    predicted); a median over no network (no network improved: the speedups) is ``None``.
+    ``networks``: the same per network, with its own ``error_ratio`` (Fig. 2e's quantity for that network).
+    ``fit_methods_table``: the fit-method comparison at the paper's cutoff (``fit`` ``"paper"``,
+    ``fit_method`` ``pinv``/``lstsq``, no timing), then the strided fits. ``where_it_stops``: one row per
+    (train dtype, optimizer, fit) (:func:`where_it_stops`). ``stride_sweep``: :mod:`.stride_sweep`
+    (``stride_rule``: the rule's inputs and stride). ``state_observables`` and ``state_networks``: the
+    state-augmented fits (:mod:`.state_fit`). ``error_ratio_median`` and ``ode_max_abs_error`` are those
+    of the main reading (Adadelta at ``T_main``, as Fig. 2e; median over networks). ``check_values``: each
+    network's early weight norms (:func:`early_norms`) and key results (:func:`per_network`: every fit's,
+    the strided ones' among them, and the state-augmented fits' under ``state:``), the same whether it
+    runs alone (:func:`regeneration_config`) or with the others."""
     check_config(cfg)
     shapes_problem = Oscillator((1,) + tuple(cfg.hidden) + (2,), cfg.activation)
     with torch_threads(cfg.torch_threads):
@@ -315,7 +411,8 @@ def run(cfg: Config) -> dict:
     er_opt = "adadelta" if "adadelta" in cfg.optimizers else cfg.optimizers[0]
     er_row = next(r for r in main["table"] if r["T"] == cfg.T_main and r["optimizer"] == er_opt
                   and r["fit"] == cfg.fits[0])
-    joined = ("table", "networks", "fit_methods_table", "where_it_stops", "ode_check")
+    joined = ("table", "networks", "fit_methods_table", "where_it_stops", "ode_check", "stride_sweep",
+              "state_observables", "state_networks")
     out = {
         **{key: [r for d in cfg.train_dtypes for r in per[d][key]] for key in joined},
         "error_ratio_median": er_row["error_ratio"],
@@ -326,7 +423,8 @@ def run(cfg: Config) -> dict:
         "ode_max_abs_error": finite_median(main["ode"]["max_abs_error"]),
         "main": {"train_dtype": cfg.train_dtypes[0], "fit": cfg.fits[0], "fit_method": fit_label(cfg.fits[0]),
                  "T": cfg.T_main},
-        "fits": {f: FITS[f].name for f in cfg.fits},
+        "fits": {f: cutoff_name(f) + (", strided" if f in STRIDED_FITS else "") for f in cfg.fits},
+        "stride_rule": stride_rule(cfg, shapes_problem),
         "keeps_up_threshold": KEEPS_UP,
         "by_dtype": {d: {k: v for k, v in per[d].items() if k not in joined} for d in cfg.train_dtypes},
         "solver_check": check,
@@ -335,5 +433,6 @@ def run(cfg: Config) -> dict:
         "partition": make_partition(shapes_problem.shapes, list(cfg.partition)).describe(),
         "paper": {"table1": PAPER_TABLE1, "error_ratio": PAPER_ERROR_RATIO},
     }
-    out["check_values"] = check_table(merge(*early, per_network(out["networks"])))
+    out["check_values"] = check_table(merge(*early, per_network(out["networks"]),
+                                            per_network(out["state_networks"], "state:")))
     return out

@@ -3,36 +3,37 @@ optimizer, with speedups), the per-network ``networks`` rows, the ``fit_methods_
 fit-method comparison, no timing) and the operators' ``spectra``."""
 from __future__ import annotations
 
-from koopman_lib.fit import FITS
+from koopman_lib.estimator import STRIDED_FITS
 from koopman_lib.metrics import finite_median
 
-from .fit_methods import fit_label
+from .fit_methods import cutoff_name, fit_label
 from .readings import Run
 from .rounding import rounded
 
 
 def network_rows(a: dict, run: Run, k: int, T: int, keys: dict, cond_F, kept, tm=None) -> list[dict]:
     """One row per network of optimizer ``k`` in reading ``a`` (an :func:`~.readings.analyse`
-    result) at ``T``; ``kept`` the networks' kept-rank fractions (or ``None``), ``tm`` the
-    optimizer's timing (without it, no speedups)."""
+    result) at ``T``; ``kept`` the networks' kept-rank fractions (or ``None``), ``cond_F`` the blocks'
+    ``cond(F)`` ``(E, n_blocks)`` (or ``None``), ``tm`` the optimizer's timing (without it, no speedups)."""
     cfg, E, name = run.cfg, run.E, run.names[k]
     bt = a["by_T"][T]
     rho = a["radii"].amax(1)
     kt = None if tm is None else tm["koopman"][keys["fit"]]["fit_and_jump_seconds"][T]
     nets = []
     for e, (p, pa) in enumerate(zip(bt["parts"], bt["other"])):
-        nets.append({**keys, "optimizer": name, "init": run.inits[e], "T": T,
+        nets.append({**keys, "optimizer": name, "init": run.inits[e], "T": T, "horizon": bt["horizon"],
                      "teq": p.value, "teq_over_t": p.value / T, "censored": p.censored, "success": p.value > 0,
                      "teq_over_t_other_origin": pa.value / T,
                      "loss_t2": float(run.losses[cfg.t2, k * E + e]),
                      "loss_koopman": float(a["koopman_loss"][e, run.grid.index(T)]),
                      "loss_optimizer_at_T": float(run.losses[cfg.t2 + T, k * E + e]),
                      "relative_weight_error": bt["rel_error"][e],
+                     "error_ratio": bt["error_ratio_networks"][e],
                      "speedup_paper_style": None if kt is None else p.value * tm["paper_style_step_seconds"] / kt,
                      "speedup_fast_loop": None if kt is None else p.value * tm["fast_loop_step_seconds"] / kt,
                      "max_spectral_radius": float(rho[e]),
                      "kept_rank_fraction": None if kept is None else kept[e],
-                     "max_cond_F": float(cond_F[e].max())})
+                     "max_cond_F": None if cond_F is None else float(cond_F[e].max())})
     return nets
 
 
@@ -49,13 +50,14 @@ def summarise(a: dict, run: Run, k: int, T: int, keys: dict, cond_F, tm=None) ->
     ok = [x for x in nets if x["success"]]
     row = {"optimizer": name, "n_inits": E, "success_rate": len(ok) / E,
            "teq_over_t_median": finite_median([x["teq_over_t"] for x in nets]), "T": T, **keys,
+           "stride": a["stride"], "horizon": bt["horizon"],
            "error_ratio": bt["error_ratio"]["ratio"],
            "teq_over_t_median_other_origin": finite_median([x["teq_over_t_other_origin"] for x in nets]),
            "censored": sum(x["censored"] for x in nets),
            "median_relative_weight_error": finite_median(bt["rel_error"]),
            "median_max_spectral_radius": finite_median(rho.tolist()),
            "median_kept_rank_fraction": finite_median(kept) if kept else None,
-           "median_max_cond_F": finite_median(cond_F.amax(1).tolist())}
+           "median_max_cond_F": None if cond_F is None else finite_median(cond_F.amax(1).tolist())}
     if tm is not None:
         row.update({"speedup_paper_style_median": finite_median([x["speedup_paper_style"] for x in ok]),
                     "speedup_fast_loop_median": finite_median([x["speedup_fast_loop"] for x in ok]),
@@ -67,21 +69,26 @@ def summarise(a: dict, run: Run, k: int, T: int, keys: dict, cond_F, tm=None) ->
 
 def table_rows(run: Run, res: dict, res_m: dict, cond_F: dict, timing: dict) -> tuple[list, list, list]:
     """``(table, networks, fit_methods_table)``: the named fits' rows (fit, then ``T``, then optimizer)
-    with their timing, and the fit methods' rows at the paper's cutoff (``fit`` ``"paper"``)."""
+    with their timing, and the fit methods' rows at the paper's cutoff (``fit`` ``"paper"``) followed by
+    the strided fits' (``fit`` their name, ``fit_method`` :func:`~.fit_methods.fit_label`, ``stride`` and
+    ``horizon`` the steps between snapshots and the steps predicted)."""
     cfg = run.cfg
     table, networks, methods_table = [], [], []
     for f in cfg.fits:
-        keys = {"train_dtype": run.dtype_name, "fit": f, "fit_method": fit_label(f), "cutoff": FITS[f].name}
+        keys = {"train_dtype": run.dtype_name, "fit": f, "fit_method": fit_label(f), "cutoff": cutoff_name(f)}
         for T in cfg.Ts:
             for k, name in enumerate(run.names):
                 row, nets = summarise(res[f][name], run, k, T, keys, cond_F[name], timing[name])
                 table.append(row)
                 networks += nets
-    for method in cfg.fit_methods:
-        keys = {"train_dtype": run.dtype_name, "fit": "paper", "fit_method": method}
+    # the fit methods at the paper's cutoff, then the strided fits beside them (every s-th snapshot)
+    readings = [({"fit": "paper", "fit_method": m}, res_m[m]) for m in cfg.fit_methods]
+    readings += [({"fit": f, "fit_method": fit_label(f)}, res[f]) for f in cfg.fits if f in STRIDED_FITS]
+    for keys, r in readings:
+        keys = {"train_dtype": run.dtype_name, **keys}
         for T in cfg.Ts:
             for k, name in enumerate(run.names):
-                methods_table.append(summarise(res_m[method][name], run, k, T, keys, cond_F[name])[0])
+                methods_table.append(summarise(r[name], run, k, T, keys, cond_F[name])[0])
     return table, networks, methods_table
 
 

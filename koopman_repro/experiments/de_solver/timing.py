@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from koopman_lib.estimator import Koopman
+from koopman_lib.estimator import Koopman, fit_named
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import load_flat
 
+from .fit_methods import horizon
 from .network import (Oscillator, OriginalNet, de_optimizer, fast_steps, learning_rate, original_loss,
                       perturb_points, set_lr)
 
@@ -65,41 +66,51 @@ def time_fast_loop(problem: Oscillator, theta: torch.Tensor, name: str, cfg: Con
     return time.perf_counter() - start
 
 
-def koopman_timed(kp: Koopman, snapshots: torch.Tensor, Ts) -> tuple[float, dict]:
+def named_fit_path(partition, fit: str):
+    """One network's fit of named fit ``fit`` (:data:`koopman_lib.estimator.BOOK_FITS`) on the path that
+    makes the results: ``snapshots (k, D) -> fitted Koopman`` by :func:`koopman_lib.estimator.fit_named`
+    (a strided fit takes every ``s``-th snapshot of the copy, ``s`` by the rule)."""
+    return lambda snap: fit_named(partition, snap, [fit])[fit]
+
+
+def koopman_timed(fit, snapshots: torch.Tensor, Ts) -> tuple[float, dict, Koopman]:
     """Seconds of one network's Koopman training, timed on the path that makes the results: copy its
-    snapshots ``(k, D)`` and ``kp.fit`` them (returned first), then ``kp.predict`` from ``w(t2)``
-    for every ``T`` in ``Ts`` (``{T: seconds}``). Fit plus jump is the first plus one of the second."""
+    snapshots ``(k, D)`` and fit them (returned first; ``fit`` an unfitted :class:`Koopman`, fitted in
+    place, or a function ``snapshots -> fitted Koopman``, :func:`named_fit_path`), then ``predict`` from
+    ``w(t2)`` for every ``T`` in ``Ts`` (``{T: seconds}``; a fit of stride ``s`` jumps to its horizon,
+    :func:`~.fit_methods.horizon`), and the fitted estimator. Fit plus jump is the first plus one of the
+    second."""
     s0 = time.perf_counter()
     snap = snapshots.contiguous()
-    kp.fit(snap)
+    kp = fit.fit(snap) if isinstance(fit, Koopman) else fit(snap)
     fit_s = time.perf_counter() - s0
     jumps = {}
     for T in Ts:
         s0 = time.perf_counter()
-        kp.predict(snap[-1], T)
+        kp.predict(snap[-1], horizon(T, kp.stride_ or 1))
         jumps[T] = time.perf_counter() - s0
-    return fit_s, jumps
+    return fit_s, jumps, kp
 
 
 def time_koopman(partition, snaps: torch.Tensor, cfg: Config) -> dict:
     """Per named fit of ``cfg.fits``: the single-network Koopman training the authors timed, with
-    that fit (``Koopman(partition, fit=name)``, :func:`koopman_timed`) on the first
-    ``timing_networks`` networks of ``snaps`` ``(k, E, D)``, fits interleaved within each of
-    ``timing_repeats`` repeats; medians ``fit_seconds``, ``fit_and_jump_seconds`` ``{T: s}`` and
-    ``batched_fit_seconds_per_network`` (one fit of all ``E`` networks, ``max(2, repeats // 2)`` times)."""
+    that fit (:func:`named_fit_path`, :func:`koopman_timed`) on the first ``timing_networks`` networks of
+    ``snaps`` ``(k, E, D)``, fits interleaved within each of ``timing_repeats`` repeats; medians
+    ``fit_seconds``, ``fit_and_jump_seconds`` ``{T: s}`` and ``batched_fit_seconds_per_network`` (one fit
+    of all ``E`` networks, ``max(2, repeats // 2)`` times)."""
     E = snaps.shape[1]
     fit_s = {f: [] for f in cfg.fits}
     total = {f: {T: [] for T in cfg.Ts} for f in cfg.fits}
     for _ in range(cfg.timing_repeats):
         for e in range(min(cfg.timing_networks, E)):
             for f in cfg.fits:
-                fs, js = koopman_timed(Koopman(partition, fit=f), snaps[:, e], cfg.Ts)
+                fs, js, _ = koopman_timed(named_fit_path(partition, f), snaps[:, e], cfg.Ts)
                 fit_s[f].append(fs)
                 for T in cfg.Ts:
                     total[f][T].append(fs + js[T])
     out = {}
     for f in cfg.fits:
-        batched = _timeit(lambda: Koopman(partition, fit=f).fit(snaps), max(2, cfg.timing_repeats // 2))
+        batched = _timeit(lambda: fit_named(partition, snaps, [f]), max(2, cfg.timing_repeats // 2))
         out[f] = {"fit_seconds": finite_median(fit_s[f]),
                   "fit_and_jump_seconds": {T: finite_median(v) for T, v in total[f].items()},
                   "batched_fit_seconds_per_network": finite_median(batched) / E}
@@ -111,9 +122,7 @@ def koopman_once(kp: Koopman, snapshots: torch.Tensor, T: int) -> torch.Tensor:
     (copied, our analogue of loading them), fit the operators, jump ``T`` steps: the same
     ``Koopman.fit`` / ``Koopman.predict`` calls that produce the reported (batched) predictions
     (:func:`koopman_timed` times these calls, one fit and a jump per ``T``)."""
-    snap = snapshots.contiguous()
-    kp.fit(snap)
-    return kp.predict(snap[-1], T)
+    return koopman_timed(kp, snapshots, ())[2].predict(snapshots[-1], T)
 
 
 def step_timing(problem: Oscillator, theta: torch.Tensor, names, koopman: dict, cfg: Config, dtype) -> dict:

@@ -39,18 +39,22 @@ class Training:
     stored: torch.Tensor
     seconds: float
     recorders: list = field(default_factory=list)
+    state_recorders: list = field(default_factory=list)
 
 
 def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Config, n_steps: int,
           recorders=None, stored_steps=(), gradient: str = "analytic", progress: bool = True,
-          lr_fn=None) -> Training:
+          lr_fn=None, state_recorders=None) -> Training:
     """Train ``len(optimizer_names)`` groups of ``E`` networks for ``n_steps`` steps.
 
     ``theta0`` ``(n_opt * E, D)``: group ``k`` (rows ``k*E .. (k+1)*E - 1``) is trained by
     optimizer ``optimizer_names[k]``, each group owning a view of one shared tensor. Every
     step: one batched loss + gradient for all networks, ``eta(t)`` set, one step per optimizer.
     ``recorders[k]`` (optional) is called as ``recorder(t, theta_k)`` after every step ``t``.
-    ``lr_fn(step)`` replaces the schedule ``eta(t)`` of ``cfg`` if given.
+    ``lr_fn(step)`` replaces the schedule ``eta(t)`` of ``cfg`` if given. ``state_recorders(k, view,
+    optimizer)`` (optional) makes group ``k``'s recorder of weights and optimizer state (an
+    :class:`koopman_lib.optimizer_state.OptimizerStateRecorder` or ``None``), called as ``recorder(t)``
+    after every step ``t``; they are returned in ``Training.state_recorders`` (one per group).
     """
     M, D = theta0.shape
     n_opt = len(optimizer_names)
@@ -65,6 +69,8 @@ def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Confi
     slot = {s: i for i, s in enumerate(stored_steps)}
     stored = torch.empty(len(stored_steps), M, D, dtype=torch.float64)
     recorders = recorders or [None] * n_opt
+    states = [None] * n_opt if state_recorders is None else [state_recorders(k, v, o)
+                                                             for k, (v, o) in enumerate(zip(views, opts))]
     if 0 in slot:
         stored[slot[0]] = theta
     for k, rec in enumerate(recorders):
@@ -90,6 +96,9 @@ def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Confi
         for k, rec in enumerate(recorders):
             if rec is not None:
                 rec(t, views[k])
+        for rec in states:
+            if rec is not None:
+                rec(t)
         if t in slot:
             stored[slot[t]] = theta
         if t % 1000 == 0:
@@ -98,7 +107,7 @@ def train(problem: Oscillator, theta0: torch.Tensor, optimizer_names, cfg: Confi
     pb.close()
     with torch.no_grad():
         losses[n_steps] = problem.loss(theta)
-    return Training(losses, theta, stored_steps, stored, seconds, [r for r in recorders if r is not None])
+    return Training(losses, theta, stored_steps, stored, seconds, [r for r in recorders if r is not None], states)
 
 
 

@@ -43,7 +43,9 @@ def where_it_stops(a: dict, rows: list[dict], layers: dict, keys: dict) -> dict:
     (spectral radius ``> GROWING``), the largest eigenvalue modulus (median over networks of each
     network's largest in the layer), its growth ``|lambda|^T`` (as ``log10``), the layer's share of
     the squared weight error ``||w_K - w||^2`` and its relative error ``||w_K - w|| / ||w - w(t2)||``
-    (medians over networks), and the singular values kept per block (median)."""
+    (medians over networks), and the singular values kept per block (median). ``stride`` and
+    ``horizons_by_T``: the fit's steps between snapshots and the steps it predicts for each ``T``
+    (:func:`~.fit_methods.horizon`: up to ``stride - 1`` short of ``T``)."""
     by_T = {r["T"]: r for r in rows}
     Ts = sorted(by_T)
     keeps = [T for T in Ts if by_T[T]["teq_over_t_median"] is not None and by_T[T]["teq_over_t_median"] >= KEEPS_UP]
@@ -73,7 +75,8 @@ def where_it_stops(a: dict, rows: list[dict], layers: dict, keys: dict) -> dict:
     shares = [(p["error_share_median"] or -1.0) for p in per]
     dom = per[int(np.argmax(shares))]
     rho = finite_median(radii.amax(1).tolist())
-    return {**keys, "keeps_up_threshold": KEEPS_UP, "Ts": Ts,
+    return {**keys, "keeps_up_threshold": KEEPS_UP, "Ts": Ts, "stride": a["stride"],
+            "horizons_by_T": [a["by_T"][T]["horizon"] for T in Ts],
             "teq_over_t_median_by_T": [by_T[T]["teq_over_t_median"] for T in Ts],
             "success_rate_by_T": [by_T[T]["success_rate"] for T in Ts],
             "longest_T_keeping_up": longest, "stops_at_T": stop, "T_diagnosed": T_ref,
