@@ -18,7 +18,10 @@ from test_beyond import TINY
 #: two networks in every study but Fashion-MNIST (and the wide MLP): network 1 of a run is
 #: network 1 of the DE solver, MNIST, the replication, the cycles and the CNN
 SMALL = dataclasses.replace(bd.PROFILES["ci"], **{**TINY, "de_inits": 2, "mnist_inits": 2, "rep_inits": 2,
-                                                  "cyc_inits": 2, "cnn_inits": 2})
+                                                  "cyc_inits": 2, "cnn_inits": 2,
+                                                  # the polynomial dictionaries, fitted network by network
+                                                  "de_observables": ("identity", "delay:2", "poly:2:x"),
+                                                  "mnist_observables": ("identity", "affine", "poly:2")})
 STUDIES = ("de", "mnist", "stabilisation", "cycles", "wide", "cnn", "fashion")
 
 
@@ -44,7 +47,8 @@ def test_every_study_stores_check_values_per_network(saved):
     for study in STUDIES:                  # early weight norms of every study's training
         assert f"{EARLY}{study}:weights_norm@0" in stored[0] and f"{EARLY}{study}:weights_norm@1" in stored[0]
     assert {"de:koopman:teq_over_t", "de:koopman:spectral_radius", "mnist:koopman stable:teq_over_t",
-            "cycles:alone:steps_to_target", "cnn:koopman pinv:test_loss"} <= set(stored[1])
+            "cycles:alone:steps_to_target", "cnn:koopman pinv:test_loss", "de:observables poly2x:loss",
+            "mnist:observables poly2 pinv:test_loss"} <= set(stored[1])
     assert not any("second" in k for k in stored[0])         # never a timing
     assert len({stored[0][k] for k in stored[0] if k.startswith(EARLY)}) > 10   # networks differ in every study
     assert all(stored[0][f"{EARLY}{s}:weights_norm@1"] != stored[1][f"{EARLY}{s}:weights_norm@1"]
