@@ -97,18 +97,19 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
         if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
             rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, setup.partition_of,
                                      setup.S)
+            if cfg.layerwise:
+                # the layer-wise rows need the run's test losses, not its recording
+                layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
+        # memory: the first few networks' recording (joined with the head: a copy), the rest released
         sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits or r.head is not None else r
+        del r
+        release_memory()
         if sets:
             rows, c, e = ablation_rows(cfg, sets, {cond: sub}, setup.partition_of, setup.S)
             ablation[0].extend(rows)
             ablation[1].update(c)
             ablation[2].update(e)
         del sub
-        release_memory()
-        if cond == rep_cond and cfg.layerwise:
-            # the layer-wise rows need the run's test losses, not its recording
-            layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
-        del r
         release_memory()
     return rep_rows, ablation, layer
 
