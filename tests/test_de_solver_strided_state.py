@@ -21,7 +21,8 @@ from koopman_repro.experiments.de_solver import state_fit
 #: T = 51 is not a multiple of 2 (predicted as 50)
 TINY = ds.Config(n_inits=2, n_steps=240, t1=80, t2=180, Ts=(20, 51), T_main=51, timing_repeats=1, timing_steps=2,
                  timing_networks=1, curve_points=5, window_stride=20, loss_curve_points=10, ode_points=50,
-                 n_points=50, check_steps=0, train_dtypes=("float32",), sweep_strides=(1, 3), sweep_repeats=1)
+                 n_points=50, check_steps=0, train_dtypes=("float32",), sweep_strides=(1, 3), sweep_repeats=1,
+                 n_best=1)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +101,17 @@ def test_the_state_fits_jump_is_state_koopmans(res):
             torch.testing.assert_close(jump.predict(None, 40), ref.theta, rtol=1e-9, atol=1e-12)
             assert not torch.equal(ref.theta, x[-1, ..., :part.n_params])
         assert rec.layout == ds.state_layout(ds.OPTIMIZERS[tr.state_recorders.index(rec)], cfg, part.n_params)
+
+
+def test_fig_2e_keeps_the_network_of_smallest_mean_error_and_its_own_ratio(res):
+    """With n_best = 1 Fig. 2e's ratio is the own error ratio of the network with the smallest
+    mean |error| (the per-network fields say which and how much)."""
+    nets = rows.table(res, "networks")
+    for r in rows.table(res, "table"):
+        mine = [n for n in nets if (n.optimizer, n.fit, n.T) == (r.optimizer, r.fit, r.T)]
+        best = min(mine, key=lambda n: n.mean_abs_error)
+        assert best.error_ratio == pytest.approx(r.error_ratio, rel=1e-12)
+    assert len({n.error_ratio for n in nets}) > len(nets) // 2
 
 
 def test_a_networks_error_ratio_is_fig_2e_on_a_run_of_that_network_alone():

@@ -72,6 +72,8 @@ class DeSolverNetworksRow(Row):
     horizon: int | None = None              # steps the fit predicted (a strided fit: floor_horizon(T, s) <= T)
     error_ratio: float | None = None        # Fig. 2e's quantity for this network alone (metrics.error_ratio):
                                             # median |w_K - w| / median |w - w(t2)| over its weights, at the horizon
+    mean_abs_error: float | None = None     # mean |w_K - w| over its weights: Fig. 2e keeps the n_best networks
+                                            # with the smallest (so a reader can redo its choice on resamples)
 
 
 @register("de-solver", "fit_methods_table")

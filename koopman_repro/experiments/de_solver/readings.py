@@ -138,6 +138,7 @@ def analyse(kp: Koopman, w: Window, run: Run) -> dict:
             "error_ratio_networks": [error_ratio(pg[i, e:e + 1].numpy(), true_end[e:e + 1].numpy(),
                                                  theta_t2[e:e + 1].numpy(), 1)["ratio"] for e in range(E)],
             "rel_error": (err.norm(dim=1) / travel.norm(dim=1)).tolist(),
+            "mean_abs_error": err.abs().mean(1).tolist(),  # Fig. 2e's key for its best networks
             "layer_error_sq": torch.stack([err[:, sl].pow(2).sum(1) for sl in run.layers["slices"]], 1),
             "layer_travel_sq": torch.stack([travel[:, sl].pow(2).sum(1) for sl in run.layers["slices"]], 1)}
     i, true_end = grid.index(cfg.T_main), w.true_at[horizon(cfg.T_main, s)]

@@ -29,6 +29,7 @@ def network_rows(a: dict, run: Run, k: int, T: int, keys: dict, cond_F, kept, tm
                      "loss_optimizer_at_T": float(run.losses[cfg.t2 + T, k * E + e]),
                      "relative_weight_error": bt["rel_error"][e],
                      "error_ratio": bt["error_ratio_networks"][e],
+                     "mean_abs_error": bt["mean_abs_error"][e],
                      "speedup_paper_style": None if kt is None else p.value * tm["paper_style_step_seconds"] / kt,
                      "speedup_fast_loop": None if kt is None else p.value * tm["fast_loop_step_seconds"] / kt,
                      "max_spectral_radius": float(rho[e]),
