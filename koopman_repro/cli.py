@@ -176,6 +176,10 @@ def parser() -> argparse.ArgumentParser:
                    "settings it records and the code at HEAD, compare their stored check values, print "
                    "every difference and exit 1 on any (koopman_repro.regeneration states what is "
                    "compared and how exactly)")
+    r.add_argument("--quick", action="store_true",
+                   help="with --check: rerun only what the experiment's quick check keeps (for beyond: its "
+                   "DE-solver study and the cycles' optimizer-alone runs, a minute instead of 15); the "
+                   "values it does not rerun are listed, apart from the coverage")
     r.add_argument("--networks", nargs="+", default=["auto"], metavar="N",
                    help="with --check: the networks to rerun: indices, 'all', or 'auto' (default: one "
                    "network chosen from the current commit, so that over many commits every network "
@@ -208,7 +212,7 @@ def _check(args) -> int:
         raise UserError(f"--check {args.check}: no such file")
     networks = args.networks if args.networks in (["auto"], ["all"]) else _indices(args.networks)
     try:
-        report = check(args.experiment, args.check, networks)
+        report = check(args.experiment, args.check, networks, quick=args.quick)
     except CheckError as err:
         raise UserError(str(err)) from None
     print("\n".join(report.lines()))

@@ -28,6 +28,13 @@ What is compared, and how exactly (:data:`TOLERANCES`, the one place):
 
 The check fails on any difference and when it compared less than :data:`MIN_COVERAGE` of the
 values it could compare (a saved value the rerun did not produce counts against it).
+
+A *quick* check (what the test command runs, within its budget) reruns what an experiment's
+``quick_config(cfg)`` keeps (by default everything); the experiment's ``regenerated(cfg, key)``
+says which stored keys such a rerun makes, and the others are listed as not rerun, apart from the
+coverage. "Beyond" keeps its DE-solver study and its cycles' optimizer-alone runs (a minute, where
+the whole network takes 15): they run the analyses every study shares (fits, windows,
+observables, baselines) on the DE run.
 """
 from __future__ import annotations
 
@@ -93,6 +100,7 @@ class Report:
     compared: list[tuple[int, str]] = field(default_factory=list)
     missing: list[tuple[int, str]] = field(default_factory=list)
     not_comparable: list[tuple[int, str]] = field(default_factory=list)
+    not_rerun: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def coverage(self) -> float:
@@ -116,14 +124,22 @@ class Report:
         if self.not_comparable:
             out.append(f"  not compared on this hardware: {len(self.not_comparable)} later values "
                        f"(e.g. {self.not_comparable[0][1]})")
+        if self.not_rerun:
+            studies = sorted({k.removeprefix(EARLY).split(":")[0] for _, k in self.not_rerun})
+            out.append(f"  not rerun by this quick check: {len(self.not_rerun)} values of {', '.join(studies)}")
         out.append("  PASSED" if self.ok else "  FAILED")
         return out
 
 
-def compare(saved: dict[int, dict], now: dict[int, dict], networks, same_hw: bool, report: Report) -> Report:
-    """Fill ``report`` with the comparison of the saved and regenerated check values of ``networks``."""
+def compare(saved: dict[int, dict], now: dict[int, dict], networks, same_hw: bool, report: Report,
+            rerun=lambda key: True) -> Report:
+    """Fill ``report`` with the comparison of the saved and regenerated check values of ``networks``
+    (``rerun(key)``: whether the rerun makes ``key`` at all; the others are listed as not rerun)."""
     for i in networks:
         for key, value in sorted(saved.get(i, {}).items()):
+            if not rerun(key):
+                report.not_rerun.append((i, key))
+                continue
             early = key.startswith(EARLY)
             if not (early or same_hw):
                 report.not_comparable.append((i, key))
@@ -154,9 +170,10 @@ def choose_networks(spec, n: int, sha: str | None = None) -> list[int]:
     return chosen
 
 
-def check(experiment: str, path, networks="auto", sha: str | None = None) -> Report:
+def check(experiment: str, path, networks="auto", sha: str | None = None, quick: bool = False) -> Report:
     """Rerun ``networks`` of the saved run ``path`` of ``experiment`` with its recorded settings
-    and the code at HEAD, and compare their check values with the file's (:class:`Report`)."""
+    and the code at HEAD, and compare their check values with the file's (:class:`Report`).
+    ``quick``: rerun only what the experiment's ``quick_config`` keeps (module docstring)."""
     from .experiments import config_of, module, run_config
     from .results import load_results
     path = Path(path)
@@ -168,6 +185,8 @@ def check(experiment: str, path, networks="auto", sha: str | None = None) -> Rep
                          f"{experiment} does not store them); rerun it with "
                          f"'koopman reproduce {experiment} --profile {saved.get('provenance', {}).get('profile')}'")
     cfg = config_of(experiment, saved)
+    if quick and hasattr(mod, "quick_config"):
+        cfg = mod.quick_config(cfg)
     chosen = choose_networks(networks, mod.n_networks(cfg), sha)
     sub = mod.regeneration_config(cfg, chosen)
     saved_prov = saved.get("provenance", {})
@@ -176,10 +195,11 @@ def check(experiment: str, path, networks="auto", sha: str | None = None) -> Rep
     same_hw = same_hardware(saved_prov, regenerated["provenance"])
     hw = (saved_prov.get("hardware", {}).get("cpu"), regenerated["provenance"]["hardware"].get("cpu"))
     report = Report(experiment, str(path), chosen, same_hw, hw)
-    return compare(stored, read_check_values(regenerated), chosen, same_hw, report)
+    rerun = (lambda key: mod.regenerated(sub, key)) if hasattr(mod, "regenerated") else (lambda key: True)
+    return compare(stored, read_check_values(regenerated), chosen, same_hw, report, rerun)
 
 
-def check_saved(profiles=("paper", "full"), networks="auto", sha: str | None = None) -> list[dict]:
+def check_saved(profiles=("paper", "full"), networks="auto", sha: str | None = None, quick: bool = True) -> list[dict]:
     """Check every committed full-scale results file (``results/PROFILE/*.json``) on ``networks``;
     one row per file: what was checked, at which code hash, and the outcome (``"regenerates"``,
     ``"differs"``, ``"no check values"`` or, for an experiment that declares ``NOT_REGENERATED``
@@ -200,13 +220,14 @@ def check_saved(profiles=("paper", "full"), networks="auto", sha: str | None = N
                 rows.append({**row, "outcome": "not applicable", "reason": reason})
                 continue
             try:
-                report = check(name, path, networks, sha)
+                report = check(name, path, networks, sha, quick)
             except CheckError as err:
                 rows.append({**row, "outcome": "no check values", "reason": str(err)})
                 continue
             rows.append({**row, "outcome": "regenerates" if report.ok else "differs",
                          "networks": report.networks, "compared": len(report.compared),
                          "coverage": report.coverage, "same_hardware": report.same_hardware,
+                         "not_rerun": len(report.not_rerun),
                          "differences": [list(d) for d in report.differences], "report": report.lines()})
     return rows
 

@@ -113,3 +113,29 @@ def test_the_record_is_read_back(tmp_path):
     path = rg.write_record(rows, tmp_path / "regeneration.json")
     assert staleness.read_record(path) == {("perceptron", "paper"): rows[0]}
     assert staleness.read_record(tmp_path / "missing.json") == {}
+
+
+def test_a_quick_check_lists_what_it_does_not_rerun_apart_from_the_coverage(saved, monkeypatch):
+    """An experiment's quick check reruns part of a network (``quick_config``); the keys its rerun
+    does not make (``regenerated``) are listed as not rerun and left out of the coverage."""
+    quick = 1.5    # a quick config marked by its asymptote tolerance, which no check value depends on
+    monkeypatch.setattr(perceptron, "quick_config", lambda cfg: replace(cfg, asymptote_tol=quick), raising=False)
+    monkeypatch.setattr(perceptron, "regenerated",
+                        lambda cfg, key: key.startswith("early:") or cfg.asymptote_tol != quick, raising=False)
+    report = rg.check("perceptron", saved, [2], quick=True)
+    assert report.ok and report.coverage == 1.0
+    assert {k for _, k in report.compared} == {k for k in read_check_values(json.loads(saved.read_text()))[2]
+                                               if k.startswith("early:")}
+    assert report.not_rerun and all(not k.startswith("early:") for _, k in report.not_rerun)
+    assert any("not rerun by this quick check" in line for line in report.lines())
+    full = rg.check("perceptron", saved, [2])          # without quick: every value
+    assert not full.not_rerun and len(full.compared) > len(report.compared)
+
+
+def test_beyond_quick_keys_map_to_their_studies():
+    from koopman_repro.experiments import beyond
+    quick = beyond.quick_config(beyond.PROFILES["paper"])
+    assert set(quick.items) == set(beyond.QUICK_ITEMS) & set(beyond.PROFILES["paper"].items)
+    assert beyond.regenerated(quick, "early:de:weights_norm@0") and beyond.regenerated(quick, "de:loss@t2")
+    assert not beyond.regenerated(quick, "mnist:loss@t2") and not beyond.regenerated(quick, "cnn:paper:teq_over_t")
+    assert beyond.regenerated(beyond.PROFILES["paper"], "fashion:x")

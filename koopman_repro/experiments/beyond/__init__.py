@@ -43,11 +43,12 @@ former single module are importable from here.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
 
-from ...check_values import check_table, merge, with_networks
+from ...check_values import EARLY, check_table, merge, with_networks
 from ...config import torch_threads
 from .baselines import de_baselines, minibatch_loss, mnist_baselines, optimizer_rows, result_row
 from .common import (FIT_NAMES, FITS, PAPER_NORMALIZE, PROFILES, REPLICATION_NORMALIZE, Config, DeRun, Images, Run,
@@ -100,6 +101,26 @@ def regeneration_config(cfg: Config, networks) -> Config:
     split by network, the cycles of item 6 (one learning-rate schedule for the ensemble, moved on
     by a jump any network keeps), is not run when ``networks`` is set (its optimizer-alone run is)."""
     return with_networks(cfg, networks)
+
+
+#: the studies a quick regeneration check reruns (:mod:`koopman_repro.regeneration`): the DE solver
+#: study (about 45 CPU-seconds per network at profile paper) runs every analysis the studies share
+#: (fits, windows, observables, baselines), the cycles study its optimizer-alone runs (10 s); the
+#: MNIST, stabilisation and other-networks studies (7 minutes more) only in a full check
+QUICK_ITEMS = ("de", "cycles")
+
+
+def quick_config(cfg: Config) -> Config:
+    """``cfg`` with only the studies of :data:`QUICK_ITEMS` (a quick regeneration check)."""
+    return dataclasses.replace(cfg, items=tuple(i for i in cfg.items if i in QUICK_ITEMS))
+
+
+def regenerated(cfg: Config, key: str) -> bool:
+    """Whether a run with ``cfg`` makes the check value ``key`` (``[early:]study:...``): its study
+    is among ``cfg.items`` (the other-networks study stores its keys as ``wide:``, ``cnn:``,
+    ``fashion:``)."""
+    study = key.removeprefix(EARLY).split(":", 1)[0]
+    return {"wide": "networks", "cnn": "networks", "fashion": "networks"}.get(study, study) in cfg.items
 
 
 def run(cfg: Config) -> dict:
