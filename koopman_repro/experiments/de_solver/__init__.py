@@ -164,7 +164,10 @@ class Config:
     sweep_repeats: int = 3            # timed fits per stride (median)
     # -- the optimizer's state as observables (issue 25, item 3) -------------------------------
     state_optimizers: tuple[str, ...] = OPTIMIZERS  # whose buffers are recorded beside the weights (those of
-                                      # them the run trains); () = none
+                                      # them the run trains); () = none. Memory: (1 + b) D numbers per snapshot
+                                      # in the training dtype; one network at profile paper peaks at 617 MB
+                                      # instead of 441 MB (measured); 25 networks: about +1.2 GB in float32
+                                      # training and +2.4 GB in float64 (estimated, beside 0.9 GB of weights)
     state_fits: tuple[str, ...] = BOOK_FITS  # the book's fits of the weights + state blocks
     state_transform: str = "sqrt"     # of the second moments (v, sum, accumulators), chosen a priori:
                                       # sqrt(v) scales like the gradient, as m and the weight steps do, so a
@@ -198,8 +201,9 @@ PROFILES = {
     # ci: the paper's step counts and schedule, 3 inits per optimizer (paper: 25), a shorter solver check
     # ci trains in float32 only: float64 training doubles the training loop (about 100 s more on 2 cores),
     # beyond the ci book's budget; the paper profile trains in both
-    # ci's stride sweep: the paper's strides, one timed fit each (every part new with the strided and
-    # state-augmented fits added 6% to the ci run's CPU time: 75.7 s -> 80.3 s, the sweep 0.6 s of it)
+    # ci's stride sweep: the paper's strides, one timed fit each. Measured (2 cores, load ~3): the strided
+    # fits, the sweep and the state-augmented fits take the ci run from 69.9 s to 76.3 s CPU (+9%: sweep
+    # 0.9 s, state fits 2.6 s, state recording 1.4 s) and its peak RSS from 574 MB to 912 MB
     "ci": Config(n_inits=3, timing_repeats=5, timing_steps=100, timing_networks=2, check_steps=4000,
                  sweep_repeats=1),
     "paper": Config(train_dtypes=("float32", "float64")),
