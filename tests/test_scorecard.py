@@ -12,6 +12,7 @@ import pytest
 from koopman_lib.metrics import Interval
 from koopman_repro import rows as declared
 from koopman_repro import scorecard as sc
+from koopman_repro.scorecard import measure_de_solver as mde
 from koopman_repro.results import write_json
 
 #: a placeholder for each declared type of a required field the test does not care about
@@ -196,6 +197,35 @@ def test_disagreements_get_the_verdict_the_rules_give():
     assert rows["range-de"]["verdict"] == sc.NOT_REPRODUCED and rows["range-de"]["ours"] == "none"
     assert rows["replication-divergence"]["ours_value"] == 0.0
     assert rows["perceptron-s4"]["ours_value"] == pytest.approx(3 / 5)
+
+
+def with_own_ratios(res, ratios, errors, n_best=10):
+    """``res`` (:func:`de_results`) whose Adadelta networks at T = 2500 carry their own Fig. 2e ratio and
+    mean |error| (``ratios[i]``, ``errors[i]``), Fig. 2e choosing ``n_best`` of them."""
+    for net in res["networks"]:
+        if (net["optimizer"], net["T"]) == ("adadelta", 2500):
+            net.update(error_ratio=ratios[net["init"]], mean_abs_error=errors[net["init"]])
+    return {**res, "provenance": {"profile": "ci", "config": {"n_best": n_best}}}
+
+
+def test_the_error_ratio_interval_redoes_the_choice_of_networks_in_every_resample():
+    # recovery: with n_best = 1 the statistic is the own ratio of the network of smallest mean |error|
+    assert mde.best_networks_ratio([[0.3, 0.5], [0.1, 0.002], [0.2, 0.9]], 1) == 0.002
+    assert mde.best_networks_ratio([[0.3, 0.5], [0.1, 0.002], [0.2, 0.9]], 2) == pytest.approx((0.002 + 0.9) / 2)
+    # 15 accurate networks with small ratios, 10 inaccurate ones with large ratios: the ten chosen by their
+    # mean |error| in each resample are mostly the accurate ones -> within 0.01 over the whole interval
+    ratios = [0.001] * 15 + [0.5] * 10
+    good = by_key(sc.evaluate({"de-solver": with_own_ratios(de_results(), ratios, [1e-4] * 15 + [1e-2] * 10)},
+                              {}))["de-error-ratio"]
+    assert good["verdict"] == sc.REPRODUCED and good["n"] == 25 and good["ci_high"] <= 0.01
+    assert "not the pooled ratio of medians" in good["note"] and good["ours"] == "0.004"   # the pooled value shown
+    # the same ratios, but the inaccurate networks have the smallest mean |error|: the choice follows it
+    bad = by_key(sc.evaluate({"de-solver": with_own_ratios(de_results(), ratios, [1e-2] * 15 + [1e-4] * 10)},
+                             {}))["de-error-ratio"]
+    assert bad["verdict"] == sc.NOT_REPRODUCED and bad["ci_low"] > 0.01 and bad["ci_high"] == 0.5
+    # rows without their own ratios (a file made before them): no interval, and the row says why
+    plain = by_key(sc.evaluate({"de-solver": de_results()}, {}))["de-error-ratio"]
+    assert plain["ci_low"] is None and plain["no_interval"] == mde.NO_OWN_RATIOS.format(n=10)
 
 
 def test_a_noisy_median_is_inconclusive_and_a_clear_one_is_not():
