@@ -11,6 +11,7 @@ through :func:`koopman_lib.evolve.rollout` / :mod:`koopman_lib.evolve`.
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Iterator
 
@@ -200,12 +201,46 @@ class Koopman:
             stats.append(st)
         out = {}
         for n, s in specs.items():
-            kp = Koopman(self.partition, s.cutoff, s.ridge, s.clip, observables=self.observables, dtype=self.dtype,
-                         memory_limit=self.memory_limit, stride=self.stride)
+            kp = self._variant(s, self.stride)
             kp.operators_, kp.stats_, kp.batch_shape_ = per[n], stats, self.batch_shape_
+            kp.recorded_dtype_ = self.recorded_dtype_
             kp.stride_ = self.stride or 1
             out[n] = kp
         return out
+
+    def _variant(self, spec: FitSpec, stride: int | None) -> "Koopman":
+        """An unfitted copy of this estimator (its class, partition, observables, dtype, memory
+        limit; a :class:`koopman_lib.StateKoopman` stays one) with the fit ``spec`` and ``stride``."""
+        kp = copy.copy(self)
+        kp.spec, kp.cutoff = spec, spec.cutoff
+        kp.stride = None if stride is None else check_stride(stride)
+        kp.operators_, kp.stats_, kp.stride_ = None, [], None
+        return kp
+
+    def fit_named(self, recording: torch.Tensor, names, c: float = DEFAULT_C) -> dict[str, "Koopman"]:
+        """``{name: fitted estimator}`` for every name of :data:`BOOK_FITS` in ``names``, each a
+        copy of this estimator (its class, partition, observables) with that fit.
+
+        ``recording`` ``(k, *batch, D)`` holds every step of the window ``t1..t2``. The fits of
+        :data:`koopman_lib.fit.FITS` share one factorisation per block (:meth:`fit_variants`); the
+        strided fits (:data:`STRIDED_FITS`) share a second one, of
+        :func:`koopman_lib.stride.strided_window` ``(recording, s)`` with
+        ``s = choose_stride(k, self.partition, c, self.observables)`` (the blocks this estimator
+        fits: for a :class:`koopman_lib.StateKoopman`, the weights with the state stacked in), and
+        have ``stride_ = s``: they predict horizons that are multiples of ``s``
+        (:func:`koopman_lib.stride.floor_horizon`)."""
+        names = list(names)
+        unknown = [n for n in names if n not in BOOK_FITS]
+        if unknown:
+            raise FitError(f"unknown fits {unknown}; use names of {BOOK_FITS}")
+        plain = {n: named_fit(n) for n in names if n in FITS}
+        strided = {n: named_fit(STRIDED_FITS[n]) for n in names if n in STRIDED_FITS}
+        out = self._variant(self.spec, None).fit_variants(recording, plain) if plain else {}
+        if strided:
+            observables = None if type(self.observables) is Identity else self.observables
+            s = choose_stride(recording.shape[0], self.partition, c, observables)
+            out.update(self._variant(self.spec, s).fit_variants(strided_window(recording, s), strided))
+        return {n: out[n] for n in names}
 
     def _fit_recorder(self, recorder: TrajectoryRecorder) -> "Koopman":
         if not recorder.complete:
@@ -362,28 +397,11 @@ class Koopman:
 
 
 def fit_named(partition: Partition, recording: torch.Tensor, names, c: float = DEFAULT_C,
-              **options) -> dict[str, "Koopman"]:
-    """``{name: fitted Koopman}`` for every name of :data:`BOOK_FITS` in ``names``.
-
-    ``recording`` ``(k, *batch, D)`` holds every step of the window ``t1..t2``. The fits of
-    :data:`koopman_lib.fit.FITS` share one factorisation per block (:meth:`Koopman.fit_variants`);
-    the strided fits (:data:`STRIDED_FITS`) share a second one, of
-    :func:`koopman_lib.stride.strided_window` ``(recording, s)`` with
-    ``s = choose_stride(k, partition, c)``, and have ``stride_ = s``: they predict horizons that
-    are multiples of ``s`` (:func:`koopman_lib.stride.floor_horizon`). ``options`` go to
-    :class:`Koopman` (``dtype``, ``observables``, ``memory_limit``)."""
-    names = list(names)
-    unknown = [n for n in names if n not in BOOK_FITS]
-    if unknown:
-        raise FitError(f"unknown fits {unknown}; use names of {BOOK_FITS}")
-    plain = {n: named_fit(n) for n in names if n in FITS}
-    strided = {n: named_fit(STRIDED_FITS[n]) for n in names if n in STRIDED_FITS}
-    out = Koopman(partition, **options).fit_variants(recording, plain) if plain else {}
-    if strided:
-        s = choose_stride(recording.shape[0], partition, c, options.get("observables"))
-        window = strided_window(recording, s)
-        out.update(Koopman(partition, stride=s, **options).fit_variants(window, strided))
-    return {n: out[n] for n in names}
+              **options) -> dict[str, Koopman]:
+    """``{name: fitted Koopman}`` for every name of :data:`BOOK_FITS` in ``names``:
+    ``Koopman(partition, **options).fit_named(recording, names, c)`` (:meth:`Koopman.fit_named`).
+    ``options`` go to :class:`Koopman` (``dtype``, ``observables``, ``memory_limit``)."""
+    return Koopman(partition, **options).fit_named(recording, names, c)
 
 
 __all__ = ["BOOK_FITS", "Koopman", "Cutoff", "FitSpec", "Rollout", "METHODS", "STRIDED_FITS", "fit_named"]

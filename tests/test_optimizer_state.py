@@ -353,3 +353,33 @@ def test_without_buffers_the_recording_and_the_jump_are_the_weights_only_ones_bi
     a = StateKoopman(part, rec.layout).fit(rec).predict(rec.last(), 30)
     b = kl.Koopman(part).fit(wrec).predict(wrec.last(), 30)
     assert a.state == {} and torch.equal(a.theta, b)
+
+
+def test_fit_named_on_a_state_koopman_gives_state_koopmans_with_the_augmented_stride():
+    """StateKoopman.fit_named: every named fit, plain and strided, stays a StateKoopman (its jump
+    returns weights and state), equal to fitting that fit on its own; the stride rule counts the
+    augmented blocks (weights with the state stacked in)."""
+    from koopman_lib.stride import choose_stride, strided_window
+    net = EnsembleMLP([3, 4, 2], "tanh", n_members=2, dtype=torch.float64)
+    part = kl.make_partition(net.shapes, "node")
+    opt = torch.optim.Adam([net.theta], lr=1e-2)
+    rec = kl.OptimizerStateRecorder(net, opt, 1, 121)                 # Adam has state after its first step
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, 3, dtype=torch.float64, generator=g)
+    for t in range(1, 122):
+        opt.zero_grad()
+        net.forward(x, net.theta).pow(2).sum().backward()
+        opt.step()
+        rec(t)
+    base = kl.StateKoopman(part, rec.layout)
+    fits = base.fit_named(rec.snapshots, ["default", "default-strided"])
+    assert all(isinstance(k, kl.StateKoopman) for k in fits.values())
+    s = choose_stride(121, base.partition)
+    assert fits["default-strided"].stride_ == s and max(base.partition.block_sizes) > max(part.block_sizes)
+    alone = kl.StateKoopman(part, rec.layout, fit="default").fit(rec.snapshots)
+    a, b = fits["default"].predict(rec.snapshots[-1], 8), alone.predict(rec.snapshots[-1], 8)
+    assert torch.equal(a.theta, b.theta)
+    strided = kl.StateKoopman(part, rec.layout, fit="default", stride=s).fit(strided_window(rec.snapshots, s))
+    T = s * 2
+    assert torch.equal(fits["default-strided"].predict(rec.snapshots[-1], T).theta,
+                       strided.predict(rec.snapshots[-1], T).theta)
