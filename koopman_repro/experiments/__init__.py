@@ -20,7 +20,7 @@ from ..paths import resolve
 from ..registry import EXPERIMENTS  # re-exported: the one list of experiments
 from ..report import largest_saved_run
 from ..migrations import SCHEMA_VERSION
-from ..results import load_average, load_results, provenance, save_results, to_jsonable
+from ..results import git_sha, load_average, load_results, provenance, save_results, to_jsonable
 
 
 
@@ -74,6 +74,9 @@ def reproduce(name: str, profile: str, out_dir, seed: int | None = None, **overr
 def run_config(name: str, cfg, out_dir, profile: str | None = None) -> dict:
     """Run experiment ``name`` with the config ``cfg`` and save ``out_dir/<name>.json`` with
     provenance (``profile``: the profile ``cfg`` belongs to, if any)."""
+    from ..staleness import code_hash  # the code this run depends on, for the staleness check
+    # the commit and the code are read before the run: the checkout may change while it runs
+    code, git_at_start = code_hash(name), git_sha()
     load_at_start = load_average()
     start = time.perf_counter()
     run = module(name).run
@@ -81,9 +84,8 @@ def run_config(name: str, cfg, out_dir, profile: str | None = None) -> dict:
     results = run(cfg, results_dir=out_dir) if "results_dir" in inspect.signature(run).parameters else run(cfg)
     results = {"schema_version": SCHEMA_VERSION[name], "experiment": name, **results}
     results["wall_seconds"] = time.perf_counter() - start
-    results["provenance"] = provenance(profile, cfg, getattr(cfg, "seed", None))
-    from ..staleness import code_hash  # the code this run depends on, for the staleness check
-    results["provenance"]["code_hash"] = code_hash(name)
+    results["provenance"] = {**provenance(profile, cfg, getattr(cfg, "seed", None)), **git_at_start}
+    results["provenance"]["code_hash"] = code
     results["provenance"]["hardware"].update(results.pop("hardware", None) or {})
     results["provenance"]["hardware"]["load_average_at_start"] = load_at_start
     save_results(out_dir, name, results)
