@@ -12,7 +12,7 @@ from koopman_lib.seeds import network_seed
 
 TINY = dict(
     de_inits=2, de_steps=300, de_t1=100, de_t2=200, de_T=50, de_starts=(50, 100), de_lengths=(50, 100),
-    de_eval_every=10, de_baselines=(("adam", 1e-3),), de_lbfgs_steps=3, de_observables=("identity", "delay:2"),
+    de_eval_every=10, de_baselines=(("adam", 1e-3),), de_lbfgs_steps=3, de_observables=("identity", "delay:2", "state"),
     mlp_sizes=(784, 4, 10), layer1_q=49, train_subset=320, test_subset=200, mnist_inits=1, mnist_epochs=5, window_epochs=(2, 3), T_epochs=2,
     eval_every=5, lbfgs_steps=2, lbfgs_batch=32, extrap_L=(0, 3), heat_starts=(2,), heat_lengths=(1, 2),
     mnist_observables=("identity", "affine"), rep_inits=1, rep_partition="quasi_node:49",

@@ -20,7 +20,7 @@ from test_beyond import TINY
 SMALL = dataclasses.replace(bd.PROFILES["ci"], **{**TINY, "de_inits": 2, "mnist_inits": 2, "rep_inits": 2,
                                                   "cyc_inits": 2, "cnn_inits": 2,
                                                   # the polynomial dictionaries, fitted network by network
-                                                  "de_observables": ("identity", "delay:2", "poly:2:x"),
+                                                  "de_observables": ("identity", "delay:2", "poly:2:x", "state"),
                                                   "mnist_observables": ("identity", "affine", "poly:2")})
 STUDIES = ("de", "mnist", "stabilisation", "cycles", "wide", "cnn", "fashion")
 
@@ -48,7 +48,8 @@ def test_every_study_stores_check_values_per_network(saved):
         assert f"{EARLY}{study}:weights_norm@0" in stored[0] and f"{EARLY}{study}:weights_norm@1" in stored[0]
     assert {"de:koopman:teq_over_t", "de:koopman:spectral_radius", "mnist:koopman stable:teq_over_t",
             "cycles:alone:steps_to_target", "cnn:koopman pinv:test_loss", "de:observables poly2x:loss",
-            "mnist:observables poly2 pinv:test_loss"} <= set(stored[1])
+            "mnist:observables poly2 pinv:test_loss", "de:observables state:loss",
+            "de:observables state:teq_over_t"} <= set(stored[1])
     assert not any("second" in k for k in stored[0])         # never a timing
     assert len({stored[0][k] for k in stored[0] if k.startswith(EARLY)}) > 10   # networks differ in every study
     assert all(stored[0][f"{EARLY}{s}:weights_norm@1"] != stored[1][f"{EARLY}{s}:weights_norm@1"]

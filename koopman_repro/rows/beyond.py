@@ -121,6 +121,11 @@ class BeyondCyclesRow(Row):
     jumps_accepted: int | None = None
     jumps_tried: int | None = None
     seconds_evaluating: float | None = None
+    # what a jump carries ("weights", "weights + optimizer state"; "optimizer alone" for the optimizer's
+    # row); files made before the variants lack it (their second row is "weights")
+    variant: str | None = None
+    final_test_loss_median: float | None = None   # median test loss at the last evaluation
+    final_progress: int | None = None             # its progress in steps (optimizer + kept jumps)
 
 
 @register("beyond", "networks")

@@ -50,6 +50,7 @@ import torch
 
 from ...check_values import EARLY, check_table, merge, with_networks
 from ...config import torch_threads
+from ..images import release_memory
 from .baselines import de_baselines, minibatch_loss, mnist_baselines, optimizer_rows, result_row
 from .common import (FIT_NAMES, FITS, PAPER_NORMALIZE, PROFILES, REPLICATION_NORMALIZE, Config, DeRun, Images, Run,
                      censored, de_schedule, fit_variants, koopman_curve, load_images, make_evaluator, mnist_schedule,
@@ -163,6 +164,8 @@ def _run_item(cfg: Config, item: str, out: dict) -> dict:
         out["cycle_curves"] = res["cycle_curves"]
     else:
         out["networks"] = res["networks"]
+    del res
+    release_memory()   # the item's recordings are gone: hand their heap back before the next item
     out["item_seconds"][item] = time.perf_counter() - start
     out["item_cpu_seconds"][item] = time.process_time() - cpu
     return check

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from koopman_lib.baselines import continue_lbfgs, continue_training, line_fit, value_at_time
+from koopman_lib.baselines import continue_lbfgs, continue_training, value_at_time
 from koopman_lib.estimator import Koopman
 from koopman_lib.progress import bar
 from koopman_lib.metrics import finite_median
 from koopman_lib.seeds import shuffle_seed
 from .common import (FIT_NAMES, FITS, Config, DeRun, Images, Run, _frac, _rows, _timed, censored, extrapolate,
-                     de_schedule, fit_variants, koopman_curve, mnist_schedule, teq_over_t)
+                     de_schedule, fit_variants, koopman_curve, line_fit_chunked, mnist_schedule, teq_over_t)
 from .precision import DE_PAPER_FIT, de_precision_fits
 
 
@@ -126,7 +126,7 @@ def de_baselines(cfg: Config, d: DeRun) -> tuple[list[dict], dict, dict]:
         rows.append(result_row("de-solver", "linear extrapolation", f"{setting}, line through last {L} snapshots",
                                "equal steps", T, lp, None, ref, 1, T, sec / E, 0, l_t2))
         if L == t2 - t1 + 1:
-            level, slope = line_fit(window, L)
+            level, slope = line_fit_chunked(window, L)
             curves["linear"] = torch.stack([loss_fn(level + s * slope) for s in curves["T"]]).T.tolist()
     # the optimizer itself, continued (from the recorded run; it may go past T at equal wall-clock)
     cont = losses[t2: t2 + T + 1: cfg.de_eval_every]
@@ -194,7 +194,7 @@ def mnist_baselines(cfg: Config, run: Run, partition, networks: list[int]) -> tu
         rows.append(result_row("mnist", "linear extrapolation", f"{setting}, line through last {L} snapshots",
                                "equal steps", T, l, a, ref, every, T, sec / E, 0, l_t2))
         if L == window.shape[0]:
-            level, slope = line_fit(window, L)
+            level, slope = line_fit_chunked(window, L)
             curves["linear"] = torch.stack([ev((level + s * slope).float())[0] for s in curves["steps"]]).T.tolist()
     budget = k_sec["stable"]
     per_step = run.step_seconds / E

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from koopman_lib.baselines import linear_extrapolation
+from koopman_lib.baselines import line_fit
 from koopman_lib.estimator import Koopman
 from koopman_lib.fit import FitSpec
 from koopman_lib.metrics import t_eq_parts
-from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, Images, Run, load_images, make_evaluator, train_run  # noqa: F401
+from .. import images as _images
+from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE, Images, Run, make_evaluator, train_run  # noqa: F401
 
 
 
@@ -36,7 +37,8 @@ class Config:
     de_eval_every: int = 25             # loss evaluations of the continued baselines
     de_baselines: tuple = (("adam", 1e-4), ("adam", 1e-3), ("sgd_momentum", 1e-3), ("sgd_momentum", 1e-2))
     de_lbfgs_steps: int = 2500
-    de_observables: tuple = ("identity", "affine", "delay:2", "delay:4", "poly:2:x")
+    de_observables: tuple = ("identity", "affine", "delay:2", "delay:4", "poly:2:x", "state")  # "state": the
+    #                                     weights and Adadelta's state (observables.STATE)
     # -- MNIST at the paper's settings (items 1, 2, 3, 5) ---------------------------------------------
     mlp_sizes: tuple = (784, 20, 20, 20, 10)   # the paper's MNIST network (items 1-6, Fashion-MNIST in 7)
     layer1_q: int = 157                 # quasi-node chunks of layer 1 (785 = 5 x 157), Node elsewhere
@@ -70,6 +72,8 @@ class Config:
     cyc_T: int = 938                    # Koopman steps per jump
     cyc_target_epoch: int = 8           # target: the optimizer-alone test loss after this epoch
     cyc_max_epochs: int = 10            # stop after this many epochs of steps (optimizer + jumps)
+    cyc_variants: tuple = ("weights", "weights + optimizer state")  # what a jump carries (cycles.VARIANTS):
+    #                                     the weights alone, or the weights and Adadelta's state (issue 25)
     # -- item 7: other networks and data ------------------------------------------------------------
     other_epochs: int = 6
     other_window_epochs: tuple = (3, 4)
@@ -104,11 +108,15 @@ PROFILES = {
         de_inits=4, de_steps=20000, de_t1=12000, de_t2=16000, de_T=2500,
         de_starts=(4000, 8000, 12000), de_lengths=(1000, 4000, 8000), de_eval_every=50,
         de_baselines=(("adam", 1e-4), ("sgd_momentum", 1e-3)), de_lbfgs_steps=300,
-        de_observables=("identity", "affine", "delay:2", "poly:2:x"),
+        de_observables=("identity", "affine", "delay:2", "poly:2:x", "state"),
         mnist_inits=2, mnist_epochs=7, eval_every=67, mnist_baselines=(("adam", 1e-3), ("sgd_momentum", 1e-2)),
         lbfgs_steps=60, heat_starts=(2, 3), heat_lengths=(0.5, 1), mnist_observables=("identity", "affine"),
         obs_members=None, rep_inits=1, rep_partition="quasi_node:157", rep_curve_every=469,
         cyc_inits=2, cyc_warmup_epochs=1, cyc_target_epoch=4, cyc_max_epochs=5,
+        # the state cycles at paper / full only: at ci they took 249 s (against 28 s for the weights-only
+        # cycles) and peaked at 2.85 GiB (Binder's limit is 2): the augmented blocks of 471 observables
+        # exceed the cycle's 469 snapshots, and their low-rank fits and jumps are slow
+        cyc_variants=("weights",),
         other_epochs=3, other_window_epochs=(2, 2), other_T_epochs=1, wide_inits=1, cnn_inits=1,
         cnn_train_subset=15000, fashion_inits=2),
 }
@@ -163,11 +171,41 @@ def censored(loss_koopman, opt_losses: torch.Tensor) -> list[bool]:
     return [bool(t_eq_parts(float(lk[e]), opt_losses[:, e].double().numpy()).censored) for e in range(lk.shape[0])]
 
 
+#: float64 bytes of the last ``L`` snapshots that :func:`line_fit_chunked` hands the core's line fit at
+#: a time (it converts what it is given to float64 and centres it: two copies)
+LINE_FIT_BYTES = 1e8
+
+
+def line_fit_chunked(window: torch.Tensor, L: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`koopman_lib.baselines.line_fit` of ``window`` ``(k, E, D)``, network by network and
+    ``LINE_FIT_BYTES`` of coordinates at a time: ``(level, slope)`` ``(E, D)``. Each weight's line is
+    its own, so the values are those of one call on the whole window (bit for bit on one thread,
+    tested) without its two float64 copies of the whole window (the ci run's peak); network ``i``'s
+    values do not depend on the others (the batched fit sums in an order that depends on how many
+    networks share the batch on more threads)."""
+    k, E, D = window.shape
+    c = max(1, int(LINE_FIT_BYTES // (8 * (k if L is None else L))))
+    fits = [[line_fit(window[:, e:e + 1, a:a + c], L) for a in range(0, D, c)] for e in range(E)]
+    return tuple(torch.cat([torch.cat([f[j] for f in row], dim=-1) for row in fits]) for j in (0, 1))
+
+
 def extrapolate(window: torch.Tensor, T: int, L: int | None = None) -> torch.Tensor:
-    """:func:`koopman_lib.baselines.linear_extrapolation` of ``window`` ``(k, E, D)``, network by
-    network: the batched line fit sums in an order that depends on how many networks share the
-    batch (1 ulp apart), and network ``i``'s values must not depend on the others."""
-    return torch.cat([linear_extrapolation(window[:, e:e + 1], T, L) for e in range(window.shape[1])])
+    """:func:`koopman_lib.baselines.linear_extrapolation` of ``window`` ``(k, E, D)`` (``level + T
+    slope``), from :func:`line_fit_chunked`."""
+    if not isinstance(T, int) or T < 0:
+        raise ValueError(f"T must be a non-negative integer, got {T!r}")
+    level, slope = line_fit_chunked(window, L)
+    return level + T * slope
+
+
+def load_images(dataset: str = "mnist", normalize="paper", train_subset: int | None = None,
+                test_subset: int | None = None) -> Images:
+    """:func:`koopman_repro.experiments.images.load_images`, then the process's cache of raw pixels
+    (:func:`~koopman_repro.experiments.images.raw_images`) emptied: a study holds its normalised copy
+    only (0.22 GB less for MNIST beside it), each study reading the files again (under a second)."""
+    out = _images.load_images(dataset, normalize, train_subset, test_subset)
+    _images.raw_images.cache_clear()
+    return out
 
 
 def rel_error(pred: torch.Tensor, true_end: torch.Tensor, true_start: torch.Tensor) -> torch.Tensor:

@@ -95,13 +95,12 @@ def run_networks(cfg: Config) -> dict:
     ``network_seed(cfg.seed + 4, 5 or 6, i)`` and its data order from ``shuffle_seed(cfg.seed + 3, i)``;
     a study none of whose networks ``cfg.networks`` names is skipped."""
     rows, check = [], {}
-    mnist = load_images("mnist", "paper", cfg.train_subset, cfg.test_subset)
     spec = [f"quasi_node:{cfg.layer1_q}"] + ["node"] * (len(cfg.wide_sizes) - 2)
     cnn_label = "MNIST" + (f" (first {cfg.cnn_train_subset} training images)" if cfg.cnn_train_subset else "")
     studies = [  # (key, networks, label, dataset, make(networks) -> net, images, partition spec)
         ("wide", cfg.wide_inits, "wider MLP " + ":".join(map(str, cfg.wide_sizes)), "MNIST",
          lambda idx: EnsembleMLP(cfg.wide_sizes, "relu", len(idx), seeds=network_seeds(cfg.seed + 4, idx)),
-         lambda: mnist, spec),
+         lambda: load_images("mnist", "paper", cfg.train_subset, cfg.test_subset), spec),
         ("cnn", cfg.cnn_inits, f"CNN conv{cfg.cnn_channels[0]}-conv{cfg.cnn_channels[1]}-fc", cnn_label,
          lambda idx: MemberwiseCNN(tuple(cfg.cnn_channels), n_members=len(idx), seeds=network_seeds(cfg.seed + 5, idx)),
          lambda: load_images("mnist", "paper", cfg.cnn_train_subset or cfg.train_subset, cfg.test_subset), "node"),
@@ -116,6 +115,7 @@ def run_networks(cfg: Config) -> dict:
         imgs = images()
         dataset = dataset or f"Fashion-MNIST (normalised {imgs.normalize})"
         got, values = study_network(cfg, label, dataset, make(idx), imgs, part, idx, f"{key}:")
+        del imgs          # before the next study loads its images
         rows += got
         check = merge(check, values)
     return {"networks": rows, "check": check}

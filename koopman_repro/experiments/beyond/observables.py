@@ -1,5 +1,14 @@
-"""Item 5: time delays and a polynomial dictionary per block against the identity observables;
-accuracy vs cost, on the NN DE solver and on MNIST (from the recorded runs of :mod:`.paper_runs`).
+"""Item 5: time delays, a polynomial dictionary and the optimizer's state per block against the
+identity observables; accuracy vs cost, on the NN DE solver and on MNIST (from the recorded runs of
+:mod:`.paper_runs`).
+
+The optimizer's state (spec :data:`STATE`, issue 25) is chosen a priori, not by its loss: Adadelta's
+two per-parameter buffers (``square_avg``, ``acc_delta``), every buffer its update reads, recorded
+beside the weights over the same window (:class:`koopman_lib.optimizer_state.OptimizerStateRecorder`)
+and stacked under each block's weights (:meth:`~koopman_lib.optimizer_state.StateLayout.augment`),
+each as its square root (the core's default: a linear map relates quantities that scale alike, and
+the step ``sqrt(acc_delta) / sqrt(square_avg) g`` reads both square roots); the same fits and
+partition as the other observables, the jumped weights scored as theirs.
 """
 from __future__ import annotations
 
@@ -8,10 +17,15 @@ import torch
 
 from koopman_lib.estimator import Koopman
 from koopman_lib.observables import Identity, parse_observables
+from koopman_lib.optimizer_state import StateKoopman
 from koopman_lib.progress import bar
 from koopman_lib.metrics import finite_median
 from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _timed, de_schedule, fit_variants, \
     mnist_schedule, rel_error, teq_over_t
+
+#: the observables spec of the weights and the optimizer's state (in ``de_observables`` /
+#: ``mnist_observables``; every other spec is :func:`koopman_lib.observables.parse_observables`'s)
+STATE = "state"
 
 
 class EachNetwork:
@@ -34,9 +48,54 @@ class EachNetwork:
         return self.fits[0].operator_entries()
 
 
-def de_observables(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
+class StateWeights:
+    """A fitted :class:`~koopman_lib.optimizer_state.StateKoopman` seen as a fit of the weights: ``predict``
+    jumps the last recorded vector of ``history`` (weights and state) and returns the weights."""
+
+    def __init__(self, kp: StateKoopman):
+        self.kp = kp
+
+    def predict(self, history: torch.Tensor, T: int) -> torch.Tensor:
+        return self.kp.predict(history[-1], T).theta
+
+    @property
+    def spectral_radius_(self) -> torch.Tensor:
+        return self.kp.spectral_radius_
+
+    def operator_entries(self) -> int:
+        return self.kp.operator_entries()
+
+
+def state_name(layout) -> str:
+    """The method's words for a state layout: ``weights + Adadelta state (sqrt square_avg, sqrt acc_delta)``."""
+    parts = ", ".join(f"{'sqrt ' if t == 'sqrt' else ''}{b}" for b, t in zip(layout.buffers, layout.transforms))
+    return f"weights + {layout.optimizer} state ({parts})"
+
+
+def _de_fit(spec: str, d: DeRun, window: torch.Tensor, state) -> tuple:
+    """``(fit, seconds, name, features per block, history, words for the method)`` of one observables
+    spec on the DE run,
+    network by network (``state``: the :class:`OptimizerStateRecorder` of the window, for :data:`STATE`)."""
+    E, partition = d.E, d.partition
+    if spec == STATE:
+        x = state.snapshots
+        if not torch.equal(x[-1, :, :d.snaps.shape[-1]], window[-1]):
+            raise RuntimeError("the state recording's weights at t2 are not the weight recording's")
+        fit, sec = _timed(lambda: EachNetwork([StateWeights(StateKoopman(partition, state.layout, cutoff="paper").fit(
+            x[:, e:e + 1])) for e in range(E)]))
+        n = 1 + len(state.layout.buffers)
+        return fit, sec, STATE, "/".join(str(n * m) for m in partition.block_sizes), x[-1:], state_name(state.layout)
+    obs = parse_observables(spec)
+    fit, sec = _timed(lambda: EachNetwork([Koopman(partition, cutoff="paper", observables=obs).fit(
+        window[:, e:e + 1]) for e in range(E)]))
+    return (fit, sec, obs.name, "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
+            window[-obs.history:], f"{obs.name} observables")
+
+
+def de_observables(cfg: Config, d: DeRun, state=None) -> tuple[list[dict], dict]:
     """Item 5 on the NN DE solver: one row per observable spec in ``de_observables``, and the
-    per-network check values."""
+    per-network check values; ``state``: the recording of weights and optimizer state over the
+    window (needed for :data:`STATE`)."""
     E = d.E
     partition, losses, loss_fn, snap = d.partition, d.losses, d.loss_fn, d.snap
     t1, t2, T, setting = de_schedule(cfg)
@@ -45,18 +104,14 @@ def de_observables(cfg: Config, d: DeRun) -> tuple[list[dict], dict]:
     obs_rows, values = [], {}
     true_end = snap(t2 + T)
     for spec in cfg.de_observables:
-        obs = parse_observables(spec)
-        otr, sec = _timed(lambda: EachNetwork([Koopman(partition, cutoff="paper", observables=obs).fit(
-            window[:, e:e + 1]) for e in range(E)]))
-        hist = window[-obs.history:]
+        otr, sec, name, features, hist, words = _de_fit(spec, d, window, state)
         p, jsec = _timed(lambda: otr.predict(hist, T))
         lp = loss_fn(p)
         r = teq_over_t(lp, ref, 1, T)
-        values.update({f"observables {obs.name}:loss": lp, f"observables {obs.name}:teq_over_t": r,
-                       f"observables {obs.name}:spectral_radius": otr.spectral_radius_})
-        obs_rows.append({"experiment": "de-solver", "method": f"Koopman, {obs.name} observables (pinv)",
-                         "setting": setting, "observables": obs.name,
-                         "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
+        values.update({f"observables {name}:loss": lp, f"observables {name}:teq_over_t": r,
+                       f"observables {name}:spectral_radius": otr.spectral_radius_})
+        obs_rows.append({"experiment": "de-solver", "method": f"Koopman, {words} (pinv)",
+                         "setting": setting, "observables": name, "features_per_block": features,
                          "operator_entries_per_network": otr.operator_entries(),
                          "fit_seconds_per_network": sec / E, "jump_seconds_per_network": jsec / E,
                          "loss_median": finite_median(lp), "accuracy_median": None,

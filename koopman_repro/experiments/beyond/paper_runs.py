@@ -13,6 +13,7 @@ import torch
 
 from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.metrics import finite_median
+from koopman_lib.optimizer_state import OptimizerStateRecorder
 from koopman_lib.partition import make_partition
 from koopman_lib.recorder import TrajectoryRecorder
 from koopman_lib.seeds import network_seeds
@@ -20,8 +21,9 @@ from koopman_lib.window import window_grid
 from ...check_values import EarlyNorms, merge
 from .. import de_solver as de
 from .baselines import de_baselines, mnist_baselines
+from ..images import release_memory
 from .common import Config, DeRun, load_images, mnist_schedule, paper_partition, per_network, study_networks, train_run
-from .observables import de_observables, mnist_observables, observed_members
+from .observables import STATE, de_observables, mnist_observables, observed_members
 from .windows import de_window_study, mnist_window_study, mnist_windows, window_values
 
 
@@ -45,7 +47,11 @@ def run_de(cfg: Config) -> dict:
         rec(t, theta)
         early(t, theta)
 
-    tr = de.train(problem, theta0, [cfg.de_optimizer], dcfg, cfg.de_steps, [record], progress=True)
+    # the optimizer's state over the window t1..t2 beside the weights, for the observables of item 5
+    state = (lambda k, view, opt: OptimizerStateRecorder(view, opt, cfg.de_t1, cfg.de_t2, dtype=torch.float64)) \
+        if STATE in cfg.de_observables else None
+    tr = de.train(problem, theta0, [cfg.de_optimizer], dcfg, cfg.de_steps, [record], progress=True,
+                  state_recorders=state)
     losses = tr.losses.to(torch.float64)  # (n_steps + 1, E): losses[t] = loss of w(t)
     snaps = rec.snapshots                 # (n_steps - lo + 1, E, D)
     step_seconds = tr.seconds / cfg.de_steps
@@ -55,7 +61,7 @@ def run_de(cfg: Config) -> dict:
            "partition": partition.describe()}
     out["baselines"], out["baseline_curves"], values = de_baselines(cfg, d)                # item 1
     out["window_heatmap"], out["window_choice"], out["window_scores"] = de_window_study(cfg, d, windows)  # 2, 3
-    out["observables"], obs_values = de_observables(cfg, d)                                  # item 5
+    out["observables"], obs_values = de_observables(cfg, d, tr.state_recorders[0] if state else None)  # item 5
     out["check"] = merge(early.values(), per_network(idx, "de:", {
         "loss@end": losses[-1], **values, **window_values(out["window_scores"]), **obs_values}))
     return out
@@ -85,8 +91,12 @@ def run_mnist(cfg: Config) -> dict:
     out = {"train_step_seconds_per_network": run.step_seconds / E, "n_params": net.n_params,
            "partition": partition.describe(), "steps_per_epoch": S}
     out["baselines"], out["baseline_curves"], item1_fits, values = mnist_baselines(cfg, run, partition, idx)  # 1
+    # memory: item 1's optimizers were the last to read the training images (the rest evaluates the test set)
+    images.x_train = images.x_train.new_empty((0,) + images.x_train.shape[1:])
+    release_memory()
     out["window_heatmap"], out["window_choice"], out["window_scores"] = mnist_window_study(             # 2, 3
         cfg, run, partition, windows)
+    release_memory()
     out["observables"], obs_values = mnist_observables(cfg, run, partition, item1_fits, idx)          # item 5
     out["epoch_test_loss"] = [finite_median(run.grid[e * S][0]) for e in range(cfg.mnist_epochs + 1)]
     scores = out["window_scores"]
