@@ -17,6 +17,8 @@ import numpy as np
 from .. import rows as declared
 from ..experiments import config_for
 from ..experiments.beyond import DE_PAPER_FIT, DE_PRECISION_METHODS
+from ..experiments.beyond.cycles import CURVE_KEYS, VARIANTS
+from ..experiments.beyond.observables import STATE
 from ..report import NOT_MEASURED, fmt
 from ..scorecard import (BEATS_OPTIMIZER, CRITERION_INFORMATIVE, CYCLES_FASTER, LOSS_TIE, OBSERVABLE_COSTLIER,
                          OBSERVABLE_HELPS, PROGRESS, SUMMARY_DIVERGENCE, SUMMARY_KEEPS_UP, WINDOW_CHOICE_GOOD,
@@ -611,15 +613,92 @@ def verdict_obs(O: Sequence) -> str:
     return "; ".join(out) + ". **Verdict: " + v + "**"
 
 
+def state_observable_sentence(O: Sequence) -> str:
+    """What Adadelta's state as observables (spec ``STATE`` on the DE solver: each block's weights with
+    the square roots of ``square_avg`` and ``acc_delta``) changes against the identity, and where its
+    jump still stops (:data:`NOT_SAVED` where the results lack the row)."""
+    de = _of(O, "de-solver", None)
+    st, ident = one(de, observables=STATE), one(de, observables="identity")
+    if st is None or ident is None:
+        return f"The weights with Adadelta's state as observables (DE solver): {NOT_SAVED}."
+    s_teq, i_teq = num(st.teq_over_t_median), num(ident.teq_over_t_median)
+    ratio = num(st.fit_seconds_per_network) / max(num(ident.fit_seconds_per_network), 1e-12)
+    change = ("improves on" if OBSERVABLE_HELPS.holds(s_teq - i_teq) else "does not improve on (by more than 0.1)")
+    stop = (f"its jump still stops short of the continued optimizer: in $T$ steps it reaches the loss Adadelta "
+            f"reaches in {fmt(100 * s_teq)} % of them" if s_teq < 1 else
+            "its jump reaches at least the continued optimizer's loss after $T$ steps")
+    return (f"On the DE solver, adding Adadelta's two accumulators (square roots) to each block's weights "
+            f"({st.features_per_block} features per block against {ident.features_per_block}) moves the median "
+            f"$T_{{eq}}/T$ from {fmt(i_teq)} to {fmt(s_teq)}, the success rate from {_pct(ident.success_rate)} to "
+            f"{_pct(st.success_rate)}, the median weight error after the jump from {fmt(ident.weight_error_median)} "
+            f"to {fmt(st.weight_error_median)} and the median largest $|\\lambda|$ from "
+            f"{fmt(ident.max_spectral_radius_median)} to {fmt(st.max_spectral_radius_median)}, at {fmt(ratio)}x the "
+            f"identity's fit time: the state {change} the identity, and {stop}." + (
+                "" if one(O, experiment="mnist", observables=STATE) else " No MNIST fit in these results carries the state."))
+
+
 # -- 6. cycles ------------------------------------------------------------------------------
-CYCLE_COLUMNS = ("method", "target_test_loss_median", "seconds_to_target_median", "reached_fraction",
-                 "steps_to_target_median", "jumps_accepted", "jumps_tried", "seconds_training",
-                 "seconds_recording", "seconds_fitting", "seconds_jumping", "seconds_evaluating")
+#: what a jump carries, one row of the cycles table each: the optimizer alone, then the cycles' variants
+CYCLE_VARIANTS = ("optimizer alone", *VARIANTS)
+#: a row or a field a results file does not hold (older files, or a profile that does not run it)
+NOT_SAVED = "not in this saved run"
+#: the curves of the cycles figure beside the optimizer alone: variant -> (style, label)
+CYCLE_CURVE_STYLES = {"weights": ("C3.-", "cycles: jumps of the weights"),
+                      "weights + optimizer state": ("C2.--", "cycles: jumps of the weights + Adadelta's state")}
+
+
+def cycles_by_variant(CY: Sequence) -> dict:
+    """The cycles rows by what a jump carries (:data:`CYCLE_VARIANTS`); rows of files made before
+    the variants (``variant`` None) are the optimizer alone, then the weights-only cycles."""
+    out = {}
+    for i, r in enumerate(CY):
+        out.setdefault(r.variant or ("optimizer alone" if i == 0 else "weights"), r)
+    return out
+
+
+#: the cycles table's headers (words and units), one column each
+CYCLE_HEADS = ("what a jump carries", "jumps kept of tried", "time to target (s)", "steps to target",
+               "final test loss (nats)", "fitting (s)", "jumping (s)")
+
+
+def _cycle_cells(v: str, r) -> dict:
+    steps = num(r.steps_to_target_median)
+    return dict(zip(CYCLE_HEADS, (
+        v, "no jumps" if v == "optimizer alone" else f"{r.jumps_accepted} of {r.jumps_tried}",
+        "not reached" if r.seconds_to_target_median is None else fmt(r.seconds_to_target_median),
+        f"{steps:.0f}" if np.isfinite(steps) else "not reached",
+        NOT_SAVED if r.final_test_loss_median is None else fmt(r.final_test_loss_median),
+        fmt(r.seconds_fitting), fmt(r.seconds_jumping))))
+
+
+def cycles_table(CY: Sequence, run_variants: Sequence[str] | None = None) -> list[dict]:
+    """One row per :data:`CYCLE_VARIANTS` entry, headers in words and units (:data:`CYCLE_HEADS`): jumps
+    kept of those tried, the median over networks of the seconds per network and of the steps (optimizer
+    steps + kept jump steps) to the target, the median test loss at the last evaluation, and the
+    seconds per network spent fitting and jumping. A variant without a row is "not run at this profile" when
+    ``run_variants`` (the run's ``cyc_variants``) leaves it out, else :data:`NOT_SAVED`."""
+    by, out = cycles_by_variant(CY), []
+    for v in CYCLE_VARIANTS:
+        if v in by:
+            out.append(_cycle_cells(v, by[v]))
+            continue
+        why = ("not run at this profile (`cyc_variants`)" if run_variants is not None and v != "optimizer alone"
+               and v not in run_variants else NOT_SAVED)
+        out.append(dict(zip(CYCLE_HEADS, (v, why, *[""] * (len(CYCLE_HEADS) - 2)))))
+    return out
+
+
+def cycles_table_of(results: dict | None) -> list[dict]:
+    """:func:`cycles_table` of a results file (its ``cyc_variants`` from its configuration, where recorded)."""
+    if not results:
+        return []
+    return cycles_table(rows(results, "cycles"), results.get("provenance", {}).get("config", {}).get("cyc_variants"))
 
 
 def cycles_figure(results: dict):
-    """Median test loss against wall-clock per network, the optimizer alone and the cycles, with
-    the target; ``None`` when the results have no curves."""
+    """Median test loss against wall-clock per network, the optimizer alone and the cycles of each
+    variant in the results (the state cycles' curve ``cycle_curves["cycles_state"]`` where present),
+    with the target; ``None`` when the results have no curves."""
     import matplotlib.pyplot as plt
     cc = results.get("cycle_curves")
     if not cc:
@@ -627,8 +706,11 @@ def cycles_figure(results: dict):
     fig, ax = plt.subplots(figsize=(8, 4.3))
     ax.plot(cc["alone"]["seconds_per_network"], np.minimum(np.array(cc["alone"]["loss_median"], dtype=float), CAP),
             "k-", label="Adadelta alone")
-    ax.plot(cc["cycles"]["seconds_per_network"], np.minimum(np.array(cc["cycles"]["loss_median"], dtype=float), CAP),
-            "C3.-", label="cycles (optimizer + Koopman jumps)")
+    for v, (style, label) in CYCLE_CURVE_STYLES.items():
+        cur = cc.get(CURVE_KEYS[v])
+        if cur:
+            ax.plot(cur["seconds_per_network"], np.minimum(np.array(cur["loss_median"], dtype=float), CAP), style,
+                    label=label)
     ax.axhline(cc["target_median"], color="grey", ls=":", label="target (median)")
     ax.set_yscale("log")
     ax.set_xlabel("wall-clock seconds per network (all costs)")
@@ -645,11 +727,29 @@ def cycles_faster(alone_seconds: float, cycles_seconds: float) -> bool:
                                                  or CYCLES_FASTER.holds(cycles_seconds, of=alone_seconds)))
 
 
+def _faster_words(sa: float, sc: float) -> str:
+    return "faster (by more than 10 %)" if cycles_faster(sa, sc) else "not faster"
+
+
+def _state_cycles_sentence(sa: float, s) -> str:
+    """What the cycles that carry Adadelta's state did (row ``s``, None: not in the results)."""
+    if s is None:
+        return "The cycles whose jumps carry Adadelta's state as well: " + NOT_SAVED + "."
+    ss = num(s.seconds_to_target_median)
+    reach = f"reached the target in {fmt(ss)} s" if np.isfinite(ss) else "did not reach the target"
+    return (f"The cycles whose jumps carry Adadelta's state as well {reach} ({s.jumps_accepted} of {s.jumps_tried} "
+            f"jumps kept; fitting {fmt(s.seconds_fitting)} s and jumping {fmt(s.seconds_jumping)} s per network; "
+            f"final median test loss {fmt(s.final_test_loss_median)}): with every cost counted, "
+            f"**{_faster_words(sa, ss)} than the optimizer alone**.")
+
+
 def verdict_cycles(CY: Sequence) -> str:
-    """Seconds to the target, the optimizer alone against the cycles, every cost counted."""
-    if not CY:
+    """Seconds to the target, the optimizer alone against the cycles (weights only, then weights and
+    Adadelta's state where the results hold them), every cost counted."""
+    by = cycles_by_variant(CY)
+    a, c = by.get("optimizer alone"), by.get("weights")
+    if a is None or c is None:
         return "not run."
-    a, c = CY[0], CY[1]
     sa, sc = num(a.seconds_to_target_median), num(c.seconds_to_target_median)
     reach = (f"the cycles in {fmt(sc)} s" if np.isfinite(sc) else
              "the cycles did not reach it within the run's budget of steps (`cyc_max_epochs`)")
@@ -658,8 +758,40 @@ def verdict_cycles(CY: Sequence) -> str:
            f"jumping {fmt(c.seconds_jumping)} s per network). ")
     if not c.jumps_accepted:
         txt += "No jump lowered the test loss, so the cycles were the optimizer plus overhead. "
-    return txt + (f"**Verdict: with every cost counted, Koopman cycles were "
-                  f"{'faster (by more than 10 %)' if cycles_faster(sa, sc) else 'not faster'} than the optimizer alone.**")
+    return txt + (f"**Verdict: with every cost counted, Koopman cycles were {_faster_words(sa, sc)} than the "
+                  "optimizer alone.** " + _state_cycles_sentence(sa, by.get("weights + optimizer state")))
+
+
+def state_block_size(cfg) -> tuple[int, int]:
+    """``(observables, snapshots)`` of the largest block of a state cycle at ``cfg``: the block's
+    weights and each of Adadelta's state buffers, against the ``cyc_record`` snapshots of a cycle."""
+    from koopman_lib.ensembles import EnsembleMLP
+    from koopman_lib.optimizer_state import OPTIMIZER_BUFFERS
+    from koopman_lib.partition import make_partition
+    from ..experiments.beyond.common import paper_partition
+    part = make_partition(EnsembleMLP(cfg.mlp_sizes, "relu", 1).shapes, paper_partition(cfg))
+    return (1 + len(OPTIMIZER_BUFFERS["Adadelta"])) * max(part.block_sizes), cfg.cyc_record
+
+
+def state_cycles_note(ci_cfg, saved: dict | None, saved_profile: str) -> str:
+    """Why the ``ci`` profile runs the weights-only cycles only, with the state cycles' cost from the
+    saved run where it holds them (:data:`NOT_SAVED` where not)."""
+    n, k = state_block_size(ci_cfg)
+    txt = (f"The `ci` profile runs the weights-only cycles only (`cyc_variants` = {tuple(ci_cfg.cyc_variants)}): a "
+           f"jump that carries Adadelta's state fits blocks of up to {n} observables (a block's weights and its "
+           f"two accumulators) from cycles of {k} snapshots, {'more' if n > k else 'no fewer'} observables than "
+           "snapshots; those low-rank fits and jumps take several times the weights-only cycles' time and take "
+           "the rerun's memory past the 2 GB a Binder notebook gets. ")
+    by = cycles_by_variant(rows(saved, "cycles"))
+    s, w = by.get("weights + optimizer state"), by.get("weights")
+    if s is None or w is None:
+        return txt + f"Their cost in the saved {saved_profile}-profile run: {NOT_SAVED}."
+    cost = [sum(num(getattr(r, f)) for f in ("seconds_training", "seconds_recording", "seconds_fitting",
+                                             "seconds_jumping", "seconds_evaluating")) for r in (s, w)]
+    return txt + (f"In the saved {saved_profile}-profile run the state cycles took {fmt(cost[0])} s per network in "
+                  f"all (fitting {fmt(s.seconds_fitting)} s, jumping {fmt(s.seconds_jumping)} s) against "
+                  f"{fmt(cost[1])} s for the weights-only cycles (fitting {fmt(w.seconds_fitting)} s, jumping "
+                  f"{fmt(w.seconds_jumping)} s).")
 
 
 # -- 7. other networks ----------------------------------------------------------------------
@@ -741,7 +873,7 @@ def summary(results: dict | None) -> dict:
     nets = rows(results, "networks")
     net_names = list(dict.fromkeys(x.network for x in nets))
     net_wins = sum(_teq_of(nets, n, STABLE_FIT) > _teq_of(nets, n, LINE_WHOLE) for n in net_names)
-    cy = rows(results, "cycles")
+    cy = cycles_by_variant(rows(results, "cycles"))
     return {
         "MNIST T_eq/T, paper's fit (pinv default cutoff)": _teq(one(b, **equal, method=MNIST_PAPER_FIT)),
         "MNIST T_eq/T, float32-resolution cutoff": _teq(one(b, **equal, method=STABLE_FIT)),
@@ -761,7 +893,8 @@ def summary(results: dict | None) -> dict:
                                                    if obs_best else None,
         "other networks: Koopman beats the straight line": f"{net_wins} of {len(net_names)}",
         "cycles: seconds to target, alone / cycles": " / ".join(
-            "not reached" if x.seconds_to_target_median is None else fmt(x.seconds_to_target_median) for x in cy[:2]),
+            "not reached" if x.seconds_to_target_median is None else fmt(x.seconds_to_target_median)
+            for x in (cy.get("optimizer alone"), cy.get("weights")) if x is not None),
     }
 
 

@@ -169,6 +169,114 @@ def test_older_files_name_the_replication_window_on_load():
     assert ch.replication_reported(up) == {"koopman_test_loss_T1": "n/a", "koopman_test_loss_T2": "n/a"}
 
 
+# -- the cycles by variant, the state's cost and the state observables ----------------------
+def _cycle_rows(older: bool = False) -> list:
+    """The optimizer alone, the weights-only and the state cycles (``older``: a file made before the
+    variants: no variant, no final loss, no state row)."""
+    alone = make("cycles", method="adadelta alone", seconds_to_target_median=2.0, steps_to_target_median=300.0,
+                 seconds_training=4.0, final_test_loss_median=0.5, variant="optimizer alone")
+    w = make("cycles", method="w", seconds_to_target_median=3.0, steps_to_target_median=300.0, jumps_accepted=1,
+             jumps_tried=6, seconds_training=3.0, seconds_recording=0.5, seconds_fitting=1.25, seconds_jumping=0.25,
+             seconds_evaluating=1.0, final_test_loss_median=0.25, variant="weights")
+    st = make("cycles", method="s", seconds_to_target_median=None, steps_to_target_median=None, jumps_accepted=0,
+              jumps_tried=6, seconds_training=3.0, seconds_recording=1.0, seconds_fitting=8.0, seconds_jumping=4.0,
+              seconds_evaluating=1.0, final_test_loss_median=0.75, variant="weights + optimizer state")
+    if older:
+        return [dataclasses.replace(r, variant=None, final_test_loss_median=None) for r in (alone, w)]
+    return [st, alone, w]   # any order: the table orders by variant
+
+
+def test_cycles_table_shows_every_variant_in_order():
+    table = ch.cycles_table(_cycle_rows())
+    assert [r["what a jump carries"] for r in table] == ["optimizer alone", "weights", "weights + optimizer state"]
+    assert all(list(r) == list(ch.CYCLE_HEADS) for r in table)
+    alone, w, st = table
+    assert (alone["jumps kept of tried"], alone["steps to target"], alone["final test loss (nats)"]) == \
+        ("no jumps", "300", "0.5")
+    assert (w["jumps kept of tried"], w["time to target (s)"], w["fitting (s)"], w["jumping (s)"]) == \
+        ("1 of 6", "3", "1.25", "0.25")
+    assert (st["time to target (s)"], st["steps to target"], st["final test loss (nats)"]) == \
+        ("not reached", "not reached", "0.75")
+
+
+def test_cycles_table_of_an_older_file_names_what_it_lacks():
+    old = _cycle_rows(older=True)
+    assert list(ch.cycles_by_variant(old)) == ["optimizer alone", "weights"]
+    table = ch.cycles_table(old)
+    assert table[1]["jumps kept of tried"] == "1 of 6" and table[1]["final test loss (nats)"] == ch.NOT_SAVED
+    assert table[2]["jumps kept of tried"] == ch.NOT_SAVED
+    assert ch.cycles_table(old, ("weights",))[2]["jumps kept of tried"].startswith("not run at this profile")
+    assert ch.verdict_cycles(old).endswith("as well: " + ch.NOT_SAVED + ".")
+    assert ch.summary({"cycles": [dataclasses.asdict(r) for r in old]})["cycles: seconds to target, alone / cycles"] \
+        == "2 / 3"
+
+
+@pytest.mark.parametrize("state_seconds, faster", [(1.79, True), (1.8, False), (None, False)])
+def test_verdict_cycles_reads_the_state_cycles(state_seconds, faster):
+    CY = [dataclasses.replace(r, seconds_to_target_median=state_seconds) if r.variant == "weights + optimizer state"
+          else r for r in _cycle_rows()]
+    text = ch.verdict_cycles(CY)
+    assert "the cycles in 3 s (1 of 6 jumps kept" in text and "Koopman cycles were not faster" in text
+    state = text.split("**Verdict")[1]
+    assert "0 of 6 jumps kept; fitting 8 s and jumping 4 s" in state and "final median test loss 0.75" in state
+    assert ("**faster (by more than 10 %) than the optimizer alone**" in state) is faster
+    assert ("did not reach the target" in state) is (state_seconds is None)
+
+
+def test_state_cycles_note_reads_the_costs_from_the_saved_run():
+    cfg = ch.config_for("beyond", "ci")
+    assert ch.state_block_size(cfg) == (3 * 157, 469)   # layer 1's quasi-node blocks of 785 / 5 inputs
+    assert "weights" in cfg.cyc_variants and "weights + optimizer state" not in cfg.cyc_variants
+    saved = {"cycles": [dataclasses.asdict(r) for r in _cycle_rows()]}
+    note = ch.state_cycles_note(cfg, saved, "paper")
+    assert "blocks of up to 471 observables" in note and "cycles of 469 snapshots, more observables" in note
+    # all costs per network: 3 + 1 + 8 + 4 + 1 = 17 against 3 + 0.5 + 1.25 + 0.25 + 1 = 6
+    assert "took 17 s per network in all (fitting 8 s, jumping 4 s) against 6 s" in note
+    older = {"cycles": [dataclasses.asdict(r) for r in _cycle_rows(older=True)]}
+    assert ch.state_cycles_note(cfg, older, "paper").endswith(f"paper-profile run: {ch.NOT_SAVED}.")
+    assert ch.state_cycles_note(cfg, None, "paper").endswith(ch.NOT_SAVED + ".")
+
+
+def _curve(loss):
+    return {"seconds_per_network": [0.0, 1.0], "loss_median": loss}
+
+
+@pytest.mark.parametrize("with_state", [True, False])
+def test_cycles_figure_draws_the_state_curve_when_present(with_state):
+    cc = {"alone": _curve([1.0, 0.5]), "cycles": _curve([1.0, 0.4]), "target_median": 0.45}
+    if with_state:
+        cc["cycles_state"] = _curve([1.0, 0.3])
+    fig = ch.cycles_figure({"cycle_curves": cc})
+    ax = fig.axes[0]
+    lines = {l.get_label(): list(l.get_ydata()) for l in ax.get_lines()}
+    assert lines["cycles: jumps of the weights"] == [1.0, 0.4]
+    assert lines.get("cycles: jumps of the weights + Adadelta's state") == ([1.0, 0.3] if with_state else None)
+    assert ("cycles: jumps of the weights + Adadelta's state" in [t.get_text() for t in ax.get_legend().get_texts()]) \
+        is with_state
+    plt.close(fig)
+
+
+def _obs(name: str, teq: float, **kw):
+    return make("observables", experiment="de-solver", observables=name, teq_over_t_median=teq, **kw)
+
+
+@pytest.mark.parametrize("teq, helps", [(0.95, False), (1.12, True)])
+def test_state_observable_sentence(teq, helps):
+    O = [_obs("identity", 1.01, features_per_block="11", success_rate=1.0, fit_seconds_per_network=0.5,
+              weight_error_median=0.1, max_spectral_radius_median=1.0),
+         _obs(ch.STATE, teq, features_per_block="33", success_rate=0.75, fit_seconds_per_network=2.0,
+              weight_error_median=0.2, max_spectral_radius_median=1.5)]
+    text = ch.state_observable_sentence(O)
+    assert "(33 features per block against 11)" in text and f"from 1.01 to {teq:.3g}" in text
+    assert "success rate from 100 % to 75 %" in text and "from 0.1 to 0.2" in text and "at 4x the identity" in text
+    assert ("the state improves on the identity" in text) is helps
+    assert ("stops short of the continued optimizer" in text) is (teq < 1)
+    if teq < 1:
+        assert "in 95 % of them" in text
+    assert text.endswith("No MNIST fit in these results carries the state.")
+    assert ch.state_observable_sentence(O[:1]).endswith(ch.NOT_SAVED + ".")
+
+
 # -- tables, summary and figures of a tiny run -----------------------------------------------
 def test_tables_carry_the_results_fields(tiny):
     B = ch.rows(tiny, "baselines")
@@ -180,6 +288,11 @@ def test_tables_carry_the_results_fields(tiny):
                                                    if r["experiment"] == "de-solver"]
     assert ch.columns(ch.rows(tiny, "cycles"), ["seconds_fitting"]) == [
         {"seconds_fitting": r["seconds_fitting"]} for r in tiny["cycles"]]
+    table = ch.cycles_table_of(tiny)   # the ci profile runs the weights-only cycles
+    assert [r["fitting (s)"] for r in table[:2]] == [ch.fmt(r["seconds_fitting"]) for r in tiny["cycles"]]
+    assert table[2]["jumps kept of tried"].startswith("not run at this profile")
+    state = ch.one(ch.rows(tiny, "observables"), observables=ch.STATE)
+    assert f"{state.features_per_block} features per block" in ch.state_observable_sentence(ch.rows(tiny, "observables"))
 
 
 def test_summary_reads_the_results(tiny):
@@ -215,7 +328,7 @@ def test_figures_have_their_artists_and_labels(tiny):
     fig3 = ch.networks_figure(ch.rows(tiny, "networks"), (1, 1), 1)
     assert len(fig3.axes[0].patches) == len(tiny["networks"])
     fig4 = ch.cycles_figure(tiny)
-    assert [l.get_label() for l in fig4.axes[0].get_lines()][:2] == ["Adadelta alone", "cycles (optimizer + Koopman jumps)"]
+    assert [l.get_label() for l in fig4.axes[0].get_lines()][:2] == ["Adadelta alone", "cycles: jumps of the weights"]
     fig5 = ch.stabilisation_figure(tiny)
     assert fig5.axes[1].get_ylabel() == "test accuracy (diverged drawn at 0)"
     fig6 = ch.observables_figure(ch.rows(tiny, "observables"))
