@@ -51,8 +51,9 @@ def test_check_values_per_network(saved):
     assert sorted(stored) == [0, 1, 2]
     per_fit = {f"{fit}:max_spectral_radius" for fit in TINY.fits} | {
         f"{fit}:T{h}:{k}" for fit in TINY.fits for h in TINY.horizons_epochs for k in mnist.CHECKED_PER_HORIZON}
+    null = {f"null:T{h}:{k}" for h in TINY.horizons_epochs for k in mnist.NULL_CHECKED_PER_HORIZON}
     expected = {f"early:weights_norm@{s}" for s in EARLY_STEPS} | {"test_loss_t2"} | \
-        {f"optimizer_loss_T{h}" for h in TINY.horizons_epochs} | per_fit
+        {f"optimizer_loss_T{h}" for h in TINY.horizons_epochs} | per_fit | null
     for values in stored.values():
         assert set(values) == expected
         assert not any("second" in k or "speedup" in k for k in values)

@@ -180,14 +180,18 @@ class Run:
 def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: int, seed: int,
               desc: str = "training", lr: float = 1.0, keep=(), members=None, batch_size: int = 64,
               eval_span: tuple[int, int] | None = None,
-              on_step: Callable[[int, torch.Tensor], None] | None = None) -> Run:
+              on_step: Callable[[int, torch.Tensor], None] | None = None,
+              on_epoch: Callable[[EnsembleTrainer], None] | None = None) -> Run:
     """Train ``net`` (Adadelta, lr ``lr``, StepLR ``gamma`` per epoch, batch ``batch_size``) for ``epochs``
     epochs on the fast ensemble loop; member ``e`` shuffles with ``shuffle_seed(seed, members[e])``
     (``members``: default ``0..E-1``). Stores the weights (training dtype) after steps ``lo..hi``
     (step 0 too when ``lo`` is 0), and after each step in ``keep`` (``Run.kept``); evaluates the
     test set at step 0, at every epoch end and after every ``every``-th step (within ``eval_span``
-    ``(first, last)`` if given); calls ``on_step(step, theta)`` after every step. The time spent
-    recording, evaluating and in ``on_step`` is not counted in ``Run.step_seconds``."""
+    ``(first, last)`` if given); calls ``on_step(step, theta)`` after every step and
+    ``on_epoch(trainer)`` after every epoch (the :class:`~koopman_lib.training.EnsembleTrainer`
+    itself, e.g. to :meth:`~koopman_lib.training.EnsembleTrainer.branch` from its state). The time
+    spent recording, evaluating and in ``on_step`` and ``on_epoch`` is not counted in
+    ``Run.step_seconds``."""
     E = net.theta.shape[0]
     members = range(E) if members is None else members
     tr = EnsembleTrainer(net, images.x_train, images.y_train, batch_size, "adadelta", lr, gamma,
@@ -220,5 +224,7 @@ def train_run(net, images: Images, epochs: int, gamma, every: int, lo: int, hi: 
     total = 0.0
     for _ in bar(range(epochs), desc=desc):
         total += tr.run_epoch(after_step).seconds
+        if on_epoch is not None:
+            on_epoch(tr)
     step_seconds = (total - overhead) / (epochs * S)
     return Run(net, images, S, lo, rec.snapshots, grid, every, step_seconds, evaluate, kept)

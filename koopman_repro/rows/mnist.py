@@ -12,6 +12,7 @@ Losses are test losses (mean negative log-likelihood per test image), accuracies
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from . import Row, register
@@ -68,6 +69,9 @@ class MnistMembersRow(Row):
     optimizer_acc_T2: float
     optimizer_acc_T5: float
     fits: dict
+    # the optimizer against itself (None: not in this saved run): per horizon "T<h>" the same entry
+    # as a fit's (T_eq_epochs, Q, R, censored, teq_over_t, equivalent times) with null_loss, null_acc
+    null: dict | None = None
 
     def optimizer_loss(self, T: int) -> float:
         """Adadelta's test loss ``T`` epochs after t2."""
@@ -80,6 +84,42 @@ class MnistMembersRow(Row):
         """Fit ``fit``'s entry at horizon ``T``: ``T_eq_epochs``, ``Q``, ``R``, ``censored``,
         ``teq_over_t``, ``koopman_loss``, ``koopman_acc`` (and the timed equivalents and speedups)."""
         return self.fits[fit][f"T{T}"]
+
+    def null_at(self, T: int) -> dict | None:
+        """The optimizer against itself at horizon ``T`` (``null_loss``, ``teq_over_t``, ...), ``None``
+        where the saved run has none."""
+        return None if self.null is None else self.null.get(f"T{T}")
+
+    def koopman_minus_null(self, fit: str, T: int) -> tuple[float, float] | None:
+        """The paired difference of this network at horizon ``T``: fit ``fit`` minus the optimizer
+        against itself, ``(test loss at T, T_eq / T)``; ``None`` without the null model."""
+        null, k = self.null_at(T), self.at(fit, T)
+        if null is None:
+            return None
+        value = lambda d, key: math.nan if d.get(key) is None else d[key]     # a saved nan is null
+        return (value(k, "koopman_loss") - value(null, "null_loss"), value(k, "teq_over_t") - value(null, "teq_over_t"))
+
+
+@register("mnist", "null_model")
+@dataclass(frozen=True)
+class MnistNullModelRow(Row):
+    """The optimizer against itself under one setting at one horizon: Adadelta continued from its
+    exact state at t2 with another minibatch order, scored as the Koopman fits are (T_eq against the
+    network's own run), and the paired difference per network, Koopman minus the branch."""
+    setting: str                         # "paper settings" (the members) or "replication settings"
+    T_epochs: int
+    n_members: int
+    networks: list                       # the inits, in the order of the per-network lists
+    success_rate: float                  # fraction of networks with T_eq > 0
+    teq_over_t_median: float
+    censored_fraction: float
+    null_loss_median: float              # the branch's median test loss at T
+    optimizer_loss_median: float         # the network's own run's
+    test_loss_t2_median: float
+    null_loss: list                      # per network
+    teq_over_t: list                     # per network
+    koopman_minus_null_loss_median: dict  # {fit or setting: median over networks of Koopman - branch test loss}
+    koopman_minus_null_teq_over_t_median: dict | None = None   # the same in T_eq / T
 
 
 @register("mnist", "replication")

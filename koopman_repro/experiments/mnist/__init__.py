@@ -71,6 +71,8 @@ from ...check_values import check_table, merge, with_networks
 from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, groups, inits, settings_table
 from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
 from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
+from . import scoring
+from .null import NullBranch, null_entry, null_row, paper_null_rows
 from .partial import Partial
 from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
                           setting_rows, spreads)
@@ -84,7 +86,8 @@ __all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALI
            "layerwise", "settings_table", "sweep_name", "sweep_rows", "sweep_specs", "layer_rows", "main_rows",
            "replication_row", "replication_runs", "setting_rows", "spreads", "cholesky_check", "paper_experiment",
            "table_rows", "trajectories", "ExampleDataset", "example_net", "koopman_seconds", "measure_timing",
-           "time_example_epoch", "inits", "groups", "n_networks", "regeneration_config", "per_network", "Partial"]
+           "time_example_epoch", "inits", "groups", "n_networks", "regeneration_config", "per_network", "Partial",
+           "NullBranch", "null_entry", "null_row", "paper_null_rows", "scoring"]
 
 
 def run(cfg: Config, results_dir=None) -> dict:
@@ -191,12 +194,15 @@ def _run(cfg: Config, partial: Partial) -> dict:
     ablation[0].sort(key=lambda row: order[row["setting"]])
     timing = out.pop("timing", None) or no_timing(cfg)
     table = table_rows(cfg, members, timing, setup.after, S)
+    for m in members:                  # the optimizer against itself, timed as the fits' T_eq are
+        scoring.add_equivalent_times(list(m["null"].values()), timing, setup.after)
+    null_model = paper_null_rows(cfg, members) + ((rep or {}).get("null_rows") or [])
     sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = _replication_rows(cfg, rep, members, curves, ablation, S)
     if rep is not None and rep["layer"] is not None:
         out["layerwise_ranks"] = rep["layer"]["ranks"]
     return {
-        "table": table, "members": members, "replication": replication, "ablation": ablation[0],
+        "table": table, "members": members, "null_model": null_model, "replication": replication, "ablation": ablation[0],
         "cutoff_sweep": sweep, "settings": settings_table(cfg), "timing": timing, "curves": curves,
         "ablation_curves": ablation[1], "ablation_eigenvalues": ablation[2],
         "steps_per_epoch": S, "snapshots": window_len(cfg, S), **out,
@@ -208,7 +214,8 @@ def per_network(cfg: Config, members: list) -> dict[int, dict[str, float]]:
     """Each network's check values (:mod:`koopman_repro.regeneration`) from its ``members`` row: its
     test loss at t2, the optimizer's test loss at every horizon, and for each fit of the table its
     largest eigenvalue modulus and, at every horizon, its Koopman test loss, T_eq and T_eq / T
-    (keys ``"<fit>:max_spectral_radius"``, ``"<fit>:T<h>:koopman_loss"``, ...). Timings and speedups
+    (keys ``"<fit>:max_spectral_radius"``, ``"<fit>:T<h>:koopman_loss"``, ...), and those of the
+    optimizer against itself (``"null:T<h>:null_loss"``, ...). Timings and speedups
     are not check values (they are not reproducible)."""
     out = {}
     for m in members:
@@ -219,12 +226,16 @@ def per_network(cfg: Config, members: list) -> dict[int, dict[str, float]]:
             values[f"{name}:max_spectral_radius"] = fit["max_spectral_radius"]
             for h in cfg.horizons_epochs:
                 values.update({f"{name}:T{h}:{k}": fit[f"T{h}"][k] for k in CHECKED_PER_HORIZON})
+        for h in cfg.horizons_epochs:      # the optimizer against itself (null_entry)
+            values.update({f"null:T{h}:{k}": m["null"][f"T{h}"][k] for k in NULL_CHECKED_PER_HORIZON})
         out[m["init"]] = values
     return out
 
 
 #: the values of each fit and horizon that are check values
 CHECKED_PER_HORIZON = ("koopman_loss", "T_eq_epochs", "teq_over_t")
+#: the values of the optimizer against itself at each horizon that are check values (``null:T<h>:<key>``)
+NULL_CHECKED_PER_HORIZON = ("null_loss", "T_eq_epochs", "teq_over_t")
 
 
 def n_networks(cfg: Config) -> int:

@@ -13,6 +13,7 @@ from koopman_lib.fit import FITS
 from koopman_lib.metrics import finite_median
 from .ablation import ablation_rows, ablation_settings, layerwise
 from .config import Config
+from .null import NullBranch, replication_null_rows
 from ..images import release_memory
 from .training import Condition, Setup, optimizer_curve, train_group
 
@@ -59,7 +60,7 @@ def spreads(curve: dict, step: int) -> dict:
 def replication_runs(cfg: Config, setup: Setup) -> tuple:
     """Train the replication's condition (``n_replication_inits`` networks) and every other condition
     of the ablation not trained by the main experiment (``n_ablation_inits``), and fit them. Returns
-    ``(replication fits, (ablation rows, curves, eigenvalues), layer-wise)``: the first is
+    ``(replication fits, (ablation rows, curves, eigenvalues), layer-wise, null_model rows)``: the first is
     :func:`.ablation.ablation_rows` of the replication's own fit and the table's fits on all its
     networks, the last :func:`.ablation.layerwise` plus the run (``None`` without ``cfg.layerwise``)."""
     settings = ablation_settings(cfg)
@@ -82,7 +83,7 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
                          "cutoff": FITS[name].cutoff.value, "clip": FITS[name].clip} for name in cfg.replication_fits]
     epochs = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
         max(cfg.T_epochs, max(cfg.replication_T_epochs))
-    rep_rows, layer, ablation = None, None, ([], {}, {})
+    rep_rows, layer, ablation, null_rows = None, None, ([], {}, {}), []
     for cond in conds:
         sets = [s for s in pending if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
         # memory: the replication's own rows (all its networks) need only its window; the steps before
@@ -92,14 +93,19 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
             first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
             earliest = min([(s["window"][0] - 1) * setup.S + 1 for s in sets] + [first])
             head = min(cfg.n_ablation_inits, len(rep_ids)) if sets and earliest < first else 0
+        # the replication's networks: the optimizer against itself from t2 over its longest horizon
+        null = NullBranch.of(cfg, cond, setup.data, rep_ids, cfg.replication_window_epochs[1],
+                             max(cfg.replication_T_epochs)) if cond == rep_cond else None
         r = train_group(cfg, cond, rep_ids if cond == rep_cond else ab_ids, setup.data, epochs, setup.grid_from,
-                        setup.grid_to, desc=f"train {cond.name}", first=first, head_members=head)
+                        setup.grid_to, desc=f"train {cond.name}", first=first, head_members=head, on_epoch=null)
         if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
             rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, setup.partition_of,
                                      setup.S)
             if cfg.layerwise:
                 # the layer-wise rows need the run's test losses, not its recording
                 layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
+            null_rows = replication_null_rows(cfg, null.curve(), r, cfg.replication_window_epochs[1] * setup.S,
+                                              _koopman_curves(rep_rows, layer))
         # memory: the first few networks' recording (joined with the head: a copy), the rest released
         sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits or r.head is not None else r
         del r
@@ -111,15 +117,27 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
             ablation[2].update(e)
         del sub
         release_memory()
-    return rep_rows, ablation, layer
+    return rep_rows, ablation, layer, null_rows
+
+
+def _koopman_curves(rep_rows: tuple, layer: tuple | None) -> dict:
+    """``{setting: (steps after t2, per-network test losses (E, steps))}`` of the replication's
+    Koopman results: its own fit and the refits (:func:`.ablation.ablation_rows`' curves) and the
+    layer-wise operators (:func:`.ablation.layerwise`)."""
+    _, curves, _ = rep_rows
+    out = {name: (c["steps"], torch.as_tensor(c["koopman_loss"])) for name, c in curves.items()}
+    if layer is not None:
+        out["replication settings, layer-wise"] = (layer[0].steps, layer[0].loss.T)
+    return out
 
 
 def replication_stage(cfg: Config, setup: Setup) -> dict:
     """:func:`replication_runs` as plain data (what a resumed run reads back): ``{"fits": the
     replication's own rows, curves and eigenvalues or None, "ablation": (rows, curves, eigenvalues),
+    "null_rows": the replication's rows of the ``null_model`` table,
     "layer": None or {"rows", "curves", "eigenvalues", "ranks"} of the layer-wise operators}``."""
-    rep_fits, ablation, layer = replication_runs(cfg, setup)
-    out = {"fits": rep_fits, "ablation": ablation, "layer": None}
+    rep_fits, ablation, layer, null_rows = replication_runs(cfg, setup)
+    out = {"fits": rep_fits, "ablation": ablation, "layer": None, "null_rows": null_rows}
     if layer is not None:
         rows, curves = layer_rows(cfg, layer, setup.S)
         out["layer"] = {"rows": rows, "curves": curves, "eigenvalues": layer[3], "ranks": layer[4]}

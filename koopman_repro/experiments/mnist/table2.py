@@ -13,7 +13,7 @@ from koopman_lib.estimator import Koopman
 from koopman_lib.errors import FitError
 from koopman_lib.evolve import path as evolve_path
 from koopman_lib.fit import FITS, singular_values
-from koopman_lib.metrics import TEq, equivalent_runtime, finite_median, success, t_eq_parts
+from koopman_lib.metrics import finite_median, success
 from koopman_lib.progress import bar
 from koopman_lib.solvers import finite_section
 from ...check_values import EarlyNorms
@@ -21,6 +21,8 @@ from ..images import Run, release_memory
 from .config import DTYPES, GUARD_GROWTH, Config, groups
 from .cutoff_sweep import sweep_specs
 from .fits import round_complex, round_weights
+from . import scoring
+from .null import NullBranch, null_entry
 from .partial import Partial
 from .training import Setup, Tracker, optimizer_curve, recorded_steps, tracked_coordinates, train_group
 
@@ -53,10 +55,7 @@ def fit_entry(cfg: Config, setup: Setup, kp: Koopman, ro, opt_steps: list, epoch
              "blocks_outside_unit_circle": [int((r > 1).sum()) for r in radii]}
     for h in cfg.horizons_epochs:
         lo, ac = float(kl[opt_steps.index(h * setup.S)]), float(ka[opt_steps.index(h * setup.S)])
-        parts = t_eq_parts(lo, epoch_losses)
-        entry[f"T{h}"] = {"T_eq_epochs": parts.value, "Q": parts.Q, "R": parts.R,
-                          "censored": parts.censored, "teq_over_t": parts.value / h,
-                          "koopman_loss": lo, "koopman_acc": ac}
+        entry[f"T{h}"] = scoring.score_horizon(lo, ac, epoch_losses, h, "koopman", h * setup.S)
     return entry, kl, ka
 
 
@@ -85,9 +84,10 @@ def fit_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int, i:
 
 
 def fit_group(cfg: Config, setup: Setup, run: Run, window, theta_t2, ids: list, members: list, curves: dict,
-              keep_dense: bool) -> dict:
-    """Fit every member of one trained group, appending to ``members`` and ``curves``; returns
-    init 0's dense fits when ``keep_dense`` (else ``{}``)."""
+              keep_dense: bool, null: dict) -> dict:
+    """Fit every member of one trained group, appending to ``members`` and ``curves``, each member
+    with its entry of the optimizer against itself (``null``: the group's :meth:`.null.NullBranch.curve`,
+    scored by :func:`.null.null_entry`); returns init 0's dense fits when ``keep_dense`` (else ``{}``)."""
     opt_steps, opt_loss, opt_acc = optimizer_curve(run, setup.t2, setup.H)
     epoch_loss = run.epoch_losses(cfg.epochs)            # (epochs+1, E)
     epoch_acc = torch.stack([run.grid[e * setup.S][1] for e in range(cfg.epochs + 1)])
@@ -100,7 +100,10 @@ def fit_group(cfg: Config, setup: Setup, run: Run, window, theta_t2, ids: list, 
             curves["koopman_loss"].setdefault(name, []).append(kl)
             curves["koopman_acc"].setdefault(name, []).append(ka)
         init0.update(dense)
+        row["null"] = null_entry(null, j, epoch_loss[cfg.window_epochs[1]:, j].tolist(), cfg.horizons_epochs, setup.S)
         members.append(row)
+        curves["null_loss"].append(null["loss"][:, j])
+        curves["null_acc"].append(null["acc"][:, j])
         curves["optimizer_loss"].append(opt_loss[:, j])
         curves["optimizer_acc"].append(opt_acc[:, j])
         curves["epoch_loss"].append(epoch_loss[:, j])
@@ -172,7 +175,7 @@ def cholesky_check(partition, snaps, theta_t2, T, kt_pinv, evaluate_fn, loss_pin
 def new_curves() -> dict:
     """Per-network curves of the paper's experiment, filled by :func:`fit_group` (lists of ``(n,)`` tensors)."""
     return {"steps": None, "optimizer_loss": [], "optimizer_acc": [], "epoch_loss": [], "epoch_acc": [],
-            "koopman_loss": {}, "koopman_acc": {}}
+            "koopman_loss": {}, "koopman_acc": {}, "null_loss": [], "null_acc": []}
 
 
 def paper_group(cfg: Config, setup: Setup, ids: list[int], init0_studies=None) -> dict:
@@ -192,12 +195,15 @@ def paper_group(cfg: Config, setup: Setup, ids: list[int], init0_studies=None) -
         for h in hooks:
             h(step, theta)
 
+    # the optimizer against itself: Adadelta continued from its state at t2 over the longest horizon
+    null = NullBranch.of(cfg, setup.paper_cond, setup.data, ids, cfg.window_epochs[1], max(cfg.horizons_epochs))
     run = train_group(cfg, setup.paper_cond, ids, setup.data, cfg.epochs, setup.grid_from, setup.grid_to,
-                      on_step=on_step, desc=f"train inits {ids[0]}-{ids[-1]}")
+                      on_step=on_step, desc=f"train inits {ids[0]}-{ids[-1]}", on_epoch=null)
     window = run.window(*run.epoch_window(*cfg.window_epochs))
     theta_t2 = run.snap(setup.t2).clone()      # not a view: the recording goes with the group
     members, curves = [], new_curves()
-    init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, keep_dense=init0_studies is not None)
+    init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, init0_studies is not None,
+                      null.curve())
     studies = init0_studies(run, window, theta_t2, track, init0, members) if init0_studies else None
     return {"members": members, "curves": curves, "early": early.values(), "init0": studies}
 
@@ -234,11 +240,8 @@ def add_speedups(rows: list[dict], timing: dict, t_ko: float, after: int) -> Non
     """Add to each network's horizon entry in ``rows`` its equivalent run time (S10 eq. 13) with
     the paper-style and the fast-loop epoch times of ``timing`` over the ``after`` optimizer epochs
     after t2, and the two speedups against ``t_ko``, the timed Koopman path of that fit and horizon."""
-    tau_paper, tau_fast = timing["epoch_seconds_paper_style"], timing["epoch_seconds_fast_loop"]
+    scoring.add_equivalent_times(rows, timing, after)
     for r in rows:
-        p = TEq(r["T_eq_epochs"], r["Q"], r["R"], r["censored"])
-        r["equivalent_seconds_paper_style"] = equivalent_runtime(p, [tau_paper] * after)
-        r["equivalent_seconds_fast_loop"] = equivalent_runtime(p, [tau_fast] * after)
         r["speedup_paper_style"] = r["equivalent_seconds_paper_style"] / t_ko
         r["speedup_fast_loop"] = r["equivalent_seconds_fast_loop"] / t_ko
 

@@ -106,13 +106,14 @@ def recorded_steps(cfg: Config, S: int) -> tuple[int, int]:
 
 def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs: int,
                 grid_from: int, grid_to: int, on_step=None, desc: str = "", first: int | None = None,
-                head_members: int = 0) -> Run:
+                head_members: int = 0, on_epoch=None) -> Run:
     """Train inits ``ids`` under ``cond`` for ``epochs`` epochs (:func:`.images.train_run`); record
     (stored, train dtype) the weights after every step of :func:`recorded_steps` (from step ``first``
     on if given; the first ``head_members`` members also from :func:`recorded_steps`' first step,
     in ``Run.head``, which ``Run.subset`` joins); evaluate the test set after every ``eval_every``-th
     step from ``grid_from`` to ``grid_to`` and at every epoch end (and at step 0); ``on_step(step,
-    theta)`` with the initial weights (step 0) and after every step. The run keeps the test images only (its fits never need the training
+    theta)`` with the initial weights (step 0) and after every step; ``on_epoch(trainer)`` after every
+    epoch (:class:`.null.NullBranch`). The run keeps the test images only (its fits never need the training
     images, and a normalised copy of them is 188 MB)."""
     xtr, xte = data.normalized(cond.normalize, DTYPES[cfg.train_dtype])
     images = Images(xtr, data.y_train, xte, data.y_test, tuple(cond.normalize))
@@ -135,7 +136,7 @@ def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs
                 on_step(step, theta)
     run = train_run(net, images, epochs, cond.gamma, cfg.eval_every, lo, hi, cfg.seed,
                     desc or cond.name, cfg.lr, members=ids, batch_size=cfg.batch_size, eval_span=(grid_from, grid_to),
-                    on_step=steps)
+                    on_step=steps, on_epoch=on_epoch)
     run.images = Images(xtr.new_empty((0, xtr.shape[1])), data.y_train[:0], xte, data.y_test, tuple(cond.normalize))
     run.head = None if head is None else head.snapshots
     return run
