@@ -41,7 +41,8 @@ def where_it_stops(a: dict, rows: list[dict], layers: dict, keys: dict) -> dict:
     that fails (``None`` if none fails). The diagnosis is made at ``T_diagnosed`` (``stops_at_T``,
     else the largest ``T``), per layer: the share of blocks whose operator has a mode that grows
     (spectral radius ``> GROWING``), the largest eigenvalue modulus (median over networks of each
-    network's largest in the layer), its growth ``|lambda|^T`` (as ``log10``), the layer's share of
+    network's largest in the layer), its growth over the prediction, ``|lambda|^(horizon / stride)``
+    (as ``log10``; ``|lambda|`` is that of the fit's ``stride``-step operator), the layer's share of
     the squared weight error ``||w_K - w||^2`` and its relative error ``||w_K - w|| / ||w - w(t2)||``
     (medians over networks), and the singular values kept per block (median). ``stride`` and
     ``horizons_by_T``: the fit's steps between snapshots and the steps it predicts for each ``T``
@@ -56,8 +57,10 @@ def where_it_stops(a: dict, rows: list[dict], layers: dict, keys: dict) -> dict:
     es, ts = bt["layer_error_sq"], bt["layer_travel_sq"]
     radii = a["radii"]
 
+    applications = a["by_T"][T_ref]["horizon"] / (a["stride"] or 1)   # the radii are of the s-step operator
+
     def log10_growth(rho):
-        return None if rho is None or not rho > 0 else T_ref * math.log10(rho)
+        return None if rho is None or not rho > 0 else applications * math.log10(rho)
 
     per = []
     for l, blocks in enumerate(layers["blocks"]):
