@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import math
+
 import pytest
 import torch
 
@@ -44,6 +46,10 @@ def test_strided_fits_predict_the_cores_horizon_and_say_so(res):
     for w in rows.table(res, "where_it_stops"):
         assert w.stride == (s if w.fit in STRIDED_FITS else 1)
         assert w.horizons_by_T == [floor_horizon(T, w.stride) for T in w.Ts]
+        # growth over the prediction: |lambda_s| per s steps, horizon / s applications
+        rho, h = w.max_spectral_radius_median, w.horizons_by_T[w.Ts.index(w.T_diagnosed)]
+        if rho is not None and rho > 0:
+            assert w.log10_growth_at_T == pytest.approx(h / w.stride * math.log10(rho))
     # T_eq/T divides by T, not by the horizon
     n = next(r for r in rows.table(res, "networks") if r.fit == "default-strided" and r.T == 51)
     assert n.teq_over_t == pytest.approx(n.teq / 51)
