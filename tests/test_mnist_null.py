@@ -22,17 +22,23 @@ SMALL = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=640, te
                    replication_fits=())
 
 
+def run_patched(cfg, patches: list[tuple]) -> dict:
+    """``mnist.run(cfg)`` with ``(module, name, replacement)`` patched in for the run only."""
+    mp = pytest.MonkeyPatch()
+    for module, name, value in patches:
+        mp.setattr(module, name, value)
+    try:
+        return mnist.run(cfg)
+    finally:
+        mp.undo()
+
+
 @pytest.fixture(scope="module")
 def scored():
     """A small run with every call of the one scoring function recorded (``who``, horizon)."""
     calls = []
     real = scoring.score_horizon
-    mp = pytest.MonkeyPatch()
-    mp.setattr(scoring, "score_horizon", lambda *a: calls.append((a[4], a[3])) or real(*a))
-    try:
-        res = mnist.run(SMALL)
-    finally:
-        mp.undo()
+    res = run_patched(SMALL, [(scoring, "score_horizon", lambda *a: calls.append((a[4], a[3])) or real(*a))])
     return res, calls
 
 

@@ -46,6 +46,8 @@ class MnistTableRow(Row):
     speedup_fast_loop_median: float | None = None
     koopman_loss_T_median: float | None = None
     koopman_acc_T_median: float | None = None
+    stride: int | None = None            # the fit's stride s (1: every snapshot; None: not in this saved run)
+    horizon_steps: int | None = None     # the optimizer steps it predicts: floor_horizon(T, s), up to s - 1 short
 
     def speedup(self, loop: str) -> float | None:
         """The median speedup against ``loop`` (``"paper_style"`` or ``"fast_loop"``) over the

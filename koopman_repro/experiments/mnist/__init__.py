@@ -6,11 +6,15 @@ Three parts, all on the 784:20:20:20:10 ReLU classifier trained with Adadelta:
    0.7 per epoch, batch 64, normalisation 0.1307/0.3081), the weights after every step of
    epochs 3-5 recorded (2814 snapshots), Quasi-Node (q = 157) operators for layer 1 and Node
    operators for the other layers fitted in float64 with each of ``cfg.fits``
-   (:data:`koopman_lib.fit.FITS`: the paper's ``pinv``, the library's default, the default
-   clipped to the unit disk), the weights evolved ``T = 1, 2, 5`` epochs (test loss every
+   (:data:`koopman_lib.estimator.BOOK_FITS`: the paper's ``pinv``, the library's default, the default
+   clipped to the unit disk, and both defaults fitted on every ``s``-th snapshot by
+   :func:`koopman_lib.estimator.fit_named`, ``s`` from the window's shape alone, 4 here: those
+   predict ``floor_horizon(T, s)`` steps, up to ``s - 1`` short of ``T``, and are evaluated every
+   ``lcm(s, eval_every)`` steps), the weights evolved ``T = 1, 2, 5`` epochs (test loss every
    ``eval_every`` steps, matrix powers in between), ``T_eq = Q + R`` (S10) from the per-epoch
    test losses of the continued Adadelta run, equivalent run time (S10 eq. 13) and two speedups
-   per fit and horizon. The cutoff sweep: every cutoff of ``cfg.cutoff_sweep``, with and without
+   per fit and horizon; the optimizer against itself (:mod:`.null`: Adadelta continued from its exact
+   state at t2 with another minibatch order, scored by the same function, :mod:`.scoring`). The cutoff sweep: every cutoff of ``cfg.cutoff_sweep``, with and without
    clipping, on every init, at the same horizons (evaluated once per epoch).
 2. **The replication's settings** (Rao 2024): normalisation 0.5/0.5, no StepLR, window
    epochs 4-5 (its notebook's 0-indexed ``t1, t2 = 3, 5``), Koopman training from the end of the
@@ -63,7 +67,8 @@ table) and :mod:`.timing`, and :mod:`.partial` (resuming an interrupted run); :f
 """
 from __future__ import annotations
 
-from koopman_lib.fit import FITS, spectrum_summary
+from koopman_lib.estimator import BOOK_FITS
+from koopman_lib.fit import spectrum_summary
 from ...config import torch_threads
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
 from .ablation import ablation_rows, ablation_settings, layerwise
@@ -116,9 +121,9 @@ def check_config(cfg: Config) -> None:
     if cfg.epochs - cfg.window_epochs[1] < max(cfg.horizons_epochs):
         raise ValueError(f"epochs={cfg.epochs} must reach the end of the window plus the longest horizon "
                          f"({cfg.window_epochs[1]} + {max(cfg.horizons_epochs)}): T_eq needs optimizer epochs after t2")
-    if cfg.T_epochs not in cfg.horizons_epochs or any(f not in FITS for f in cfg.fits) or "paper" not in cfg.fits:
+    if cfg.T_epochs not in cfg.horizons_epochs or any(f not in BOOK_FITS for f in cfg.fits) or "paper" not in cfg.fits:
         raise ValueError(f"horizons_epochs must contain T_epochs={cfg.T_epochs}, and fits must include 'paper' "
-                         f"and be names of koopman_lib.fit.FITS {tuple(FITS)}")
+                         f"and be names of koopman_lib.estimator.BOOK_FITS {tuple(BOOK_FITS)}")
 
 
 def _init0_studies(cfg: Config, setup: Setup):

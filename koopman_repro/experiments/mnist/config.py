@@ -36,7 +36,10 @@ class Config:
     partition: tuple = ("quasi_node:157", "node", "node", "node")
     fit_dtype: str = "float64"           # MATLAB double in the authors' code
     cutoff: str = "paper"                # pinv cutoff (koopman_lib.fit.Cutoff): "paper" = max(m, k) eps64 (MATLAB)
-    fits: tuple = ("paper", "default", "default-stabilised")   # koopman_lib.fit.FITS: the table's rows
+    fits: tuple = ("paper", "default", "default-stabilised",   # koopman_lib.estimator.BOOK_FITS: the table's rows;
+                   "default-strided", "default-strided-stabilised")  # the strided ones at the stride the rule
+                   # picks from the window's shape (koopman_lib.stride.choose_stride: s = 4 for 2814 snapshots
+                   # and blocks of 157), horizons floor_horizon(h epochs, s), evaluated every lcm(s, eval_every)
     # the cutoff sweep, on every init, each cutoff with and without clipping to the unit disk
     cutoff_sweep: tuple = ("paper", 1e-10, 1e-8, 1e-6, 1e-4, "resolution", 1e-3, "jax")
     sweep_stabilised: tuple = (False, True)

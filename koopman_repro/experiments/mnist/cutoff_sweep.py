@@ -16,7 +16,7 @@ def sweep_specs(cfg: Config) -> dict:
     """``{name: FitSpec}`` fitted for every init: the table's fits (:data:`koopman_lib.fit.FITS`)
     and every cutoff of the sweep with and without clipping to the unit disk (named
     ``"<cutoff>"`` / ``"<cutoff>+clip:1"``; a sweep entry equal to a table fit is that fit)."""
-    specs = {name: FITS[name] for name in cfg.fits}
+    specs = {name: FITS[name] for name in cfg.fits if name in FITS}     # the strided fits: fit_named
     for c in cfg.cutoff_sweep:
         for stab in cfg.sweep_stabilised:
             spec = FitSpec(c, clip=1.0 if stab else None)

@@ -9,10 +9,10 @@ import math
 import numpy as np
 import torch
 
-from koopman_lib.estimator import Koopman
+from koopman_lib.estimator import Koopman, fit_named
 from koopman_lib.errors import FitError
 from koopman_lib.evolve import path as evolve_path
-from koopman_lib.fit import FITS, singular_values
+from koopman_lib.fit import singular_values
 from koopman_lib.metrics import finite_median, success
 from koopman_lib.progress import bar
 from koopman_lib.solvers import finite_section
@@ -20,7 +20,7 @@ from ...check_values import EarlyNorms
 from ..images import Run, release_memory
 from .config import DTYPES, GUARD_GROWTH, Config, groups
 from .cutoff_sweep import sweep_specs
-from .fits import round_complex, round_weights
+from .fits import cutoff_name, grid_of, horizon_of, plain_fits, round_complex, round_weights, strided_fits
 from . import scoring
 from .null import NullBranch, null_entry
 from .partial import Partial
@@ -37,11 +37,14 @@ def member_row(cfg: Config, setup: Setup, run: Run, j: int, i: int, epoch_loss: 
             "fits": {}}
 
 
-def fit_entry(cfg: Config, setup: Setup, kp: Koopman, ro, opt_steps: list, epoch_losses: list) -> tuple:
+def fit_entry(cfg: Config, setup: Setup, kp: Koopman, ro, opt_steps: list, epoch_losses: list,
+              at: dict | None = None) -> tuple:
     """One network's entry for one fit ``kp`` and its rollout ``ro``: spectral radius, guard stop,
-    layer-1 rank, blocks outside the unit circle and ``T_eq`` per horizon (``epoch_losses``: the
-    optimizer's test loss at t2 and after every later epoch). Returns ``(entry, loss curve,
-    accuracy curve)`` on the optimizer's grid ``opt_steps`` (nan where the rollout has no value)."""
+    layer-1 rank, blocks outside the unit circle, the fit's stride and ``T_eq`` per horizon
+    (``epoch_losses``: the optimizer's test loss at t2 and after every later epoch), from the test
+    loss and accuracy at each horizon (``at`` ``{h: (loss, acc)}``, else read off ``ro`` at ``h``
+    epochs). Returns ``(entry, loss curve, accuracy curve)`` on the optimizer's grid ``opt_steps``
+    (nan where the rollout has no value)."""
     kl = torch.full((len(opt_steps),), float("nan"), dtype=torch.float64)
     ka = kl.clone()
     for st, l, a in zip(ro.steps, ro.loss[:, 0], ro.acc[:, 0]):
@@ -52,18 +55,48 @@ def fit_entry(cfg: Config, setup: Setup, kp: Koopman, ro, opt_steps: list, epoch
     entry = {"max_spectral_radius": float(max(r.max() for r in radii)),
              "rollout_stopped_at": ro.stopped_at[0], "stop_reason": ro.reason[0],
              "mean_rank_layer1_blocks": float(ops[0].rank.double().mean()),
-             "blocks_outside_unit_circle": [int((r > 1).sum()) for r in radii]}
+             "blocks_outside_unit_circle": [int((r > 1).sum()) for r in radii], "stride": kp.stride_ or 1}
     for h in cfg.horizons_epochs:
-        lo, ac = float(kl[opt_steps.index(h * setup.S)]), float(ka[opt_steps.index(h * setup.S)])
-        entry[f"T{h}"] = scoring.score_horizon(lo, ac, epoch_losses, h, "koopman", h * setup.S)
+        lo, ac = at[h] if at is not None else \
+            (float(kl[opt_steps.index(h * setup.S)]), float(ka[opt_steps.index(h * setup.S)]))
+        entry[f"T{h}"] = scoring.score_horizon(lo, ac, epoch_losses, h, "koopman",
+                                               horizon_of(h * setup.S, entry["stride"]))
     return entry, kl, ka
+
+
+def strided_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int, opt_steps: list,
+                   epoch_loss: torch.Tensor, row: dict, curves: dict) -> None:
+    """Member ``j``'s strided fits (:func:`koopman_lib.estimator.fit_named`: the default fits of
+    every ``s``-th snapshot), into ``row["fits"]`` and ``curves``: each evolved with its own guard
+    over :func:`.fits.horizon_of` the longest horizon, evaluated on the grid :func:`.fits.grid_of`
+    (multiples of ``s`` on the run's grid), and at each horizon's :func:`.fits.horizon_of` (up to
+    ``s - 1`` steps short of ``h`` epochs; one more guarded rollout where that step is off the grid)."""
+    theta = theta_t2[j:j + 1]
+    for name, kp in fit_named(setup.partition, window[:, j:j + 1], strided_fits(cfg.fits),
+                              dtype=DTYPES[cfg.fit_dtype]).items():
+        s = kp.stride_
+        ro = kp.rollout(theta, horizon_of(setup.H, s), every=grid_of(cfg.eval_every, s), loss_fn=run.evaluate,
+                        max_growth=GUARD_GROWTH)
+        at = {}
+        for h in cfg.horizons_epochs:
+            T = horizon_of(h * setup.S, s)
+            if ro.stopped_at[0] is not None and ro.stopped_at[0] <= T:
+                at[h] = (math.nan, math.nan)             # the guard stopped it before this horizon
+                continue
+            r = ro if T in ro.steps else kp.rollout(theta, T, loss_fn=run.evaluate, max_growth=GUARD_GROWTH)
+            i = list(r.steps).index(T)
+            at[h] = (float(r.loss[i, 0]), float(r.acc[i, 0]))
+        row["fits"][name], kl, ka = fit_entry(cfg, setup, kp, ro, opt_steps,
+                                              epoch_loss[cfg.window_epochs[1]:, j].tolist(), at)
+        curves[name] = (kl, ka)
 
 
 def fit_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int, i: int, opt_steps: list,
                epoch_loss: torch.Tensor, keep_dense: bool) -> tuple[dict, dict, dict]:
-    """Fit and evolve member ``j`` (init ``i``) with every fit of the table and the sweep. Returns
-    ``(member row, {fit: (loss curve, accuracy curve)} of the table's fits, {fit: dense Koopman}``
-    (the table's fits, only when ``keep_dense``: init 0's Fig. 3b paths, eigenvalues, Cholesky check))."""
+    """Fit and evolve member ``j`` (init ``i``) with every fit of the table (the strided ones by
+    :func:`strided_member`) and the sweep. Returns ``(member row, {fit: (loss curve, accuracy curve)}
+    of the table's fits, {fit: dense Koopman}`` (the table's fits of every snapshot, only when
+    ``keep_dense``: init 0's Fig. 3b paths, eigenvalues, Cholesky check))."""
     row, curves, dense = member_row(cfg, setup, run, j, i, epoch_loss), {}, {}
     # one factorisation per block serves the table's fits and every cutoff of the sweep
     fits = Koopman(setup.partition, dtype=DTYPES[cfg.fit_dtype]).fit_variants(window[:, j:j + 1], sweep_specs(cfg))
@@ -80,6 +113,7 @@ def fit_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int, i:
             curves[name] = (kl, ka)
             if keep_dense:
                 dense[name] = Koopman.from_operators(setup.partition, [op.as_dense() for op in kp.operators_])
+    strided_member(cfg, setup, run, window, theta_t2, j, opt_steps, epoch_loss, row, curves)
     return row, curves, dense
 
 
@@ -119,7 +153,7 @@ def trajectories(cfg: Config, setup: Setup, track: Tracker, init0: dict, theta_t
     traj = {"labels": [c for c, _ in coords], "optimizer_from_step": track.first,
             "optimizer": round_weights(track.values.T), "koopman_from_step": setup.t2, "koopman": {}}
     eigenvalues = {}
-    for name in cfg.fits:
+    for name in plain_fits(cfg.fits):
         kt = init0[name]
         kpaths = []
         for _, coord in coords:
@@ -256,8 +290,9 @@ def table_row(members: list, name: str, h: int, t_ko: float, S: int) -> dict:
     stops = [m["fits"][name]["rollout_stopped_at"] for m in members]
     nan = math.nan
     return {
-        "variant": f"paper settings, {name} fit", "fit": name, "cutoff": FITS[name].name,
-        "n_inits": len(members), "T_epochs": h,
+        "variant": f"paper settings, {name} fit", "fit": name, "cutoff": cutoff_name(name),
+        "n_inits": len(members), "T_epochs": h, "stride": members[0]["fits"][name]["stride"],
+        "horizon_steps": rows[0]["horizon_steps"],
         "success_rate": float(success(teq).mean()),
         "teq_over_t_median": float(np.median(teq / h)),
         "speedup_paper_style_median": finite_median([r["speedup_paper_style"] for r in ok], empty=nan) if ok else None,

@@ -10,13 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from koopman_lib.estimator import Koopman
+from koopman_lib.estimator import STRIDED_FITS, Koopman, fit_named
 from koopman_lib.errors import FitError
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import Partition
 from koopman_lib.progress import bar
 from koopman_lib.training import EnsembleTrainer
 from .config import DTYPES, GUARD_GROWTH
+from .fits import grid_of, horizon_of
 from .training import make_net
 
 
@@ -69,18 +70,24 @@ def koopman_seconds(partition: Partition, recording: torch.Tensor, theta_t2: tor
     (``Koopman(partition, fit=fit, method=method, dtype=dtype).fit``, timed once), plus the guarded
     rollout of ``T`` steps from ``theta_t2`` ``(1, D)`` that the reported losses come from (matrix
     powers between the evaluation points every ``every`` steps), without the test-loss
-    evaluations. Returns ``({T: fit + rollout seconds}, fitted estimator, error)``;
+    evaluations. A strided fit (``fit`` in :data:`koopman_lib.estimator.STRIDED_FITS`) is fitted by
+    :func:`koopman_lib.estimator.fit_named` and evolved over its horizon and grid
+    (:func:`.fits.horizon_of`, :func:`.fits.grid_of`). Returns ``({T: fit + rollout seconds}, fitted estimator, error)``;
     ``method="cholesky"``: the normal-equation fit instead (no cutoff)."""
     start = time.perf_counter()
     try:
-        kp = Koopman(partition, fit=fit, method=method, dtype=dtype).fit(recording)
+        if fit in STRIDED_FITS:      # the default fit of every s-th snapshot (fit_named)
+            kp = fit_named(partition, recording, [fit], dtype=dtype)[fit]
+        else:
+            kp = Koopman(partition, fit=fit, method=method, dtype=dtype).fit(recording)
     except FitError as e:
         return {T: float("nan") for T in Ts}, None, str(e).split(":")[0]
     fit_s = time.perf_counter() - start
     out = {}
     for T in Ts:
         start = time.perf_counter()
-        kp.rollout(theta_t2, T, every=every, max_growth=max_growth)
+        s = kp.stride_ or 1          # a strided fit: its horizon and grid (as reported, fits.horizon_of, grid_of)
+        kp.rollout(theta_t2, horizon_of(T, s), every=grid_of(every, s), max_growth=max_growth)
         out[T] = fit_s + time.perf_counter() - start
     return out, kp, None
 
