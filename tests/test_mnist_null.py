@@ -107,3 +107,23 @@ def test_a_network_alone_has_the_same_branch_as_in_its_group(scored):
     for h in SMALL.horizons_epochs:
         a, b = alone["members"][0]["null"][f"T{h}"], res["members"][1]["null"][f"T{h}"]
         assert [a[k] for k in keys] == [b[k] for k in keys]
+
+
+def test_the_float64_condition_trains_the_same_inits_in_float64():
+    """The paper's experiment trained in float64 on inits 0..n_float64_inits-1 (its own table and
+    networks, the fits float64_fits), beside the float32 table, by the same code."""
+    from koopman_repro.rows.mnist import MnistMembersFloat64Row, MnistTableFloat64Row
+    from dataclasses import replace
+    cfg = replace(SMALL, ablation_directions=(), n_inits=1, group_size=1, n_float64_inits=2, float64_group_size=1,
+                  float64_fits=("default",))
+    res = mnist.run(cfg)
+    rows = [MnistTableFloat64Row.from_dict(to_jsonable(r)) for r in res["table_float64"]]
+    assert [(r.fit, r.T_epochs, r.n_inits) for r in rows] == [("default", h, 2) for h in cfg.horizons_epochs]
+    f64 = [MnistMembersFloat64Row.from_dict(to_jsonable(m)) for m in res["members_float64"]]
+    assert [m.init for m in f64] == [0, 1] and all(set(m.fits) == {"default"} and m.null is None for m in f64)
+    f32 = res["members"][0]
+    # the same init and data order, another precision: close but not equal after 5 epochs
+    assert f64[0].test_loss_t2 != f32["test_loss_t2"]
+    assert f64[0].test_loss_t2 == pytest.approx(f32["test_loss_t2"], rel=1e-2)
+    with pytest.raises(ValueError, match="float64_fits"):
+        mnist.check_config(replace(cfg, float64_fits=("default-strided",)))

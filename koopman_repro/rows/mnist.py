@@ -102,6 +102,19 @@ class MnistMembersRow(Row):
         return (value(k, "koopman_loss") - value(null, "null_loss"), value(k, "teq_over_t") - value(null, "teq_over_t"))
 
 
+@register("mnist", "table_float64")
+@dataclass(frozen=True)
+class MnistTableFloat64Row(MnistTableRow):
+    """Table 2 of the paper's experiment trained in float64 (the other reading of the paper's
+    precision) on ``n_inits`` networks, with the fits ``Config.float64_fits``; empty at ci."""
+
+
+@register("mnist", "members_float64")
+@dataclass(frozen=True)
+class MnistMembersFloat64Row(MnistMembersRow):
+    """One network of the paper's experiment trained in float64 (no optimizer against itself)."""
+
+
 @register("mnist", "null_model")
 @dataclass(frozen=True)
 class MnistNullModelRow(Row):

@@ -79,6 +79,7 @@ from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
 from . import scoring
 from .null import NullBranch, null_entry, null_row, paper_null_rows
 from .partial import Partial
+from .precision import float64_config, float64_experiment
 from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
                           setting_rows, spreads)
 from .table2 import cholesky_check, paper_experiment, table_rows, trajectories
@@ -92,7 +93,7 @@ __all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALI
            "replication_row", "replication_runs", "setting_rows", "spreads", "cholesky_check", "paper_experiment",
            "table_rows", "trajectories", "ExampleDataset", "example_net", "koopman_seconds", "measure_timing",
            "time_example_epoch", "inits", "groups", "n_networks", "regeneration_config", "per_network", "Partial",
-           "NullBranch", "null_entry", "null_row", "paper_null_rows", "scoring"]
+           "float64_config", "float64_experiment", "NullBranch", "null_entry", "null_row", "paper_null_rows", "scoring"]
 
 
 def run(cfg: Config, results_dir=None) -> dict:
@@ -118,6 +119,8 @@ def check_config(cfg: Config) -> None:
     if cfg.networks is not None and (not cfg.networks or not all(0 <= i < cfg.n_inits for i in cfg.networks)
                                      or len(set(cfg.networks)) != len(cfg.networks)):
         raise ValueError(f"networks must be distinct indices in 0..n_inits-1={cfg.n_inits - 1}, got {cfg.networks}")
+    if any(f not in cfg.fits for f in cfg.float64_fits) or "strided" in "".join(cfg.float64_fits):
+        raise ValueError(f"float64_fits must be fits of every step among fits={cfg.fits}, got {cfg.float64_fits}")
     if cfg.epochs - cfg.window_epochs[1] < max(cfg.horizons_epochs):
         raise ValueError(f"epochs={cfg.epochs} must reach the end of the window plus the longest horizon "
                          f"({cfg.window_epochs[1]} + {max(cfg.horizons_epochs)}): T_eq needs optimizer epochs after t2")
@@ -199,9 +202,10 @@ def _run(cfg: Config, partial: Partial) -> dict:
     ablation[0].sort(key=lambda row: order[row["setting"]])
     timing = out.pop("timing", None) or no_timing(cfg)
     table = table_rows(cfg, members, timing, setup.after, S)
-    for m in members:                  # the optimizer against itself, timed as the fits' T_eq are
+    for m in members if cfg.null_model else []:    # the optimizer against itself, timed as the fits' T_eq are
         scoring.add_equivalent_times(list(m["null"].values()), timing, setup.after)
-    null_model = paper_null_rows(cfg, members) + ((rep or {}).get("null_rows") or [])
+    null_model = (paper_null_rows(cfg, members) if cfg.null_model else []) + ((rep or {}).get("null_rows") or [])
+    out.update(float64_experiment(cfg, setup, partial, timing))
     sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = _replication_rows(cfg, rep, members, curves, ablation, S)
     if rep is not None and rep["layer"] is not None:
@@ -254,6 +258,7 @@ def regeneration_config(cfg: Config, networks) -> Config:
     with what stores no check values switched off: the replication and the ablation (other
     networks, other settings), the timing (timings are never check values) and the cutoff sweep (its
     fits share the table's factorisation and store no check values; without it each network is
-    fitted and evolved with the table's three fits only, instead of 16)."""
+    fitted and evolved with the table's fits only, instead of 18) and the float64 condition (other
+    runs in another precision, which store no check values)."""
     return with_networks(cfg, networks, ablation_directions=(), layerwise=False, replication_fits=(),
-                         timing_repeats=0, cutoff_sweep=())
+                         timing_repeats=0, cutoff_sweep=(), n_float64_inits=0)

@@ -121,7 +121,7 @@ def fit_group(cfg: Config, setup: Setup, run: Run, window, theta_t2, ids: list, 
               keep_dense: bool, null: dict) -> dict:
     """Fit every member of one trained group, appending to ``members`` and ``curves``, each member
     with its entry of the optimizer against itself (``null``: the group's :meth:`.null.NullBranch.curve`,
-    scored by :func:`.null.null_entry`); returns init 0's dense fits when ``keep_dense`` (else ``{}``)."""
+    scored by :func:`.null.null_entry`; ``None``: none); returns init 0's dense fits when ``keep_dense`` (else ``{}``)."""
     opt_steps, opt_loss, opt_acc = optimizer_curve(run, setup.t2, setup.H)
     epoch_loss = run.epoch_losses(cfg.epochs)            # (epochs+1, E)
     epoch_acc = torch.stack([run.grid[e * setup.S][1] for e in range(cfg.epochs + 1)])
@@ -134,10 +134,12 @@ def fit_group(cfg: Config, setup: Setup, run: Run, window, theta_t2, ids: list, 
             curves["koopman_loss"].setdefault(name, []).append(kl)
             curves["koopman_acc"].setdefault(name, []).append(ka)
         init0.update(dense)
-        row["null"] = null_entry(null, j, epoch_loss[cfg.window_epochs[1]:, j].tolist(), cfg.horizons_epochs, setup.S)
         members.append(row)
-        curves["null_loss"].append(null["loss"][:, j])
-        curves["null_acc"].append(null["acc"][:, j])
+        if null is not None:
+            row["null"] = null_entry(null, j, epoch_loss[cfg.window_epochs[1]:, j].tolist(), cfg.horizons_epochs,
+                                     setup.S)
+            curves["null_loss"].append(null["loss"][:, j])
+            curves["null_acc"].append(null["acc"][:, j])
         curves["optimizer_loss"].append(opt_loss[:, j])
         curves["optimizer_acc"].append(opt_acc[:, j])
         curves["epoch_loss"].append(epoch_loss[:, j])
@@ -230,27 +232,29 @@ def paper_group(cfg: Config, setup: Setup, ids: list[int], init0_studies=None) -
             h(step, theta)
 
     # the optimizer against itself: Adadelta continued from its state at t2 over the longest horizon
-    null = NullBranch.of(cfg, setup.paper_cond, setup.data, ids, cfg.window_epochs[1], max(cfg.horizons_epochs))
+    null = NullBranch.of(cfg, setup.paper_cond, setup.data, ids, cfg.window_epochs[1], max(cfg.horizons_epochs)) \
+        if cfg.null_model else None
     run = train_group(cfg, setup.paper_cond, ids, setup.data, cfg.epochs, setup.grid_from, setup.grid_to,
-                      on_step=on_step, desc=f"train inits {ids[0]}-{ids[-1]}", on_epoch=null)
+                      on_step=on_step, desc=f"train {cfg.train_dtype} inits {ids[0]}-{ids[-1]}", on_epoch=null)
     window = run.window(*run.epoch_window(*cfg.window_epochs))
     theta_t2 = run.snap(setup.t2).clone()      # not a view: the recording goes with the group
     members, curves = [], new_curves()
     init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, init0_studies is not None,
-                      null.curve())
+                      null and null.curve())
     studies = init0_studies(run, window, theta_t2, track, init0, members) if init0_studies else None
     return {"members": members, "curves": curves, "early": early.values(), "init0": studies}
 
 
-def paper_experiment(cfg: Config, setup: Setup, init0_studies, partial: Partial) -> tuple[list, dict, dict, dict]:
+def paper_experiment(cfg: Config, setup: Setup, init0_studies, partial: Partial,
+                     stage: str = "group-") -> tuple[list, dict, dict, dict]:
     """Train every group of inits (:func:`.config.groups`) under the paper's settings and fit every
     member, one group at a time (:func:`paper_group`; a group that ``partial`` kept from an
-    interrupted run with this config is read back). Returns ``(members, curves (stacked),
+    interrupted run with this config is read back: stages named ``stage`` and the inits). Returns ``(members, curves (stacked),
     init0_studies(...) of the first group, {init: early weight norms})``."""
     members: list = []
     curves, early, first = new_curves(), {}, {}
     for gi, ids in enumerate(groups(cfg)):
-        done = partial.stage("group-" + "-".join(map(str, ids)),
+        done = partial.stage(stage + "-".join(map(str, ids)),
                              lambda: paper_group(cfg, setup, ids, init0_studies if gi == 0 else None))
         release_memory()
         members += done["members"]
@@ -265,6 +269,7 @@ def paper_experiment(cfg: Config, setup: Setup, init0_studies, partial: Partial)
                 for name, c in v.items():
                     curves[k].setdefault(name, []).extend(c)
     curves = {k: (torch.stack(v) if isinstance(v, list) and v and isinstance(v[0], torch.Tensor) else
+                  None if isinstance(v, list) and not v and k.startswith("null") else
                   {n: torch.stack(c) for n, c in v.items()} if isinstance(v, dict) else v)
               for k, v in curves.items()}
     return members, curves, first, early
