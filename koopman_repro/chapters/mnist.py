@@ -1,6 +1,6 @@
-"""The MNIST chapter (``notebooks/mnist.md``): Table 2 of the paper with each of the book's three
-fits, the test-loss curves, Fig. 3b's weight trajectories, the fitted spectra, the Cholesky check,
-the cost, where each fit stops keeping up, the cutoff sweep and the summary with its verdicts.
+"""The MNIST chapter (``notebooks/mnist.md``): Table 2 of the paper with each of the book's
+fits, the test-loss curves, the optimizer against itself, the strided fits, the float64 run,
+Fig. 3b's weight trajectories, the fitted spectra, the Cholesky check, the cost, where each fit stops keeping up, the cutoff sweep and the summary with its verdicts.
 
 Every function takes MNIST results (``koopman_repro.experiments.mnist``, as loaded by
 :func:`koopman_repro.results.load_results`) and returns rows (lists of dicts for
@@ -23,12 +23,16 @@ from ..scorecard import KEEPS_UP, MNIST_TABLE2, claim_row, interval_text
 from . import config
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
-FIGURES = 4
+FIGURES = 5
 
 #: how the chapter names and draws each fit of ``koopman_lib.fit.FITS``: label, (colour, line style, marker)
-FIT_LABEL = {"paper": "paper's fit", "default": "library default", "default-stabilised": "default, stabilised"}
+FIT_LABEL = {"paper": "paper's fit", "default": "library default", "default-stabilised": "default, stabilised",
+             "default-strided": "default, strided", "default-strided-stabilised": "default, strided, stabilised"}
 FIT_STYLE = {"paper": ("black", ":", "x"), "default": ("tab:blue", "-", None),
-             "default-stabilised": ("tab:orange", "--", None)}
+             "default-stabilised": ("tab:orange", "--", None), "default-strided": ("tab:cyan", "-.", "^"),
+             "default-strided-stabilised": ("tab:brown", (0, (5, 1, 1, 1)), "v")}
+#: what the chapter writes where a saved run lacks a field (older files)
+NOT_SAVED = "not in this saved run"
 #: the paper's Table 2 (success as a fraction, median T_eq/T, median speedup timed as the paper did)
 PAPER = {"success_rate": MNIST_TABLE2[0] / 100, "teq_over_t_median": MNIST_TABLE2[1],
          "speedup_paper_style_median": float(MNIST_TABLE2[2])}
@@ -88,6 +92,19 @@ def growth(radius: float | None, steps: int) -> float | None:
     if radius is None or not np.isfinite(radius):
         return None
     return float(growth_factors(torch.tensor(float(radius), dtype=torch.float64), int(steps)))
+
+
+def predicted_steps(row: rows.Row, steps_per_epoch: int) -> int:
+    """The optimizer steps a Table 2 row's fit predicts: its ``horizon_steps`` (a strided fit's is
+    ``floor_horizon(T, s)``, up to ``s - 1`` steps short of ``T``), ``T`` in steps where an older saved
+    run has no such field (every fit then used every snapshot)."""
+    return row.T_epochs * steps_per_epoch if row.horizon_steps is None else row.horizon_steps
+
+
+def applications(row: rows.Row, steps_per_epoch: int) -> int:
+    """How many times the row's fitted operator is applied over its horizon: the predicted steps over
+    the stride (a strided fit's operator is an ``s``-step one, its radius that of ``s`` steps)."""
+    return predicted_steps(row, steps_per_epoch) // (row.stride or 1)
 
 
 def growth_label(lam: np.ndarray, steps: int) -> str:
@@ -170,11 +187,21 @@ def growth_rows(res: dict) -> list[dict]:
     ``r -> r^T`` is increasing), the number of networks stopped by the guard and the median T_eq/T."""
     S = res["steps_per_epoch"]
     return [{"fit": FIT_LABEL[r.fit], "T (epochs)": r.T_epochs, "T (steps)": r.T_epochs * S,
+             "stride s (steps)": r.stride or NOT_SAVED, "steps predicted": predicted_steps(r, S),
              "median largest modulus": fmt(r.max_spectral_radius_median, 6),
-             "growth over T": growth(r.max_spectral_radius_median, r.T_epochs * S),
+             "growth over T": growth(r.max_spectral_radius_median, applications(r, S)),
              "guard stops": f"{r.guard_stops} of {r.n_inits}", "median T_eq/T": r.teq_over_t_median}
             for name in config(res)["fits"] for r in sorted((x for x in rows.table(res, "table") if x.fit == name),
                                                              key=lambda x: x.T_epochs)]
+
+
+def jump_words(row: rows.Row, steps: int, steps_per_epoch: int) -> str:
+    """The jump of a Table 2 row in words: ``T`` in steps, and for a strided fit the steps it
+    predicts as applications of its ``s``-step operator."""
+    if (row.stride or 1) == 1:
+        return f"$T$ = {steps} steps"
+    return (f"$T$ = {steps} steps (predicted: {predicted_steps(row, steps_per_epoch)} steps, "
+            f"{applications(row, steps_per_epoch)} applications of the {row.stride}-step operator)")
 
 
 def growth_text(res: dict) -> str:
@@ -188,10 +215,12 @@ def growth_text(res: dict) -> str:
     for name in config(res)["fits"]:
         r = table_row(res, name)
         blocks = float(np.median(as_floats([sum(m.fits[name]["blocks_outside_unit_circle"]) for m in members])))
-        by_fit[name] = (blocks, growth(r.max_spectral_radius_median, steps), r.guard_stops)
+        by_fit[name] = (blocks, growth(r.max_spectral_radius_median, applications(r, res["steps_per_epoch"])),
+                        r.guard_stops)
         lines.append(f"**{FIT_LABEL[name]}**: a median of {fmt(blocks, 3)} blocks per network have an eigenvalue "
                      f"outside the unit circle; the largest modulus (median) is {fmt(r.max_spectral_radius_median, 6)}, "
-                     f"so over $T$ = {steps} steps its mode grows by $|\\lambda|_{{\\max}}^T$ = "
+                     f"so over {jump_words(r, steps, res['steps_per_epoch'])} its mode grows by "
+                     f"$|\\lambda|_{{\\max}}^T$ = "
                      f"{fmt(by_fit[name][1], 3)}; the guard stopped {r.guard_stops} of {r.n_inits} networks.")
     text = "\n".join(f"- {x}" for x in lines)
     for a, (na, ga, sa) in by_fit.items():
@@ -219,7 +248,7 @@ def trajectory_figure(res: dict) -> Figure:
     tr, S = res["trajectories"], res["steps_per_epoch"]
     o = as_floats(tr["optimizer"])
     x_opt = (tr["optimizer_from_step"] + np.arange(o.shape[1]) - tr["koopman_from_step"]) / S
-    paths = {name: as_floats(tr["koopman"][name]) for name in config(res)["fits"]}
+    paths = {name: as_floats(tr["koopman"][name]) for name in config(res)["fits"] if name in tr["koopman"]}
     x_ko = np.arange(paths["paper"].shape[1]) / S
     fig = Figure(figsize=(15, 3.2))
     axes = fig.subplots(1, len(tr["labels"]))
@@ -241,9 +270,10 @@ def trajectory_figure(res: dict) -> Figure:
 
 
 def spectrum_figure(res: dict) -> Figure:
-    """The eigenvalues of init 0's operators, one panel per fit; the legend gives the number outside
+    """The eigenvalues of init 0's operators, one panel per fit made from every snapshot (the run
+    saves no strided fit's spectrum); the legend gives the number outside
     the unit circle and the growth factor ``|lambda|_max^T`` over the paper's jump."""
-    fits = config(res)["fits"]
+    fits = [n for n in config(res)["fits"] if n in res["eigenvalues_init0"]]      # the every-snapshot fits
     steps = config(res)["T_epochs"] * res["steps_per_epoch"]
     fig = Figure(figsize=(4.4 * len(fits), 4.2))
     for ax, name in zip(fig.subplots(1, len(fits)), fits):
@@ -333,7 +363,7 @@ def where_it_stops_text(res: dict, which: str) -> str:
             "no network was stopped"
         reach = (f"keeps up to **T = {longest} epoch{'s' if longest > 1 else ''}**" if longest else
                  f"keeps up at **none** of T = {', '.join(str(x.T_epochs) for x in fit_rows)} epochs")
-        grow = ", ".join(f"{fmt(growth(x.max_spectral_radius_median, x.T_epochs * res['steps_per_epoch']), 3)} "
+        grow = ", ".join(f"{fmt(growth(x.max_spectral_radius_median, applications(x, res['steps_per_epoch'])), 3)} "
                          f"over {x.T_epochs}" for x in fit_rows)
         lines.append(f"**{FIT_LABEL[name]}** {reach} (profile `{which}`). Growth factor of the largest mode, "
                      f"$|\\lambda|_{{\\max}}^T$ (median per network): {grow} epochs. Blocks with an eigenvalue "
@@ -430,3 +460,91 @@ def summary_text(best: dict) -> str:
         f"and rolling them out costs about as much as {fmt(koopman_epochs(best), 2)} epochs of the "
         f"example's loop on this machine (a shared 2-core machine; the load average is in the provenance line)."]
     return "\n".join(f"- {x}" for x in lines)
+
+
+# -- the optimizer against itself, the strided fits, float64 ---------------------------------------
+def has_null(res: dict) -> bool:
+    """Whether the run continued every network's optimizer against itself (older saved runs did not)."""
+    return any(m.null is not None for m in rows.table(res, "members"))
+
+
+def null_figure(res: dict, T: int | None = None) -> Figure:
+    """Per network at horizon ``T`` epochs (default: the paper's): T_eq/T (left) and the test loss at
+    T (right) of each fit against the optimizer against itself (Adadelta continued from the same
+    state at t2 with another minibatch order); on the diagonal a fit does as well as the optimizer's
+    own noise. An older saved run without it gives an empty figure that says so."""
+    T = config(res)["T_epochs"] if T is None else T
+    members = rows.table(res, "members")
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2)
+    if not has_null(res):
+        for ax in axes:
+            ax.text(0.5, 0.5, f"the optimizer against itself: {NOT_SAVED}", ha="center", va="center")
+            ax.set_axis_off()
+        return fig
+    for ax, (kk, nk, label) in zip(axes, [("teq_over_t", "teq_over_t", "$T_{eq}/T$"),
+                                          ("koopman_loss", "null_loss", f"test loss after T = {T} epochs (NLL per image)")]):
+        null = as_floats([m.null_at(T)[nk] for m in members])
+        for name in config(res)["fits"]:
+            colour, _, marker = FIT_STYLE[name]
+            ax.scatter(null, as_floats([m.at(name, T)[kk] for m in members]), color=colour, marker=marker or "o",
+                       s=18, label=f"Koopman, {FIT_LABEL[name]}")
+        ok = np.isfinite(null)
+        lo, hi = (float(null[ok].min()), float(null[ok].max())) if ok.any() else (0.0, 1.0)
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, label="as good as the optimizer against itself")
+        ax.set_xlabel(f"{label}, the optimizer against itself")
+        ax.set_ylabel(f"{label}, Koopman")
+    losses = np.concatenate([np.asarray(c.get_offsets())[:, 1] for c in axes[1].collections]).astype(float)
+    if np.isfinite(losses).any() and np.nanmax(losses) / np.nanmin(losses) > 5:       # a diverged fit: log scale
+        axes[1].set_yscale("log")
+    axes[0].legend(fontsize=7)
+    axes[0].set_title("$T_{eq}/T$ per network (higher is better)")
+    axes[1].set_title("test loss per network (lower is better)")
+    fig.suptitle(f"{len(members)} networks, T = {T} epochs: each point one network, Koopman against the "
+                 "optimizer continued from the same state with another minibatch order")
+    fig.tight_layout()
+    return fig
+
+
+def null_rows(res: dict) -> list[dict]:
+    """Per horizon: the optimizer against itself (success, median T_eq/T, median test loss, the run's
+    own median test loss) and per fit the median paired difference Koopman minus it; one row
+    ``not in this saved run`` for an older run."""
+    table = rows.table(res, "null_model") if res.get("null_model") else []
+    if not table:
+        return [{"T (epochs)": NOT_SAVED}]
+    return [{"setting": r.setting, "T (epochs)": r.T_epochs, "networks": r.n_members,
+             "success (%)": fmt(100 * r.success_rate, 3), "median T_eq/T": r.teq_over_t_median,
+             "median test loss": r.null_loss_median, "own run's median test loss": r.optimizer_loss_median,
+             **{f"Koopman - itself, T_eq/T, {FIT_LABEL.get(n, n)}": v
+                for n, v in (r.koopman_minus_null_teq_over_t_median or {}).items() if n in FIT_LABEL}}
+            for r in table if r.setting == "paper settings"]
+
+
+def strided_rows(res: dict) -> list[dict]:
+    """The strided fits beside the default fit they thin, per horizon: the stride, the steps each
+    predicts (a strided fit's horizon is the largest multiple of s <= T, up to s - 1 steps short),
+    success, median T_eq/T and median test loss at that horizon."""
+    S = res["steps_per_epoch"]
+    names = [n for n in config(res)["fits"] if n.startswith("default")]
+    return [{"fit": FIT_LABEL[r.fit], "T (epochs)": r.T_epochs, "T (steps)": r.T_epochs * S,
+             "stride s (steps)": r.stride or NOT_SAVED, "steps predicted": predicted_steps(r, S),
+             "success (%)": fmt(100 * r.success_rate, 3), "median T_eq/T": r.teq_over_t_median,
+             "median Koopman test loss": r.koopman_loss_T_median}
+            for r in sorted((x for x in rows.table(res, "table") if x.fit in names),
+                            key=lambda x: (x.T_epochs, names.index(x.fit)))]
+
+
+def float64_rows(res: dict) -> list[dict]:
+    """The paper's experiment trained in float32 and in float64, side by side for each fit the float64
+    run has, at the paper's horizon: networks, success, median T_eq/T, median test loss at t2 and after
+    T of Koopman and Adadelta; one row ``not in this saved run`` where there is no float64 run."""
+    T = config(res)["T_epochs"]
+    f64 = [r for r in rows.table(res, "table_float64") if r.T_epochs == T] if res.get("table_float64") else []
+    if not f64:
+        return [{"training precision": "float64", "fit": NOT_SAVED}]
+    pairs = [pair for r in f64 for pair in (("float32", table_row(res, r.fit, T)), ("float64", r))]
+    return [{"training precision": p, "fit": FIT_LABEL[r.fit], "networks": r.n_inits,
+             "success (%)": fmt(100 * r.success_rate, 3), "median T_eq/T": r.teq_over_t_median,
+             "median test loss at t2": r.test_loss_t2_median, "median Koopman test loss": r.koopman_loss_T_median,
+             "median Adadelta test loss": r.optimizer_loss_T_median} for p, r in pairs]

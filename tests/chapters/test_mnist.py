@@ -50,7 +50,8 @@ def test_median_over_inits_ignores_non_finite_values_and_is_nan_where_no_init_ha
 
 def test_spectrum_figure_draws_every_eigenvalue_inside_and_outside_the_circle(res):
     fig = ch.spectrum_figure(res)
-    fits = res["provenance"]["config"]["fits"]
+    fits = [n for n in res["provenance"]["config"]["fits"] if n in res["eigenvalues_init0"]]
+    assert fits and len(fits) < len(res["provenance"]["config"]["fits"])     # the strided fits save no spectrum
     assert len(fig.axes) == len(fits)
     for ax, name in zip(fig.axes, fits):
         lam = ch.eigenvalues(res["eigenvalues_init0"][name])
@@ -79,7 +80,8 @@ def test_growth_rows_raise_each_median_radius_to_its_horizon_in_steps(res):
     for row in out:
         fit = next(n for n, label in ch.FIT_LABEL.items() if label == row["fit"])
         want = table[(fit, row["T (epochs)"])]
-        assert row["T (steps)"] == row["T (epochs)"] * S
+        assert row["T (steps)"] == row["T (epochs)"] * S and row["steps predicted"] == want["horizon_steps"]
+        assert row["stride s (steps)"] == want["stride"]
         assert row["growth over T"] == pytest.approx(want["max_spectral_radius_median"] ** (row["T (epochs)"] * S))
         assert row["median largest modulus"] == fmt(want["max_spectral_radius_median"], 6)
 
@@ -96,6 +98,8 @@ def test_growth_text_states_the_growth_and_flags_a_count_that_disagrees(res):
     for m in rigged["members"]:
         m["fits"]["paper"]["blocks_outside_unit_circle"] = [9] * len(m["fits"]["paper"]["blocks_outside_unit_circle"])
         m["fits"]["default"]["blocks_outside_unit_circle"] = [1] * len(m["fits"]["default"]["blocks_outside_unit_circle"])
+        for name in set(res["provenance"]["config"]["fits"]) - {"paper", "default"}:    # the others: none outside
+            m["fits"][name]["blocks_outside_unit_circle"] = [0] * len(m["fits"][name]["blocks_outside_unit_circle"])
     for x in rigged["table"]:
         x["max_spectral_radius_median"] = {"paper": 1.001, "default": 1.01}.get(x["fit"], 1.0)
     flagged = ch.growth_text(rigged)
@@ -268,3 +272,76 @@ def test_summary_text_and_best_run(res):
     assert ch.best_run(res, None, "ci") == (res, "ci")
     saved = {"x": 1}
     assert ch.best_run(res, saved, "ci") == (saved, "paper")
+
+
+# -- the optimizer against itself, the strided fits, float64 -------------------------------------------
+def test_null_figure_puts_each_network_at_its_own_and_its_koopman_values(res):
+    T, fits = res["provenance"]["config"]["T_epochs"], res["provenance"]["config"]["fits"]
+    teq_ax, loss_ax = ch.null_figure(res).axes
+    assert len(teq_ax.collections) == len(fits) == len(loss_ax.collections)
+    null_teq = [m["null"][f"T{T}"]["teq_over_t"] for m in res["members"]]
+    null_loss = [m["null"][f"T{T}"]["null_loss"] for m in res["members"]]
+    for name, pts, lpts in zip(fits, teq_ax.collections, loss_ax.collections):
+        assert pts.get_label() == f"Koopman, {ch.FIT_LABEL[name]}"
+        np.testing.assert_allclose(np.asarray(pts.get_offsets()),
+                                   ch.as_floats([[n, m["fits"][name][f"T{T}"]["teq_over_t"]] for n, m in zip(null_teq, res["members"])]))
+        np.testing.assert_allclose(np.asarray(lpts.get_offsets()),
+                                   ch.as_floats([[n, m["fits"][name][f"T{T}"]["koopman_loss"]] for n, m in zip(null_loss, res["members"])]))
+    assert "optimizer against itself" in teq_ax.get_xlabel() and "NLL per image" in loss_ax.get_ylabel()
+    older = copy.deepcopy(res)                          # a saved run from before the optimizer against itself
+    for m in older["members"]:
+        m.pop("null")
+    older.pop("null_model")
+    assert not ch.has_null(older) and ch.has_null(res)
+    assert all(ch.NOT_SAVED in ax.texts[0].get_text() for ax in ch.null_figure(older).axes)
+    assert ch.null_rows(older) == [{"T (epochs)": ch.NOT_SAVED}]
+
+
+def test_null_rows_are_the_paper_settings_rows_of_the_null_model_table(res):
+    want = [r for r in res["null_model"] if r["setting"] == "paper settings"]
+    out = ch.null_rows(res)
+    assert [r["T (epochs)"] for r in out] == [r["T_epochs"] for r in want]
+    for row, w in zip(out, want):
+        assert row["median T_eq/T"] == w["teq_over_t_median"] and row["median test loss"] == w["null_loss_median"]
+        for name, v in w["koopman_minus_null_teq_over_t_median"].items():
+            assert row[f"Koopman - itself, T_eq/T, {ch.FIT_LABEL[name]}"] == v
+
+
+def test_strided_rows_give_the_horizon_each_fit_predicts(res):
+    from koopman_lib.stride import floor_horizon
+    S = res["steps_per_epoch"]
+    out = ch.strided_rows(res)
+    want = [r for r in res["table"] if r["fit"].startswith("default")]
+    assert len(out) == len(want) and any("strided" in r["fit"] for r in out)
+    for row in out:
+        assert row["steps predicted"] == floor_horizon(row["T (epochs)"] * S, row["stride s (steps)"])
+        assert row["T (steps)"] - row["stride s (steps)"] < row["steps predicted"] <= row["T (steps)"]
+    older = copy.deepcopy(res)                          # no stride or horizon: every snapshot, T steps
+    for r in older["table"]:
+        r.pop("stride"), r.pop("horizon_steps")
+    old_rows = ch.strided_rows(older)
+    assert all(r["stride s (steps)"] == ch.NOT_SAVED and r["steps predicted"] == r["T (steps)"] for r in old_rows)
+
+
+def test_applications_divide_the_predicted_steps_by_the_stride():
+    row = MnistTableRow.from_dict(table_row(T_epochs=2, stride=4, horizon_steps=1872))
+    assert ch.predicted_steps(row, 938) == 1872 and ch.applications(row, 938) == 468
+    assert "468 applications of the 4-step operator" in ch.jump_words(row, 1876, 938)
+    old = MnistTableRow.from_dict(table_row(T_epochs=2))
+    assert ch.predicted_steps(old, 938) == 1876 == ch.applications(old, 938)
+    assert ch.jump_words(old, 1876, 938) == "$T$ = 1876 steps"
+
+
+def test_float64_rows_put_each_fit_beside_its_float32_row(res):
+    assert ch.float64_rows(res) == [{"training precision": "float64", "fit": ch.NOT_SAVED}]   # ci: no float64 run
+    T = res["provenance"]["config"]["T_epochs"]
+    rigged = copy.deepcopy(res)
+    rigged["table_float64"] = [dict(r, success_rate=0.25, n_inits=7) for r in res["table"]
+                               if r["fit"] in ("paper", "default")]
+    out = ch.float64_rows(rigged)
+    assert len(out) == 2 * 2 and [r["training precision"] for r in out] == ["float32", "float64"] * 2
+    for f32, f64 in zip(out[::2], out[1::2]):
+        assert f32["fit"] == f64["fit"] and f64["networks"] == 7 and f64["success (%)"] == "25"
+        name = next(n for n, lab in ch.FIT_LABEL.items() if lab == f32["fit"])
+        want = next(r for r in res["table"] if r["fit"] == name and r["T_epochs"] == T)
+        assert f32["median T_eq/T"] == want["teq_over_t_median"] and f32["networks"] == want["n_inits"]
