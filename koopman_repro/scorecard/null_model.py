@@ -169,3 +169,27 @@ def _steps(ci, res: dict) -> tuple[float, float]:
 
 
 PERCEPTRON_NULL = "the rule continued from the Koopman start on other inputs"
+
+
+# -- MNIST -----------------------------------------------------------------------------------------
+MNIST = "mnist"
+MNIST_NULL = "Adadelta continued from the same state at t2 with another minibatch order"
+
+
+def mnist_null(results: Mapping[str, dict | None], fit: str, T: int | None = None) -> list[NullReading]:
+    """The MNIST paper-settings networks with fit ``fit`` against the optimizer against itself at
+    horizon ``T`` epochs (default: the paper's), paired per network (``members[i].null``): the test
+    loss at T (lower is better) and T_eq/T (higher is better), medians of the paired improvement with
+    bootstrap 95% intervals."""
+    res = need(results, MNIST)
+    T = res["provenance"]["config"]["T_epochs"] if T is None else T
+    members = [m for m in declared_rows(res, MNIST, "members") if m.null_at(T) is not None]
+    if not members:
+        raise NotMeasured("mnist.json has no optimizer against itself")
+
+    def column(get):
+        return np.array([math.nan if get(m) is None else get(m) for m in members], dtype=float)
+    return [paired_reading(fit, f"test loss after T = {T} epochs (NLL per image)",
+                           column(lambda m: m.null_at(T)["null_loss"]), column(lambda m: m.at(fit, T)["koopman_loss"])),
+            paired_reading(fit, f"T_eq/T at T = {T} epochs", column(lambda m: m.null_at(T)["teq_over_t"]),
+                           column(lambda m: m.at(fit, T)["teq_over_t"]), lower_is_better=False)]

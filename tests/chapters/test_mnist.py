@@ -345,3 +345,16 @@ def test_float64_rows_put_each_fit_beside_its_float32_row(res):
         name = next(n for n, lab in ch.FIT_LABEL.items() if lab == f32["fit"])
         want = next(r for r in res["table"] if r["fit"] == name and r["T_epochs"] == T)
         assert f32["median T_eq/T"] == want["teq_over_t_median"] and f32["networks"] == want["n_inits"]
+
+
+def test_mnist_null_readings_are_the_paired_per_network_medians(res):
+    from koopman_repro.scorecard.null_model import NULL_READINGS, mnist_null
+    T = res["provenance"]["config"]["T_epochs"]
+    loss, teq = mnist_null({"mnist": res}, "default")
+    null_loss = np.array([m["null"][f"T{T}"]["null_loss"] for m in res["members"]], dtype=float)
+    k_loss = np.array([m["fits"]["default"][f"T{T}"]["koopman_loss"] for m in res["members"]], dtype=float)
+    assert loss.interval.value == pytest.approx(np.median(null_loss - k_loss))      # improvement: itself - Koopman
+    assert loss.interval.n == len(res["members"]) and loss.reading in NULL_READINGS and teq.reading in NULL_READINGS
+    null_teq = np.array([m["null"][f"T{T}"]["teq_over_t"] for m in res["members"]], dtype=float)
+    k_teq = np.array([m["fits"]["default"][f"T{T}"]["teq_over_t"] for m in res["members"]], dtype=float)
+    assert teq.interval.value == pytest.approx(np.median(k_teq - null_teq))
