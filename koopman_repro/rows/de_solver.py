@@ -202,4 +202,7 @@ class DeSolverStateObservablesRow(Row):
 @dataclass(frozen=True)
 class DeSolverStateNetworksRow(DeSolverNetworksRow):
     """One network of a state-augmented reading at one ``T`` (the fields of the ``networks`` rows; no
-    timing, no ``cond(F)``, no kept ranks)."""
+    timing, no ``cond(F)``, no kept ranks: those are ``None``)."""
+    speedup_paper_style: float | None
+    speedup_fast_loop: float | None
+    kept_rank_fraction: float | None
