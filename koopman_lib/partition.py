@@ -162,12 +162,15 @@ class Partition:
 
     def blocks(self, theta: torch.Tensor) -> list[torch.Tensor]:
         """``theta`` ``(..., D)`` -> list over groups of ``(..., P_g, m_g)``."""
+        self._check_width(theta)
+        return [self._block(theta, i) for i in range(len(self.groups))]
+
+    def _check_width(self, theta: torch.Tensor) -> None:
         if theta.shape[-1] != self.n_params:
             raise PartitionError(
                 f"last axis of theta is {theta.shape[-1]} but the partition covers {self.n_params} "
                 "parameters; recording and model do not match"
             )
-        return [self._block(theta, i) for i in range(len(self.groups))]
 
     def _block(self, theta: torch.Tensor, i: int) -> torch.Tensor:
         g, r = self.groups[i], self._ranges[i]
@@ -184,6 +187,7 @@ class Partition:
     def iter_time_last(self, recording: torch.Tensor):
         """:meth:`time_last`, one group at a time (a group that is not a view of the recording is
         copied only when it is reached, so at most one such copy need be alive)."""
+        self._check_width(recording)
         k = recording.shape[0]
         for i, g in enumerate(self.groups):
             yield self._block(recording, i).reshape(k, -1, int(g.shape[1])).permute(1, 2, 0)

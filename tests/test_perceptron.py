@@ -304,7 +304,7 @@ def test_a_file_from_before_the_named_fits_is_upgraded_to_the_paper_fit(tmp_path
     assert "fit" not in old["table"][0]                       # the loaded data is not changed in place
     assert up == json.loads(json.dumps(new))
     assert rows.validate(up, "perceptron") == []
-    assert [c.verdict for c in chapter.claims(up)] == [c.verdict for c in chapter.claims(new)]
+    assert [c.reading for c in chapter.claims(up)] == [c.reading for c in chapter.claims(new)]
 
 
 def test_the_null_model_continues_the_rule_from_the_koopman_start_on_other_inputs():
