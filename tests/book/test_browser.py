@@ -451,7 +451,7 @@ def test_front_page_shows_the_scorecard(browser, server):
     assert tables, "the front page has no scorecard table (a table with 'claim' and 'verdict' columns)"
     rows = sum(t["rows"] for t in tables)           # one table per experiment
     assert rows == len(scorecard.CLAIMS), f"the scorecard tables have {rows} rows for {len(scorecard.CLAIMS)} claims"
-    assert any("verdict from our value" in t["head"] for t in info["tables"]), \
+    assert any("verdict from our interval" in t["head"] for t in info["tables"]), \
         "the front page does not print the verdict rules"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "front-page.png"

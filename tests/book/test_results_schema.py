@@ -24,7 +24,7 @@ PAPER_DIR = REPO_ROOT / "results" / "paper"
 FULL_DIR = REPO_ROOT / "results" / "full"
 #: JSON files in the results folders that are not experiment results (no provenance)
 #: records of the build and of the test session, not experiment results
-NOT_RESULTS = {"notebook-timings.json", "binder-session.json"}
+NOT_RESULTS = {"notebook-timings.json", "binder-session.json", "regeneration.json"}
 PROVENANCE_KEYS = ("git_sha", "versions", "seed", "profile", "config", "utc_time", "hardware")
 
 
