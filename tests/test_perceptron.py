@@ -8,7 +8,9 @@ import torch
 
 import koopman_lib as kl
 from koopman_repro.experiments import perceptron as pc
+from koopman_lib.estimator import BOOK_FITS, STRIDED_FITS
 from koopman_lib.fit import FITS, numerical_rank
+from koopman_lib.stride import choose_stride, floor_horizon, strided_window
 from koopman_repro import rows
 from koopman_repro.chapters import perceptron as chapter
 from koopman_repro.experiments import reproduce
@@ -179,8 +181,14 @@ def test_reproduce_writes_the_result_contract(tmp_path, monkeypatch):
     assert res["methods"]["rule"]["final_percent_error"] == saved["methods"]["rule"]["final_percent_error"]
     # the table: one row per (method, fit), every fit complete with the rule's row
     table = saved["table"]
-    assert all(r["fit"] in FITS for r in table)
-    assert sorted((r["method"], r["fit"]) for r in table) == sorted((m, f) for m in pc.METHODS for f in FITS)
+    assert all(r["fit"] in BOOK_FITS for r in table)
+    assert sorted((r["method"], r["fit"]) for r in table) == sorted((m, f) for m in pc.METHODS for f in BOOK_FITS)
+    # every Koopman row says its stride: the rule's (from the window and block size) for the strided fits
+    for r in table:
+        want = None if r["method"] == "rule" else choose_stride(
+            TINY.window + 1, _part(pc.METHODS[r["method"]])) if r["fit"] in STRIDED_FITS else 1
+        assert r.get("stride") == want, r
+    assert {r.get("stride") for r in table if r["fit"] in STRIDED_FITS and r["method"] != "rule"} == {7, 1}
     assert [r["fit"] for r in table[:4]] == ["paper"] * 4       # paper rows first, as in older files
     rules = [{k: v for k, v in r.items() if k != "fit"} for r in table if r["method"] == "rule"]
     assert all(r == rules[0] for r in rules)
@@ -196,7 +204,7 @@ def test_reproduce_writes_the_result_contract(tmp_path, monkeypatch):
         fits = [r["fit"] for r in saved[key]]
         assert sorted(set(fits), key=sweep_fits.index) == sweep_fits and fits == sorted(fits, key=sweep_fits.index)
     for m in pc.KOOPMAN:
-        for f in FITS:
+        for f in BOOK_FITS:
             assert len(chapter.curve(saved, m, f)["mean"]) == TINY.steps
     # every table reads back as its declared rows, and the whole file validates
     assert rows.validate(saved, "perceptron") == []
@@ -323,3 +331,74 @@ def test_the_null_model_continues_the_rule_from_the_koopman_start_on_other_input
     row = res["null_model"][0]
     assert row["method"] == "rule, other inputs" and 0 <= row["p_sooner_than_rule"] <= 1
     assert row["mean_percent_error_after_start"] == pytest.approx(float(null[t0:].mean()))
+
+
+# -- the strided fits ------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["single", "node", "network"])
+def test_strided_fits_are_the_default_fits_of_every_sth_snapshot_at_the_rules_stride(spec):
+    """The strided fits are the core's (``Koopman(fit="default", stride=s)`` on every ``s``-th
+    snapshot, ``s`` from :func:`choose_stride`); where the rule gives ``s = 1`` they are the default fits."""
+    rec = _recording(window=30)                                  # 31 snapshots: s = 7, 1, 1 for m = 1, 4, 8
+    part = _part(spec)
+    s = choose_stride(rec.shape[0], part)
+    assert s == {"single": 7, "node": 1, "network": 1}[spec]
+    kps = pc.fit_koopmans(part, rec, BOOK_FITS)
+    assert list(kps) == list(BOOK_FITS)
+    for strided, base in STRIDED_FITS.items():
+        kp = kps[strided]
+        assert kp.stride_ == s and kps[base].stride_ == 1
+        direct = kl.Koopman(part, fit=base, stride=s).fit(strided_window(rec, s))
+        named = kl.fit_named(part, rec, [strided])[strided]
+        for T in (s, 4 * s, 9 * s):
+            torch.testing.assert_close(kp.predict(rec[-1], T), direct.predict(rec[-1], T), rtol=1e-12, atol=0)
+            torch.testing.assert_close(kp.predict(rec[-1], T), named.predict(rec[-1], T), rtol=1e-12, atol=0)
+        # stride 1: the strided fit is the default fit, bit for bit; a larger stride is another fit
+        assert pc.same_operators(kp, kps[base]) == (s == 1)
+
+
+@pytest.mark.parametrize("chunk", [3, 10, 1000])
+def test_held_path_holds_each_strided_prediction_until_the_next(chunk):
+    rec = _recording(window=30)
+    kp = pc.fit_koopmans(_part("single"), rec, ("default-strided",))["default-strided"]
+    s, T = kp.stride_, 45                                        # s = 7: 6 predictions, then 3 steps held
+    out = torch.cat(list(pc.held_path(kp, rec[-1], T, chunk)))
+    assert out.shape == (T,) + tuple(rec.shape[1:])
+    for tau in range(1, T + 1):
+        want = rec[-1] if tau < s else kp.predict(rec[-1], floor_horizon(tau, s))
+        torch.testing.assert_close(out[tau - 1], want, rtol=1e-12, atol=0)
+    default = pc.fit_koopmans(_part("single"), rec, ("default",))["default"]
+    torch.testing.assert_close(torch.cat(list(pc.held_path(default, rec[-1], T, chunk))),
+                               torch.cat(list(default.path(rec[-1], T))), rtol=0, atol=0)
+
+
+def test_the_strided_fits_errors_are_the_direct_predictions_scored_on_the_same_inputs():
+    """The experiment's errors of a strided fit: the core's strided prediction at floor_horizon of
+    each step (held between grid points) scored by :func:`pc.percent_error` on the run's inputs;
+    where the rule's stride is 1 the strided fit shares the default's operators and errors."""
+    cfg = dataclasses.replace(TINY, n_sims=30)
+    res = pc.simulate(cfg, fits=("paper",), main_fits=BOOK_FITS)
+    t0, w, n = cfg.koopman_start, cfg.window, cfg.n_inputs
+    W, X = pc.draw(cfg, pc.simulations(cfg))
+    Y, snaps = pc.targets(X), [W]
+    for t in range(t0):
+        W, _ = pc.rule_step(W, X[t].double(), Y[t], cfg.eta, cfg.threshold)
+        snaps.append(W)
+    rec = torch.stack(snaps[t0 - w:]).reshape(w + 1, cfg.n_sims, 2 * n)
+    for method in pc.KOOPMAN:
+        part = _part(pc.METHODS[method], n)
+        s = choose_stride(w + 1, part)
+        for strided, base in STRIDED_FITS.items():
+            key = (method, w, strided)
+            assert res["info"][key]["stride"] == s
+            if s == 1:
+                assert res["errors"][key] is res["errors"][(method, w, base)]
+                assert res["info"][key]["same_operators_as"] in ("paper", base)
+                continue
+            assert res["info"][key]["same_operators_as"] is None
+            direct = kl.Koopman(part, fit=base, stride=s).fit(strided_window(rec, s))
+            preds = torch.stack([rec[-1] if tau < s else direct.predict(rec[-1], floor_horizon(tau, s))
+                                 for tau in range(cfg.steps - t0)])           # weights after t0 + tau steps
+            assert bool(torch.isfinite(preds).all())
+            want = pc.percent_error(preds.reshape(-1, cfg.n_sims, 2, n), X[t0:], Y[t0:], cfg.threshold)
+            torch.testing.assert_close(res["errors"][key][t0:], want, rtol=0, atol=0)
+            torch.testing.assert_close(res["errors"][key][:t0], res["errors"]["rule"][:t0], rtol=0, atol=0)

@@ -27,7 +27,10 @@ FIGURES = 4
 
 COLORS = {"rule": "black", "single_weight": "tab:orange", "node": "tab:green", "network": "tab:red"}
 LABELS = {"rule": "rule", "single_weight": "Single Weight", "node": "Node", "network": "Network"}
-FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilised": "default, stabilised"}
+FIT_LABELS = {"paper": "paper fit", "default": "default fit", "default-stabilised": "default, stabilised",
+              "default-strided": "default, strided", "default-strided-stabilised": "default, strided, stabilised"}
+#: the tables' column of a fit's stride (``MethodSummary.stride``), in words
+STRIDE_COLUMN = "steps between fitted snapshots"
 #: bootstrap share needed to call one method sooner than another
 P_SURE = 0.95
 
@@ -36,6 +39,11 @@ P_SURE = 0.95
 def fits(res: dict) -> list[str]:
     """The named fits of the main comparison, in the results' order (the paper fit first)."""
     return list(res["methods_by_fit"])
+
+
+def stride_text(stride: int | None) -> str:
+    """A fit's stride as the tables show it: the rule has none (""); a strided fit at 1 is the default fit."""
+    return "" if stride is None else str(stride)
 
 
 def steps_text(steps: int | None) -> str:
@@ -118,13 +126,18 @@ def weights_figure(res: dict) -> Figure:
 
 
 def error_curves_figure(res: dict) -> Figure:
-    """Fig. S4d, one panel per named fit: every method's smoothed percent error, mean +- SEM."""
+    """Fig. S4d, one panel per named fit (rows of up to three): every method's smoothed percent
+    error, mean +- SEM."""
     cfg, fit_names = config(res), fits(res)
     by_fit = summaries(res)
     st = np.array(res["curves"]["step"])
-    fig = Figure(figsize=(5 * len(fit_names), 4.5))
-    axes = np.atleast_1d(fig.subplots(1, len(fit_names), sharey=True))
-    for ax, f in zip(axes, fit_names):
+    ncols = min(3, len(fit_names))
+    nrows = -(-len(fit_names) // ncols)
+    fig = Figure(figsize=(5 * ncols, 4.5 * nrows))
+    axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False)
+    for ax in axes.ravel()[len(fit_names):]:
+        ax.remove()
+    for j, (ax, f) in enumerate(zip(axes.ravel(), fit_names)):
         for m in METHODS:
             c = curve(res, m, f)
             mean, sem = np.array(c["mean"]), np.array(c["sem"])
@@ -132,11 +145,12 @@ def error_curves_figure(res: dict) -> Figure:
             ax.fill_between(st, mean - sem, mean + sem, color=COLORS[m], alpha=0.25)
         ax.axvline(cfg["koopman_start"], color="grey", ls=":", label="Koopman training starts")
         ax.set_xlabel("training step")
+        if j % ncols == 0:
+            ax.set_ylabel("percent error (smoothed over 50 steps)")
         twin = {by_fit[f][m].same_operators_as for m in KOOPMAN}
         ax.set_title(FIT_LABELS[f] + (f" (the {FIT_LABELS[twin.pop()]}'s operators)"
                                       if len(twin) == 1 and None not in twin else ""))
-    axes[0].set_ylabel("percent error (smoothed over 50 steps)")
-    axes[0].legend()
+    axes[0, 0].legend()
     fig.suptitle(f"Perceptron, {cfg['n_sims']} simulations: mean ± SEM, per fit")
     fig.tight_layout()
     return fig
@@ -144,15 +158,18 @@ def error_curves_figure(res: dict) -> Figure:
 
 # -- tables and notes of the main run ------------------------------------------------------------
 def reach_rows(res: dict) -> list[dict]:
-    """Per fit and method: final error, the three "steps to" measures and the mean error after
-    the switch (fixed levels 10% and 5% on the smoothed mean curve)."""
+    """Per fit and method: the fit's stride (optimizer steps between the snapshots it fitted: 1 but
+    for the strided fits, where 1 means the strided fit is the default fit), final error, the three
+    "steps to" measures and the mean error after the switch (fixed levels 10% and 5% on the
+    smoothed mean curve)."""
     out = []
     for f, by_method in summaries(res).items():
         for m in METHODS:
             s = by_method[m]
             mean = np.array(curve(res, m, f)["mean"])
             ci = s.steps_to_rule_final_ci95
-            out.append({"fit": FIT_LABELS[f], "method": LABELS[m], "final error (%)": s.final_percent_error,
+            out.append({"fit": FIT_LABELS[f], "method": LABELS[m], STRIDE_COLUMN: stride_text(s.stride),
+                        "final error (%)": s.final_percent_error,
                         "steps to own asymptote": s.steps_to_asymptote,
                         "steps to rule's final + 1": steps_text(s.steps_to_rule_final),
                         "95% interval": "{} to {}".format(*ci) if ci else "not resampled",
@@ -204,8 +221,10 @@ def stabilised_note(res: dict) -> str:
 
 
 def diagnostics_rows(res: dict) -> list[dict]:
-    """Per fit and Koopman variant: final error and the operators' diagnostics."""
-    return [{"fit": FIT_LABELS[f], "method": LABELS[m], "final error (%)": s.final_percent_error,
+    """Per fit and Koopman variant: the fit's stride, final error and the operators' diagnostics (the
+    spectral radii are those of the operators of one stride, ``U_s``)."""
+    return [{"fit": FIT_LABELS[f], "method": LABELS[m], STRIDE_COLUMN: stride_text(s.stride),
+             "final error (%)": s.final_percent_error,
              "rank-deficient blocks": s.frac_rank_deficient_blocks,
              "simulations with spectral radius > 1": s.frac_sims_radius_above_1,
              "largest spectral radius": s.max_radius, "simulations overflowed": s.frac_sims_overflowed}

@@ -9,10 +9,23 @@ batched computation on weights ``W`` ``(S, 2, n_inputs)``.
 After ``koopman_start`` rule steps the weights are handed to Koopman operators fitted
 (float64, :class:`koopman_lib.Koopman`) on the snapshots ``W(start - window) .. W(start)`` with
 three partitions (Single Weight, Node = the weights into one output, Network), and
-evolved with them for the remaining steps. Each partition is fitted with the named fits of
-:data:`koopman_lib.fit.FITS` (``Config.fits``: the paper's, the library default and the
-stabilised default, from one factorisation per block); the window and input sweeps use
-``Config.sweep_fits``. The recorded weights are float64 (uniform initial weights moved by
+evolved with them for the remaining steps. Each partition is fitted with the book's named fits
+(:data:`koopman_lib.estimator.BOOK_FITS`, ``Config.fits``: the paper's, the library default and the
+stabilised default, from one factorisation per block, and the two strided fits, from a second one);
+the window and input sweeps use ``Config.sweep_fits``.
+
+The strided fits (``default-strided``, ``default-strided-stabilised``,
+:data:`koopman_lib.estimator.STRIDED_FITS`) are the default fits of every ``s``-th snapshot of the
+window, ``s`` chosen per partition by :func:`koopman_lib.stride.choose_stride` from the window's
+snapshots and the block size alone (never from an error): at the paper's window of 100 steps
+(101 snapshots) ``s = 25`` for Single Weight (``m = 1``), 6 for Node (``m = 4``) and 3 for Network
+(``m = 8``). Where the rule gives ``s = 1`` (short windows, wide blocks) the strided fit *is* the
+default fit, bit for bit: its row says ``stride = 1`` and ``same_operators_as`` names the fit whose
+operators it has. A fit of stride ``s`` predicts the weights only at ``t0 + s, t0 + 2s, ..``
+(evolved :func:`koopman_lib.stride.floor_horizon` ``(steps - t0, s)`` steps); it is scored on the
+same inputs and by the same function as every fit, every step, with the weights of its last grid
+point (:func:`held_path`: each predicted state answers the ``s`` inputs that follow it), which can
+only understate its progress, by less than ``s`` steps. The recorded weights are float64 (uniform initial weights moved by
 ``+-eta``), so the default's cutoff is the paper's and its operators are the paper's, bit for
 bit: an evolution whose operators equal those of a fit already evolved is not run again but
 shares its errors (``same_operators_as`` names that fit). Every method is scored on the same fresh
@@ -24,7 +37,9 @@ Results: ``table`` has one row per (method, named fit), the rule's row repeated 
 (``fit`` names it); ``methods`` (the paper fit) and ``methods_by_fit`` hold the summaries with
 the operator diagnostics and bootstrap intervals; ``curves`` (paper fit) and ``curves_by_fit``
 the smoothed error curves (read them with :func:`koopman_repro.chapters.perceptron.curve`);
-``window_sweep`` and ``input_sweep`` rows carry ``fit`` too, paper rows first. The rows are
+``window_sweep`` and ``input_sweep`` rows carry ``fit`` too, paper rows first. Every Koopman row and
+summary says its ``stride`` (optimizer steps between the fitted snapshots: 1 but for the strided
+fits; ``None`` for the rule). The rows are
 declared in :mod:`koopman_repro.rows.perceptron`; the chapter's tables, figures and the paper's
 claims with their verdicts are in :mod:`koopman_repro.chapters.perceptron`.
 
@@ -43,8 +58,9 @@ import torch
 
 from ..config import torch_threads
 from ..check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
-from koopman_lib.estimator import Koopman
+from koopman_lib.estimator import BOOK_FITS, Koopman
 from koopman_lib.fit import FITS, numerical_rank
+from koopman_lib.stride import floor_horizon, strided_window
 from koopman_lib.partition import LayerShape, make_partition
 from koopman_lib.progress import bar
 from koopman_lib.seeds import branch_seed, network_seed
@@ -84,7 +100,8 @@ class Config:
     weight_stride: int = 5            # keep mean weights every this many steps (plots)
     chunk: int = 100                  # Koopman evolution is scored in time chunks of this many steps
     bootstrap: int = 400              # resamples of the simulations for intervals on "steps to" (0: none)
-    fits: tuple[str, ...] = tuple(FITS)                  # named fits (koopman_lib.fit.FITS) of the main comparison
+    fits: tuple[str, ...] = BOOK_FITS                    # named fits (koopman_lib.estimator.BOOK_FITS: FITS and
+                                                         # the strided ones) of the main comparison
     sweep_fits: tuple[str, ...] = ("paper", "default")   # ... of the window and input sweeps
     seed: int = 0                     # simulation i draws its initial weights and inputs from its own
                                       # generator, seeded koopman_lib.seeds.network_seed(seed, i)
@@ -124,8 +141,8 @@ def check_config(cfg: Config) -> None:
         raise ValueError(f"fit_method must be one of {tuple(FIT_METHODS)}, got {cfg.fit_method!r}")
     for field in ("fits", "sweep_fits"):
         names = tuple(getattr(cfg, field))
-        if not names or names[0] != "paper" or len(set(names)) != len(names) or not set(names) <= set(FITS):
-            raise ValueError(f"{field} must start with 'paper' and name distinct fits of {tuple(FITS)}, got {names}")
+        if not names or names[0] != "paper" or len(set(names)) != len(names) or not set(names) <= set(BOOK_FITS):
+            raise ValueError(f"{field} must start with 'paper' and name distinct fits of {BOOK_FITS}, got {names}")
 
 
 def activity(cfg: Config) -> float:
@@ -228,7 +245,8 @@ def _dense(kp: Koopman) -> Koopman:
     in low-rank form ``A B`` and multiplied out: the same operator). :meth:`Koopman.path` steps
     either form; for the perceptron's small blocks one dense product per step is the cheaper."""
     if any(op.low_rank for op in kp.operators_):
-        kp = Koopman.from_operators(kp.partition, [op.as_dense() for op in kp.operators_], kp.batch_shape_)
+        kp = Koopman.from_operators(kp.partition, [op.as_dense() for op in kp.operators_], kp.batch_shape_,
+                                    stride=kp.stride_)
     return kp
 
 
@@ -240,22 +258,48 @@ def fit_koopman(part, rec: torch.Tensor, fit_method: str = "pinv") -> Koopman:
 
 
 def fit_koopmans(part, rec: torch.Tensor, fits=("paper",), fit_method: str = "pinv") -> dict[str, Koopman]:
-    """``{name: dense Koopman}`` for the named fits ``fits`` (:data:`koopman_lib.fit.FITS`) of the
-    recording ``rec`` ``(k, S, D)``, from one factorisation per block. ``"paper"`` is the
-    operator of ``fit_method`` (the paper's pinv unless set otherwise); the other fits are SVD fits."""
+    """``{name: dense Koopman}`` for the named fits ``fits`` (:data:`koopman_lib.estimator.BOOK_FITS`)
+    of the recording ``rec`` ``(k, S, D)`` (every step of the window):
+    :meth:`koopman_lib.Koopman.fit_named`, one factorisation per block for the fits of
+    :data:`koopman_lib.fit.FITS` and a second one of every ``s``-th snapshot for the strided fits
+    (``stride_ = s = choose_stride(k, part)``). ``"paper"`` is the operator of ``fit_method`` (the
+    paper's pinv unless set otherwise); the other fits are SVD fits."""
     m = FIT_METHODS[fit_method]
     svd = [f for f in fits if m == "svd" or f != "paper"]
     out = {}
     if len(fits) > len(svd):
         out["paper"] = fit_koopman(part, rec, fit_method)
     if svd:
-        out.update({f: _dense(kp) for f, kp in Koopman(part).fit_variants(rec, {f: FITS[f] for f in svd}).items()})
+        out.update({f: _dense(kp) for f, kp in Koopman(part).fit_named(rec, svd).items()})
     return {f: out[f] for f in fits}
 
 
 def same_operators(a: Koopman, b: Koopman) -> bool:
-    """True when the (dense) operators of ``a`` and ``b`` are equal bit for bit."""
-    return all(torch.equal(x.as_dense(), y.as_dense()) for x, y in zip(a.operators_, b.operators_))
+    """True when ``a`` and ``b`` have the same stride and their (dense) operators are equal bit for bit."""
+    return (a.stride_ or 1) == (b.stride_ or 1) and \
+        all(torch.equal(x.as_dense(), y.as_dense()) for x, y in zip(a.operators_, b.operators_))
+
+
+def held_path(kp: Koopman, start: torch.Tensor, T: int, chunk: int):
+    """The weights after ``1 .. T`` steps from ``start`` ``(S, D)``, in time chunks ``(c, S, D)``.
+
+    At stride 1 this is :meth:`koopman_lib.Koopman.path`. A fit of stride ``s`` predicts only
+    every ``s``-th step: it is evolved :func:`koopman_lib.stride.floor_horizon` ``(T, s)`` steps
+    (``T // s`` applications of ``U_s``, chunks of about ``chunk`` steps) and the weights after
+    ``tau`` steps are its prediction at ``floor_horizon(tau, s)`` (``start`` for ``tau < s``): each
+    predicted state is held for the ``s`` steps up to the next one."""
+    s = kp.stride_ or 1
+    if s == 1:
+        yield from kp.path(start, T, chunk)
+        return
+    prev = start.to(kp.dtype).unsqueeze(0)                                   # (1, S, D)
+    if T >= s:
+        for states in kp.path(start, floor_horizon(T, s), max(1, chunk // s)):    # (c, S, D) at s, 2s, ..
+            held = torch.cat([prev, states])
+            yield held[torch.arange(1, states.shape[0] * s + 1) // s]
+            prev = states[-1:]
+    if T % s:
+        yield prev.expand(T % s, *prev.shape[1:]).clone()
 
 
 def hold_last_finite(W: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
@@ -351,7 +395,7 @@ def _evolve(cfg: Config, rule: _RulePhase, kp: Koopman, rec: torch.Tensor, keep:
     W_eval = rule.snaps[t0].clone()
     medians, example = [], []
     t = t0  # the chunk's first row holds the weights after t + 1 steps
-    for chunk in bar(kp.path(rec[-1], T - t0, cfg.chunk), desc=label):
+    for chunk in bar(held_path(kp, rec[-1], T - t0, cfg.chunk), desc=label):
         c = chunk.shape[0]
         ok = torch.isfinite(chunk).reshape(c, S, -1).all(-1)
         held |= ~ok.all(0)
@@ -369,11 +413,15 @@ def _evolve(cfg: Config, rule: _RulePhase, kp: Koopman, rec: torch.Tensor, keep:
     return err, held, medians, example
 
 
-def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: float, same: str | None) -> dict:
-    """The diagnostics of one set of operators: rank deficiency of the recording's blocks
-    (``rank`` per block), spectral radii (``radius`` per simulation), overflow, twin fit."""
+def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: float, same: str | None,
+                   stride: int = 1) -> dict:
+    """The diagnostics of one set of operators: rank deficiency of the blocks of the snapshots it
+    was fitted on (``rank`` per block), spectral radii (``radius`` per simulation: of the
+    ``stride``-step operators), overflow, twin fit, and the ``stride`` (optimizer steps between the
+    fitted snapshots; 1 but for the strided fits)."""
     m = part.block_sizes[0]
     return {
+        "stride": stride,
         "block_size": m,
         "blocks_per_sim": part.n_blocks,
         "frac_rank_deficient_blocks": float((rank < m).double().mean()),
@@ -415,10 +463,12 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
         for window in windows:
             rec = rule.snaps[t0 - window:].reshape(window + 1, S, 2 * n)
             kps = fit_koopmans(part, rec, main_fits if window == cfg.window else fits, cfg.fit_method)
-            rank = numerical_rank(part.time_last(rec)[0])                        # blocks (S*P, m, k)
+            ranks = {}       # per stride: the rank of every block of the snapshots fitted, (S*P,)
             radii = {}
             for i, (fit, kp) in enumerate(kps.items()):
-                key = (method, window, fit)
+                key, s = (method, window, fit), kp.stride_ or 1
+                if s not in ranks:
+                    ranks[s] = numerical_rank(part.time_last(strided_window(rec, s))[0])   # blocks (S*P, m, k_s)
                 same = next((f for f in list(kps)[:i] if same_operators(kp, kps[f])), None)
                 radius = radii[fit] = kp.spectral_radius_ if same is None else radii[same]
                 keep = keep_weights and window == cfg.window and i == 0
@@ -429,7 +479,7 @@ def simulate(cfg: Config, methods=tuple(METHODS), windows: tuple[int, ...] | Non
                 else:
                     errors[key] = errors[(method, window, same)]
                     overflowed = info[(method, window, same)]["frac_sims_overflowed"]
-                info[key] = _operator_info(part, rank, radius, overflowed, same)
+                info[key] = _operator_info(part, ranks[s], radius, overflowed, same, s)
                 if keep:
                     weights[method] = _weight_summary(rule.medians[:n_pre] + medians, rule.example[:n_pre] + example)
     early = EarlyNorms(simulations(cfg))
@@ -491,7 +541,7 @@ def bootstrap_reach(errors: dict, cfg: Config, n_boot: int, seed: int = 0, compe
 #: columns of ``results["table"]`` (besides ``method`` and ``fit``) and the bootstrap's fields
 TABLE_FIELDS = ("steps_to_asymptote", "steps_to_rule_final", "final_percent_error", "final_sem",
                 "mean_percent_error_after_start", "frac_sims_overflowed", "frac_rank_deficient_blocks",
-                "p_sooner_than_rule", "p_soonest")
+                "p_sooner_than_rule", "p_soonest", "stride")
 BOOT_FIELDS = ("steps_to_rule_final_ci95", "p_sooner_than_rule", "p_soonest")
 
 
@@ -582,7 +632,8 @@ def _input_sweep(cfg: Config, summary: _Summaries) -> list[dict]:
                              "method": "rule" if key == "rule" else key[0], **s,
                              "frac_sims_overflowed": res["info"][key].get("frac_sims_overflowed", 0.0),
                              "frac_rank_deficient_blocks": res["info"][key].get("frac_rank_deficient_blocks", 0.0),
-                             "fit": fit, "same_operators_as": res["info"][key].get("same_operators_as")})
+                             "fit": fit, "same_operators_as": res["info"][key].get("same_operators_as"),
+                             "stride": res["info"][key].get("stride")})
     rows.sort(key=lambda r: cfg.sweep_fits.index(r["fit"]))
     return rows
 

@@ -18,7 +18,10 @@ from . import Row, register
 @dataclass(frozen=True)
 class PerceptronTableRow(Row):
     """A row of ``perceptron.json`` ``table``: one method with one named fit (the rule's row is
-    repeated for every fit). ``p_*`` are bootstrap shares (``None``: no bootstrap was run)."""
+    repeated for every fit). ``p_*`` are bootstrap shares (``None``: no bootstrap was run).
+    ``stride``: optimizer steps between the snapshots the fit used (1 but for the strided fits,
+    where it is :func:`koopman_lib.stride.choose_stride`'s; 1 there means the strided fit is the
+    default fit); ``None`` for the rule (and in files from before the strided fits)."""
     method: str
     fit: str
     steps_to_asymptote: int
@@ -30,12 +33,14 @@ class PerceptronTableRow(Row):
     frac_rank_deficient_blocks: float | None = None
     frac_sims_overflowed: float | None = None
     p_soonest: float | None = None
+    stride: int | None = None
 
 
 @register("perceptron", "window_sweep")
 @dataclass(frozen=True)
 class PerceptronWindowSweepRow(Row):
-    """A row of ``perceptron.json`` ``window_sweep``: one Koopman variant, data window and fit."""
+    """A row of ``perceptron.json`` ``window_sweep``: one Koopman variant, data window and fit
+    (``stride``: as in :class:`PerceptronTableRow`; spectral radii are the ``stride``-step operators')."""
     method: str
     window: int
     fit: str
@@ -52,13 +57,14 @@ class PerceptronWindowSweepRow(Row):
     frac_sims_overflowed: float
     steps_to_rule_final: int | None = None
     same_operators_as: str | None = None
+    stride: int | None = None
 
 
 @register("perceptron", "input_sweep")
 @dataclass(frozen=True)
 class PerceptronInputSweepRow(Row):
     """A row of ``perceptron.json`` ``input_sweep``: one method at one input setting
-    (``n_inputs``, ``group_size``) and fit."""
+    (``n_inputs``, ``group_size``) and fit (``stride``: as in :class:`PerceptronTableRow`)."""
     n_inputs: int
     group_size: int
     activity: float
@@ -72,6 +78,7 @@ class PerceptronInputSweepRow(Row):
     fit: str
     steps_to_rule_final: int | None = None
     same_operators_as: str | None = None
+    stride: int | None = None
 
 
 @register("perceptron", "null_model")
@@ -93,7 +100,8 @@ class PerceptronNullModelRow(Row):
 class MethodSummary(Row):
     """``perceptron.json`` ``methods_by_fit[fit][method]``: the main run's summary of one method
     with one named fit. The rule has no operators, so its operator diagnostics (``block_size`` ..
-    ``same_operators_as``) are ``None``; the bootstrap fields are ``None`` when none was run."""
+    ``same_operators_as``, ``stride``) are ``None``; the bootstrap fields are ``None`` when none was
+    run. ``stride`` as in :class:`PerceptronTableRow`; the radii are of the ``stride``-step operators."""
     steps_to_asymptote: int
     final_percent_error: float
     final_sem: float
@@ -110,6 +118,7 @@ class MethodSummary(Row):
     max_radius: float | None = None
     frac_sims_overflowed: float | None = None
     same_operators_as: str | None = None
+    stride: int | None = None
 
 
 def summaries(results: dict) -> dict[str, dict[str, MethodSummary]]:

@@ -36,6 +36,7 @@ def test_reach_table_holds_the_summaries_and_the_passages_of_the_curves(res):
     for r, (f, m) in zip(rows, [(f, m) for f in res["methods_by_fit"] for m in METHODS]):
         s = res["methods_by_fit"][f][m]
         assert r["final error (%)"] == s["final_percent_error"]
+        assert r[ch.STRIDE_COLUMN] == ("" if m == "rule" else str(s["stride"]))
         assert r["steps to own asymptote"] == s["steps_to_asymptote"]
         assert r["steps to rule's final + 1"] == ("never" if s["steps_to_rule_final"] is None
                                                   else str(s["steps_to_rule_final"]))
@@ -50,9 +51,10 @@ def test_reach_table_holds_the_summaries_and_the_passages_of_the_curves(res):
 def test_diagnostics_and_input_sweep_tables_hold_the_results_fields(res):
     diag = ch.diagnostics_rows(res)
     want = [(f, m, s) for f, d in res["methods_by_fit"].items() for m, s in d.items() if m != "rule"]
-    assert len(diag) == len(want) == 3 * len(KOOPMAN)
+    assert len(diag) == len(want) == len(res["methods_by_fit"]) * len(KOOPMAN)
     for r, (f, m, s) in zip(diag, want):
         assert (r["fit"], r["method"]) == (ch.FIT_LABELS[f], ch.LABELS[m])
+        assert r[ch.STRIDE_COLUMN] == str(s["stride"])
         assert r["largest spectral radius"] == s["max_radius"]
         assert r["simulations with spectral radius > 1"] == s["frac_sims_radius_above_1"]
         assert r["rank-deficient blocks"] == s["frac_rank_deficient_blocks"]
@@ -200,7 +202,7 @@ def test_claims_of_the_run_per_fit_and_the_paper_column(res):
     assert paper_claims[0] == ch.sooner_claim(m)
     assert paper_claims[2] == ch.more_inputs_claim(ch.input_advantages(res))
     rows = ch.claims_rows(res, None, "ci")
-    assert len(rows) == 4 + 4 + 2
+    assert len(rows) == 4 + 4 + 2 * (len(res["methods_by_fit"]) - 2)     # the Fig. S4d claims alone past the default
     front = sc.claim_row("perceptron-s4", {"perceptron": res}, {})
     own = [f"chapter reading: {c.reading}" for c in paper_claims]
     want = [f"front page: {front['verdict']}; {own[0]}", f"front page: {front['verdict']}; {own[1]}", own[2], own[3]]
@@ -209,6 +211,9 @@ def test_claims_of_the_run_per_fit_and_the_paper_column(res):
     assert default[0].startswith(f"front page: {front['default_verdict']}; chapter reading: ")
     stabilised = [r["verdict"] for r in rows if r["fit"] == "default, stabilised"]
     assert len(stabilised) == 2 and all(v.startswith("chapter reading: ") for v in stabilised)  # not on the front page
+    for f in ("default-strided", "default-strided-stabilised"):
+        strided = [r["verdict"] for r in rows if r["fit"] == ch.FIT_LABELS[f]]
+        assert len(strided) == 2 and all(v.startswith("chapter reading: ") for v in strided)
     assert all(r["ours (paper profile)"] == "not run yet" for r in rows)
     # a paper run with only the paper fit, in which every variant is surely sooner than the rule
     sure = {m: {**v, "p_sooner_than_rule": 1.0} for m, v in res["methods"].items()}
@@ -246,7 +251,7 @@ def test_weights_figure_has_a_panel_per_method_and_weight_kind(res):
 
 def test_error_curves_figure_has_a_panel_per_fit_with_every_method(res):
     fig = ch.error_curves_figure(res)
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == len(res["methods_by_fit"]) == 5          # rows of up to three panels
     for ax, f in zip(fig.axes, res["methods_by_fit"]):
         assert ax.get_title().startswith(ch.FIT_LABELS[f])
         lines = {ln.get_label(): ln for ln in ax.lines}
@@ -255,7 +260,8 @@ def test_error_curves_figure_has_a_panel_per_fit_with_every_method(res):
             assert list(lines[ch.LABELS[m]].get_ydata()) == ch.curve(res, m, f)["mean"]
     assert fig.axes[1].get_title() == "default fit (the paper fit's operators)"
     assert fig.axes[2].get_title() == "default, stabilised"
-    assert fig.axes[0].get_ylabel() == "percent error (smoothed over 50 steps)"
+    assert fig.axes[3].get_title() == "default, strided"     # Single Weight at stride 10: operators of its own
+    assert fig.axes[0].get_ylabel() == fig.axes[3].get_ylabel() == "percent error (smoothed over 50 steps)"
     assert fig._suptitle.get_text() == f"Perceptron, {TINY['n_sims']} simulations: mean ± SEM, per fit"
 
 
