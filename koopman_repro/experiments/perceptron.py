@@ -421,7 +421,6 @@ def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: f
     fitted snapshots; 1 but for the strided fits)."""
     m = part.block_sizes[0]
     return {
-        "stride": stride,
         "block_size": m,
         "blocks_per_sim": part.n_blocks,
         "frac_rank_deficient_blocks": float((rank < m).double().mean()),
@@ -430,6 +429,7 @@ def _operator_info(part, rank: torch.Tensor, radius: torch.Tensor, overflowed: f
         "max_radius": float(radius.max()),
         "frac_sims_overflowed": overflowed,
         "same_operators_as": same,
+        "stride": stride,
     }
 
 
