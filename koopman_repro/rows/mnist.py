@@ -115,6 +115,23 @@ class MnistMembersFloat64Row(MnistMembersRow):
     """One network of the paper's experiment trained in float64 (no optimizer against itself)."""
 
 
+@register("mnist", "table_state")
+@dataclass(frozen=True)
+class MnistTableStateRow(MnistTableRow):
+    """Table 2 of fits with Adadelta's state (``sqrt(square_avg)``, ``sqrt(acc_delta)``) stacked under
+    the weights of every block (:mod:`koopman_repro.experiments.mnist.state`) on ``n_inits`` networks,
+    with the fits ``Config.state_fits``, the jumped weights scored as the main table's; not timed
+    (``koopman_seconds`` and the speedups nan); empty at ci."""
+    observables: str = "weights + Adadelta state"
+
+
+@register("mnist", "members_state")
+@dataclass(frozen=True)
+class MnistMembersStateRow(MnistMembersRow):
+    """One network of the state-augmented fits (no optimizer against itself)."""
+    observables: str = "weights + Adadelta state"
+
+
 @register("mnist", "null_model")
 @dataclass(frozen=True)
 class MnistNullModelRow(Row):

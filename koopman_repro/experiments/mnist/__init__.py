@@ -80,6 +80,7 @@ from . import scoring
 from .null import NullBranch, null_entry, null_row, paper_null_rows
 from .partial import Partial
 from .precision import float64_config, float64_experiment
+from .state import state_experiment
 from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
                           setting_rows, spreads)
 from .table2 import cholesky_check, paper_experiment, table_rows, trajectories
@@ -206,6 +207,7 @@ def _run(cfg: Config, partial: Partial) -> dict:
         scoring.add_equivalent_times(list(m["null"].values()), timing, setup.after)
     null_model = (paper_null_rows(cfg, members) if cfg.null_model else []) + ((rep or {}).get("null_rows") or [])
     out.update(float64_experiment(cfg, setup, partial, timing))
+    out.update(state_experiment(cfg, setup, partial, timing))
     sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = _replication_rows(cfg, rep, members, curves, ablation, S)
     if rep is not None and rep["layer"] is not None:
@@ -261,4 +263,4 @@ def regeneration_config(cfg: Config, networks) -> Config:
     fitted and evolved with the table's fits only, instead of 18) and the float64 condition (other
     runs in another precision, which store no check values)."""
     return with_networks(cfg, networks, ablation_directions=(), layerwise=False, replication_fits=(),
-                         timing_repeats=0, cutoff_sweep=(), n_float64_inits=0)
+                         timing_repeats=0, cutoff_sweep=(), n_float64_inits=0, n_state_inits=0)

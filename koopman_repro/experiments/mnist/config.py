@@ -71,6 +71,15 @@ class Config:
     float64_fits: tuple = ("paper", "default")
     float64_group_size: int = 2          # measured at paper: network 0 (float32, group of 1) then a float64
                                          # group of 2 peaked at 2.17 GB max RSS
+    # the optimizer's state as observables (mnist.state): Adadelta's square_avg and acc_delta ("sqrt") stacked
+    # under the weights of every block, on inits 0..n_state_inits-1, with these fits (of every step only)
+    n_state_inits: int = 10
+    state_fits: tuple = ("paper", "default")
+    state_group_size: int = 2            # a state recording is 3 x 190 MB per network at paper. Measured on a
+                                         # reduced paper config (train_subset=21440: 1005 snapshots, /usr/bin/time -v,
+                                         # 1 thread): a group of 2 peaked at 2.04 GB max RSS (54 s CPU), a group of 1
+                                         # at 2.08 GB (29 s CPU): the peak is not the recording (0.2 GB per network
+                                         # there); at 2814 snapshots the 2 recordings add 0.73 GB: about 2.8 GB
     # Measured cost of the new parts, one network at profile paper (regeneration_config(PROFILES['paper'],
     # [0]), 1 thread, machine at load 4-5 on 2 cores): the optimizer against itself 5.9 s CPU (5 epochs from
     # t2), the strided fits 5.0 s CPU (a second factorisation of every 4th snapshot, 2 fits, their
@@ -90,7 +99,7 @@ PROFILES = {
     # ablation on 10 networks (1 here)
     "ci": Config(n_inits=3, group_size=3, eval_every=134, timing_repeats=1, n_ablation_inits=1, n_replication_inits=5,
                  ablation_directions=("from_replication",), cutoff_sweep=("paper", "resolution"),
-                 replication_fits=("default",), n_float64_inits=0),
+                 replication_fits=("default",), n_float64_inits=0, n_state_inits=0),
 }
 
 
