@@ -75,6 +75,19 @@ def test_tiny_bench_run_schema(tmp_path):
         pick = saved["pipeline"][problem]
         chosen = {c["route"]: c for c in pick["candidates"]}[pick["route"]]
         assert chosen["agrees"] and chosen["max_rel_loss_diff"] <= pick["loss_rtol"]
+    # the strided fit: its own training run recorded at the rule's stride, timed by the same pipeline
+    for run in (saved["mnist_runs"][0], saved["de_run"]):
+        st = run["strided"]
+        assert st["fit"] == "default-strided" and st["max_abs_diff_vs_full"] == 0.0  # exactly every s-th snapshot
+        assert st["pipeline"]["stride"] == st["stride"] and st["k"] == (run["k"] - 1) // st["stride"] + 1
+        assert set(st["pipeline"]["routes"]) == set(run["pipeline"]["routes"]) and st["record_seconds"] > 0
+    assert saved["mnist_runs"][0]["strided"]["stride"] > 1
+    for key in ("mnist, default-strided", "de-solver, default-strided"):
+        pick = saved["pipeline"][key]
+        assert {c["route"]: c for c in pick["candidates"]}[pick["route"]]["agrees"]
+    phase = {t["key"]: t for t in saved["target_table"] if "default_fit_reading" in t}
+    assert set(phase) == {"koopman_phase_speedup_mnist_T2", "end_to_end_speedup_mnist_T2", "de_after_t2_speedup"}
+    assert all(t["measured"] is None and t["reason"].startswith("no end-to-end rows") for t in phase.values())
     assert saved["end_to_end"] == [] and saved["end_to_end_notes"]  # no experiment profile: no rows
     # the cached result is reused by load_or_run
     again = load_or_run("bench", "ci", tmp_path, **TINY)

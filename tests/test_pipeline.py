@@ -128,3 +128,137 @@ def test_bench_end_to_end_never_starts_an_experiment(tmp_path):
     assert out["end_to_end"] == [] and out["pipeline"]["mnist"]["route"] == "eigh"
     assert any("koopman reproduce mnist" in n for n in out["end_to_end_notes"])
     assert any("koopman reproduce de-solver" in n for n in out["end_to_end_notes"])
+
+
+# -- the strided fit: its own recording, the same timing function, its rows and the targets ---------
+def test_strided_recording_through_the_same_timing_gives_the_librarys_strided_fit():
+    """``time_pipeline(stride=s)`` on what a ``TrajectoryRecorder(stride=s)`` kept predicts, route for
+    route, what ``fit_named(..., "default-strided")`` predicts from the full recording (the rule's ``s``),
+    over ``floor_horizon(T, s)`` steps; results keyed by the nominal ``T``."""
+    from koopman_lib.estimator import fit_named
+    from koopman_lib.stride import choose_stride, floor_horizon
+    part, rec = _recording(k=301)
+    s = choose_stride(rec.shape[0], part)
+    assert s > 1
+    t2 = rec.shape[0]
+    recorder = TrajectoryRecorder(rec.shape[-1], t2 - s * ((t2 - 1) // s), t2, (1,), "stored", dtype=rec.dtype, stride=s)
+    for t in range(1, t2 + 1):
+        recorder(t, rec[t - 1])                      # called every step; it keeps every s-th
+    loss = lambda th: float(th.double().norm())      # noqa: E731
+    out = pipeline.time_pipeline(part, recorder.snapshots, rec[-1], [50, 100], loss, repeats=1, stride=s)
+    assert out["stride"] == s and out["horizon"] == {50: floor_horizon(50, s), 100: floor_horizon(100, s)}
+    kp = fit_named(part, rec, ["default-strided"])["default-strided"]
+    assert kp.stride_ == s
+    for T in (50, 100):
+        want = loss(kp.predict(rec[-1], floor_horizon(T, s)))
+        for route in pipeline.PIPELINE_FITS:
+            assert out["routes"][route]["loss"][T] == pytest.approx(want, rel=pipeline.LOSS_RTOL)
+    # the default fit is the same function at stride 1
+    full = pipeline.time_pipeline(part, rec, rec[-1], [50], loss, repeats=1)
+    assert full["stride"] == 1 and full["horizon"] == {50: 50} and set(full["routes"]) == set(out["routes"])
+
+
+def test_both_fits_are_timed_by_one_function():
+    from koopman_repro.bench import de_solver, mnist
+    assert mnist.time_pipeline is de_solver.time_pipeline is pipeline.time_pipeline
+    assert pipeline.PHASE_FITS == ("default", "default-strided") and pipeline.TARGET_FIT == "default-strided"
+
+
+def _experiments(strided_teq=(0.5, 0.95)):
+    """Fake MNIST and DE solver runs with the default and the strided fit (stride 4)."""
+    fits = lambda i, stride: {f"T{h}": {"T_eq_epochs": 0.5 * h * (i + 1), "censored": False,  # noqa: E731
+                                         "koopman_loss": 0.19} for h in (1, 2)} | {"stride": stride}
+    mnist = {"steps_per_epoch": 8, "provenance": {"config": {"window_epochs": [3, 5]}},
+             "members": [{"init": i, "test_loss_t2": 0.2, "optimizer_loss_T1": 0.19, "optimizer_loss_T2": 0.18,
+                          "fits": {"default": fits(i, 1), "default-strided": fits(i, 4)}} for i in range(3)]}
+    de = {"provenance": {"config": {"train_dtypes": ["float32"], "t2": 100}}, "stride_rule": {"stride": 4},
+          "networks": [{"fit": f, "T": 50, "train_dtype": "float32", "optimizer": o, "init": i,
+                        "teq": 50.0 * (teq if f == "default-strided" else 1.0), "censored": False,
+                        "loss_t2": 1.0, "loss_koopman": 0.9, "loss_optimizer_at_T": 0.8}
+                       for f in pipeline.PHASE_FITS for o, teq in zip(("adam", "adadelta"), strided_teq)
+                       for i in range(2)]}
+    return mnist, de
+
+
+def test_strided_rows_headlines_and_reasons():
+    from koopman_repro.bench.summary import targets
+    mnist, de = _experiments()
+    rows = []
+    for fit, stride, fit_s in (("default", 1, 0.4), ("default-strided", 4, 0.1)):
+        t = {"step_s": 0.001, "recording_extra_s": 0.01, "fit_s": fit_s, "jump_s": {8: 0.001, 16: 0.002},
+             "eval_s": 0.001, "stride": stride, "horizon": {8: 8, 16: 16}}
+        rows += pipeline.mnist_rows(mnist, t, (1, 2), fit)
+        dt = {"step_s": {"adam": 0.01, "adadelta": 0.01}, "paper_style_step_s": {"adam": 0.03, "adadelta": 0.03},
+              "recording_extra_s": 0.001, "fit_s": fit_s / 10, "jump_s": {50: 0.0001}, "eval_s": 0.0001,
+              "stride": stride, "horizon": {50: 48 if stride == 4 else 50}}
+        rows += pipeline.de_rows(de, dt, 50, fit)
+    strided = [r for r in rows if r["fit"] == "default-strided"]
+    assert len(strided) == len(rows) / 2 and {r["stride"] for r in strided} == {4}
+    assert {r["horizon"] for r in strided if r["problem"] == "de-solver"} == {48}
+    summ = pipeline.summary(rows)
+    assert {(s["problem"], s["fit"]) for s in summ} == {(p, f) for p in ("mnist", "de-solver") for f in pipeline.PHASE_FITS}
+    # Adam's strided T_eq/T (0.5) is below the scorecard's bound for Adam (0.85 - 0.10): left out of the DE target
+    keeps = pipeline.keeps_up(summ)
+    assert keeps["adadelta"]["keeps_up"] and not keeps["adam"]["keeps_up"]
+    assert keeps["adam"]["threshold"] == pytest.approx(0.75) and "below the scorecard's 0.75" in keeps["adam"]["why"]
+    h = pipeline.phase_headlines(rows, summ, 2)
+    de_ada = [r["speedup_after_t2"] for r in strided if r["problem"] == "de-solver" and r["optimizer"] == "adadelta"]
+    assert h["de_after_t2_speedup"] == pytest.approx(sorted(de_ada)[len(de_ada) // 2])
+    m2 = [r for r in strided if r["problem"] == "mnist" and r["T_epochs"] == 2]
+    assert h["koopman_phase_speedup_mnist_T2"] == pytest.approx(sorted(r["speedup_after_t2"] for r in m2)[1])
+    assert h["koopman_phase_speedup_mnist_T2_default_fit"] < h["koopman_phase_speedup_mnist_T2"]  # fit 0.4 s vs 0.1 s
+    res = {"end_to_end_summary": summ, **h}
+    by = {t["key"]: t for t in targets(res)}
+    for key in pipeline.PHASE_TARGETS:
+        assert by[key]["default_fit_reading"] == h[key + "_default_fit"]
+        assert (by[key]["reason"] is None) == bool(by[key]["met"])
+    reason = pipeline.phase_reason("koopman_phase_speedup_mnist_T2", res)
+    assert "the fit dominating (0.1 s" in reason and "s = 4" in reason
+    assert "even a free phase would give at most" in pipeline.phase_reason("end_to_end_speedup_mnist_T2", res)
+    de_reason = pipeline.phase_reason("de_after_t2_speedup", res)
+    assert de_reason.startswith("adadelta (default-strided, s = 4)") and "left out" in de_reason and "adam:" in de_reason
+    assert pipeline.phase_reason("de_after_t2_speedup", {"end_to_end_notes": ["no run"]}).endswith("(no run)")
+
+
+def test_end_to_end_times_the_strided_fit_beside_the_default(tmp_path):
+    """The bench's stage with both fits' timings: rows of both, pipelines per fit, the targets from the strided rows."""
+    from koopman_repro import bench
+    from koopman_repro.config import with_profile
+    mnist, de = _experiments()
+    cfg = with_profile(bench.PROFILES, "ci", T_epochs=(1, 2), end_to_end_profile="ci")
+    t = _timing({"svd": 0.0, "eigh": 1e-7}, {"svd": 2.0, "eigh": 1.0})
+    for r in t["routes"].values():
+        r["jump_s"] = {8: 0.01, 16: 0.01, 50: 0.001}
+    strided = {"stride": 4, "record_seconds": 0.01, "pipeline": dict(t, stride=4, horizon={8: 8, 16: 16, 50: 48})}
+    runs = [{"steps_per_epoch": 8, "pipeline": t, "record_seconds": {"stored": 0.04}, "optimizer_step_seconds": 0.001,
+             "strided": strided}]
+    de_run = {"pipeline": t, "T": 50, "k": 100, "train_dtype": "float32", "record_seconds": 0.004, "strided": strided,
+              "step_seconds_fast_loop": {"adam": 0.01, "adadelta": 0.01},
+              "step_seconds_paper_style": {"adam": 0.03, "adadelta": 0.03}}
+    mnist["provenance"]["config"].update(partition=list(cfg.mnist_partition), sizes=list(cfg.mnist_sizes))
+    de["provenance"]["config"].update(t1=1, Ts=[50])
+    import koopman_repro.bench.pipeline as bp
+    saved = {"mnist": mnist, "de-solver": de}
+    orig = bp.experiment_results
+    bp.experiment_results = lambda name, profile, results_dir=None: saved[name]
+    try:
+        out = bench.end_to_end(cfg, runs, de_run, 0.01, tmp_path)
+    finally:
+        bp.experiment_results = orig
+    assert set(out["pipeline"]) == {"mnist", "de-solver", "mnist, default-strided", "de-solver, default-strided"}
+    assert out["end_to_end_notes"] == []
+    fits = {(r["problem"], r["fit"]) for r in out["end_to_end"]}
+    assert fits == {(p, f) for p in ("mnist", "de-solver") for f in pipeline.PHASE_FITS}
+    rec = {r["fit"]: r["recording_extra_s"] for r in out["end_to_end"] if r["problem"] == "mnist"}
+    assert rec == {"default": 0.04, "default-strided": 0.01}    # each fit pays its own recording
+    assert out["koopman_phase_speedup_mnist_T2"] > out["koopman_phase_speedup_mnist_T2_default_fit"]
+    assert not out["de_keeps_up"]["adam"]["keeps_up"] and out["de_keeps_up"]["adadelta"]["keeps_up"]
+    # an experiment run at another stride gives no strided rows, and says why
+    de["stride_rule"]["stride"] = 5
+    bp.experiment_results = lambda name, profile, results_dir=None: saved[name]
+    try:
+        out = bench.end_to_end(cfg, runs, de_run, 0.01, tmp_path)
+    finally:
+        bp.experiment_results = orig
+    assert not [r for r in out["end_to_end"] if r["problem"] == "de-solver" and r["fit"] == "default-strided"]
+    assert any("stride 5 is not the timed recording's (4)" in n for n in out["end_to_end_notes"])

@@ -15,6 +15,7 @@ from koopman_lib.evolve import path
 from koopman_lib.metrics import equivalent_runtime, finite_median, t_eq_parts
 from koopman_lib.partition import make_partition
 from koopman_lib.recorder import TrajectoryRecorder
+from koopman_lib.stride import choose_stride, strided_window
 
 from .fits import FIT_METHODS, fit_benchmark, group_snapshots, rank_deficiency, rel_diff
 from .pipeline import time_pipeline
@@ -31,9 +32,12 @@ def mnist_data(cfg: BenchConfig):
     return x[:cfg.train_subset], y[:cfg.train_subset], xt[:cfg.test_subset], yt[:cfg.test_subset]
 
 
-def _train_recorded(cfg: BenchConfig, seed: int, x, y) -> dict:
+def _train_recorded(cfg: BenchConfig, seed: int, x, y, stride: int = 1) -> dict:
     """Train one network to ``t2`` with the window recorded stored in the training dtype (every
-    recorder call timed): the network, partition, trainer, recorder and per-epoch times."""
+    recorder call timed): the network, partition, trainer, recorder and per-epoch times.
+    ``stride`` > 1: the recorder keeps every ``stride``-th step of the window ending at ``t2``
+    (``t1 .. t2`` on that grid), and is still called after every step of the window (the calls it
+    skips are timed too: the strided recording's cost as a training run pays it)."""
     from koopman_lib.ensembles import EnsembleMLP
     from koopman_lib.training import EnsembleTrainer
     net = EnsembleMLP(cfg.mnist_sizes, "relu", 1, seed=seed)
@@ -42,7 +46,9 @@ def _train_recorded(cfg: BenchConfig, seed: int, x, y) -> dict:
     spe = tr.steps_per_epoch
     e1, e2 = cfg.window_epochs
     t1, t2 = (e1 - 1) * spe + 1, e2 * spe
-    stored = TrajectoryRecorder(net.n_params, t1, t2, (1,), "stored", dtype=net.theta.dtype)  # the training dtype: exact
+    t1 = t2 - stride * ((t2 - t1) // stride)      # the window on the stride's grid, ending at t2
+    stored = TrajectoryRecorder(net.n_params, t1, t2, (1,), "stored", dtype=net.theta.dtype,
+                                stride=stride)    # the training dtype: exact
     cb = {"stored": 0.0}
 
     def on_step(step, theta):
@@ -130,6 +136,7 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
     pipe = time_pipeline(part, stored.snapshots, net.theta.detach().clone(), Ts,
                          lambda th: float(evaluate(net, xt, yt, theta=th)[0][0]), cfg.repeats)
     release_memory()                    # the routes' fits (reference cycles) before the next allocations
+    strided = strided_run(cfg, seed, x, y, xt, yt, stored.snapshots, part, Ts)
     # Koopman training from the streaming recording: fit, jump, evaluate (each timed once here,
     # the jump and steps again between the baseline epochs below)
     stream_method = _streaming_method(part, stream)
@@ -161,12 +168,37 @@ def mnist_run(cfg: BenchConfig, seed: int, data, fit_bench: bool) -> dict:
         "streaming_fit_seconds": finite_median(ktimes["fit_streaming"] + [fit_s]),
         "jump_seconds_first": jump_s, "eval_seconds": eval_s,
         "koopman_times": ktimes, "step_timing_steps": n_steps, "partition": part.describe(), "n_params": D,
-        "streaming_method": stream_method, "pipeline": pipe,
+        "streaming_method": stream_method, "pipeline": pipe, "strided": strided,
         "record_bytes": _record_bytes(cfg, D, t2 - t1 + 1, part, stored),
     }
     if fit_bench:
         release_memory()
         out.update(_fit_bench(cfg, net, part, stored, stream, x, xt, yt, T))
+    return out
+
+
+def strided_run(cfg: BenchConfig, seed: int, x, y, xt, yt, full: torch.Tensor, part, Ts) -> dict:
+    """The strided fit's own recording and pipeline: the same network trained again to ``t2``
+    (same seed, same steps) with a recorder that keeps every ``s``-th step (``s =
+    choose_stride(k, partition)``, the rule of :data:`koopman_lib.estimator.STRIDED_FITS`), every
+    recorder call timed; then :func:`koopman_repro.bench.pipeline.time_pipeline` at stride ``s`` on
+    what it recorded. ``full`` ``(k, 1, D)``: the run's recording of every step, only to check that
+    the strided recorder kept exactly its every ``s``-th snapshot (``max_abs_diff_vs_full``; 0 for
+    a deterministic training run). The timing function is the default fit's, with ``stride=s``."""
+    from koopman_lib.ensembles import evaluate
+    s = choose_stride(full.shape[0], part)
+    tw = _train_recorded(cfg, seed, x, y, stride=s)
+    rec, net = tw["stored"], tw["net"]
+    diff = float((rec.snapshots.double() - strided_window(full, s).double()).abs().max())
+    pipe = time_pipeline(part, rec.snapshots, net.theta.detach().clone(), Ts,
+                         lambda th: float(evaluate(net, xt, yt, theta=th)[0][0]), cfg.repeats, stride=s)
+    record_s = sum(r["stored_s"] for r in tw["epochs"])
+    window_s = sum(r["train_s"] for r in tw["epochs"] if r["recorded"])
+    out = {"fit": "default-strided", "stride": s, "t1": tw["t1"], "k": rec.k, "record_seconds": record_s,
+           "train_seconds_window": window_s, "recording_overhead": record_s / window_s,
+           "max_abs_diff_vs_full": diff, "pipeline": pipe}
+    del tw, rec, net
+    release_memory()
     return out
 
 

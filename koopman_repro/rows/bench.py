@@ -185,6 +185,8 @@ class BenchMnistRunsRow(Row):
     streaming_method: str
     pipeline: dict
     record_bytes: dict
+    #: the strided fit's own training run recorded at the rule's stride (koopman_repro.bench.mnist.strided_run)
+    strided: dict | None = None
     #: written by the runs before the bench moved into a package (the committed paper run); no longer measured
     epoch_seconds_fast_loop: float | None = None
 
@@ -199,6 +201,10 @@ class BenchTargetTableRow(Row):
     measured: float | None  # None: not measured by this run
     met: bool | None  # None: not measured
     off_by_factor: float | None = None
+    #: the three speedup targets of the Koopman phase (read from the strided fit's rows): the default
+    #: fit's value beside it (a reading, not a target), and why it is missed or not measured
+    default_fit_reading: float | None = None
+    reason: str | None = None
 
 
 @register("bench", "end_to_end")
@@ -228,6 +234,8 @@ class BenchEndToEndRow(Row):
     speedup_after_t2_paper_style: float
     T_epochs: int | None = None
     train_dtype: str | None = None
+    stride: int = 1                 # the recording kept every stride-th step (the strided fit's rule)
+    horizon: int | None = None      # optimizer steps evolved: floor_horizon(T, stride) (None: T, older files)
 
 
 @register("bench", "end_to_end_summary")
@@ -254,3 +262,6 @@ class BenchEndToEndSummaryRow(Row):
     loss_koopman: float
     loss_optimizer_at_T: float
     T_epochs: int | None = None
+    fit: str = "default"            # a name of koopman_repro.bench.pipeline.PHASE_FITS (older files: the default fit)
+    stride: int = 1
+    horizon: int | None = None

@@ -144,41 +144,62 @@ def _phase_results(speedups_after=(2.0, 0.0)) -> dict:
     rows = [phase_row("mnist", 20, i, teq, False, 0.01, 100, 0.01, 0.02, 0.005, 0.005, 0.05, optimizer="adadelta",
                       T_epochs=2, loss_t2=0.3, loss_koopman=0.29, loss_optimizer_at_T=0.28)
             for i, teq in enumerate(s * 0.04 / 0.01 for s in speedups_after)]
+    # the strided fit (every 4th step recorded): its own recording, a cheaper fit, 20 steps evolved
+    rows += [phase_row("mnist", 20, i, teq, False, 0.01, 100, 0.004, 0.006, 0.002, 0.005, 0.05,
+                       fit="default-strided", stride=4, horizon=20, optimizer="adadelta", T_epochs=2, loss_t2=0.3,
+                       loss_koopman=0.29, loss_optimizer_at_T=0.28)
+             for i, teq in enumerate(s * 0.04 / 0.01 for s in speedups_after)]
     cand = [{"route": "svd", "fit_s": 0.2, "jump_s": 0.01, "agrees": True, "max_rel_loss_diff": 0.0,
              "max_rel_diff_operators": 0.0},
             {"route": "eigh", "fit_s": 0.1, "jump_s": 0.01, "agrees": True, "max_rel_loss_diff": 1e-7,
              "max_rel_diff_operators": 1e-9}]
     return {"experiment": "bench", "end_to_end": rows, "end_to_end_summary": summary(rows),
-            "pipeline": {"mnist": {"route": "eigh", "loss_rtol": 1e-4, "candidates": cand}},
+            "pipeline": {"mnist": {"route": "eigh", "loss_rtol": 1e-4, "candidates": cand},
+                         "mnist, default-strided": {"route": "svd", "loss_rtol": 1e-4, "candidates": cand}},
             "end_to_end_runs": {"mnist": {"git_sha": "abcdef123", "utc_time": "then"}},
-            "koopman_phase_speedup_mnist_T2": 1.0, "end_to_end_speedup_mnist_T2": 1.1, "de_after_t2_speedup": None}
+            "koopman_phase_speedup_mnist_T2": 1.0, "end_to_end_speedup_mnist_T2": 1.1, "de_after_t2_speedup": None,
+            "koopman_phase_speedup_mnist_T2_default_fit": 0.8, "end_to_end_speedup_mnist_T2_default_fit": 1.0,
+            "de_after_t2_speedup_default_fit": None,
+            "de_keeps_up": {"adam": {"keeps_up": False, "why": "adam: median T_eq/T 0.5 below the scorecard's 0.75"}}}
 
 
 def test_phase_tables_notes_and_figure():
     r = _phase_results()
-    assert [row["speedup_after_t2"] for row in r["end_to_end"]] == [pytest.approx(2.0), 0.0]
+    assert [row["speedup_after_t2"] for row in r["end_to_end"][:2]] == [pytest.approx(2.0), 0.0]
     assert cost.phase_run({"end_to_end": []}, r) == (r, "the saved paper-profile run")
     assert cost.phase_run(r, None) == (r, "this build")
     pipe = cost.pipeline_rows(r)
-    assert [p["route"] for p in pipe] == ["svd", "eigh (chosen)"] and pipe[1]["fit s"] == "0.1"
+    assert [p["route"] for p in pipe] == ["svd", "eigh (chosen)", "svd (chosen)", "eigh"] and pipe[1]["fit s"] == "0.1"
+    assert [p["fit"] for p in pipe[1:3]] == ["default (every step recorded)", "strided (default-strided)"]
+    assert {p["problem"] for p in pipe} == {"mnist"}
     assert "0.0001 (relative)" in cost.pipeline_note(r, "L")
     assert cost.pipeline_note({}, "L") == "No pipeline timings in this run."
-    (row,) = cost.phase_rows(r)
+    row, srow = cost.phase_rows(r)
     s = r["end_to_end_summary"][0]
     assert row["success"] == "50%" and row["after t2"] == cost.x(s["speedup_after_t2_median"]) == "1x"
+    # the strided fit's row beside the default's, its headers in words
+    assert srow["fit"] == "strided (default-strided, every 4 steps recorded)" and srow["steps evolved"] == 20
+    assert row["fit"] == "default (every step recorded)" and list(row) == list(srow)
+    assert srow["extra recording s"] == "0.004" and srow["after t2"] == cost.x(r["end_to_end_summary"][1]["speedup_after_t2_median"])
     assert "abcdef1 (then)" in cost.phase_rows_note(r, "L")
     notes = cost.phase_notes(r, "L")
-    assert f"(target {TARGETS['koopman_phase_speedup_mnist_T2'][1]:g}x)" in notes[1]
-    assert "of which fit 0.02 s" in notes[0]
+    assert f"(target {TARGETS['koopman_phase_speedup_mnist_T2'][1]:g}x; the default fit: 0.8x, a reading)" in notes[1]
+    assert "default-strided" in notes[1] and "left out" in notes[1] and "adam: median T_eq/T 0.5" in notes[1]
+    assert "of which fit 0.02 s" in notes[0] and "every 4 steps recorded" in notes[0]
     none = dict(r, end_to_end=[], end_to_end_summary=[], end_to_end_notes=["no run"])
     assert cost.phase_rows_note(none, "L") == "No end-to-end rows: no run."
     assert cost.phase_notes(none, "L") == [] and cost.phase_figure(none) is None
     fig = cost.phase_figure(r)
     assert len(fig.axes) == 2 and "speedup (x)" in labels(fig)
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["MNIST, T = 2 ep."]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["MNIST, T = 2 ep.", "MNIST, T = 2 ep., strided (s = 4)"]
     assert "break-even" in line_labels(fig.axes[0]) and "median" in line_labels(fig.axes[0])
-    assert "the phase takes" in cost.why("koopman_phase_speedup_mnist_T2", r)
-    assert cost.why("de_after_t2_speedup", r) == "no end-to-end rows in this run"
+    why = cost.why("koopman_phase_speedup_mnist_T2", r)
+    assert "the phase takes" in why and "default-strided, s = 4" in why and "the fit dominating (0.006 s" in why
+    assert cost.why("de_after_t2_speedup", r).startswith("no end-to-end rows of the default-strided fit")
+    # a target row's own reason is what the chapter says
+    tr = dict(r, target_table=[{"key": "de_after_t2_speedup", "target": "t", "threshold": ">= 40", "measured": 1.0,
+                                "met": False, "off_by_factor": 40.0, "reason": "the measured reason"}])
+    assert cost.why("de_after_t2_speedup", tr) == "the measured reason"
 
 
 def test_targets_book_time_and_missed_notes(res, monkeypatch):
@@ -191,6 +212,11 @@ def test_targets_book_time_and_missed_notes(res, monkeypatch):
         assert row["met"] == met
     table = cost.target_table(res, None, "ci")
     assert [t["target"] for t in table] == [TARGETS[k][0] for k in TARGETS]
+    by = dict(zip(TARGETS, table))
+    for key in ("koopman_phase_speedup_mnist_T2", "end_to_end_speedup_mnist_T2", "de_after_t2_speedup"):
+        assert "strided fit" in by[key]["target"]
+        assert by[key]["default fit, a reading (ci)"] == res.get(key + "_default_fit")
+    assert by["book_ci_minutes"]["default fit, a reading (ci)"] == "-"
     assert {t["met (paper)"] for t in table} == {"not run yet"}
     assert cost.missed_note("paper", None) == "Paper profile: not run yet."
     # the rows the note is made from (book_minutes is patched above: the stored book_ci_minutes read
