@@ -1,6 +1,7 @@
 """The MNIST experiment: its fits and rollouts through the core (one factorisation shared by
 all cutoffs, low-rank operators, guarded per-network rollouts, the timed path), the ablation
 design, and the results contract on a tiny run."""
+import dataclasses
 import json
 import math
 
@@ -380,3 +381,19 @@ def test_spreads_are_quartiles_and_growth_over_the_networks():
     assert s["networks_koopman_above_optimizer_median"] == 2            # 2.0 and 8.0 above 0.7
     with pytest.warns(RuntimeWarning, match="All-NaN"):                 # no evaluation at step 7: all nan
         assert math.isnan(mnist.spreads(curve, 7)["koopman_loss_q25"])
+
+
+def test_ablation_rows_do_not_depend_on_its_chunks():
+    """The ablation trains its networks in chunks (``ablation_group_size``); each network is its own
+    seed, so the rows, curves and spectra are the same in chunks of 1 as all together (with the run's
+    one intra-op thread: with two, a matrix product's rounding depends on the ensemble's size)."""
+    from koopman_repro.config import torch_threads
+    from koopman_repro.experiments.mnist.partial import Partial
+    base = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=320, test_subset=100, eval_every=5,
+                      n_inits=2, n_ablation_inits=2, ablation_directions=("from_replication", "from_paper"))
+    setup = mnist.Setup.make(base)
+    with torch_threads(base.torch_threads):
+        out = [mnist.ablation_study(dataclasses.replace(base, ablation_group_size=g), setup,
+                                    Partial.beside(None, base)) for g in (1, 2)]
+    assert [r["n_members"] for r in out[0][0]] == [2] * len(out[0][0])
+    assert json.dumps(to_jsonable(out[0]), sort_keys=True) == json.dumps(to_jsonable(out[1]), sort_keys=True)

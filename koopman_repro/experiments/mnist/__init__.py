@@ -23,7 +23,10 @@ Three parts, all on the 784:20:20:20:10 ReLU classifier trained with Adadelta:
 3. **One factor at a time** between the two: normalisation, StepLR, window length, layer-1
    partition, fit dtype and pinv cutoff, each switched alone starting from the replication's
    settings (and, at profile ``paper``, also starting from the paper's), with the spectral
-   radius of the fitted operators and the growth of the predicted test loss.
+   radius of the fitted operators and the growth of the predicted test loss, on networks
+   ``0..n_ablation_inits - 1`` (10 at ``paper``), trained again for it in chunks of
+   ``ablation_group_size`` (each network is its own seed: the same network as in the main
+   experiment and the replication).
 
 Memory: float64 snapshots of all inits (2814 x 16750 x 25 x 8 B = 9.4 GB) do not fit, so the
 inits are trained in groups of ``group_size`` with a *stored* recording per group, released
@@ -71,7 +74,7 @@ from koopman_lib.estimator import BOOK_FITS
 from koopman_lib.fit import spectrum_summary
 from ...config import torch_threads
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
-from .ablation import ablation_rows, ablation_settings, layerwise
+from .ablation import ablation_rows, ablation_settings, ablation_study, layerwise
 from ...check_values import check_table, merge, with_networks
 from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, groups, inits, settings_table
 from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
@@ -89,7 +92,7 @@ from .training import Condition, Data, Setup, make_net, member_seeds, train_grou
 
 __all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALIZE", "REPLICATION_NORMALIZE",
            "Condition", "Data", "Setup", "make_net", "member_seeds", "train_group", "window_len",
-           "LOW_RANK_MEMORY_LIMIT", "fit_cutoffs", "layer1_spec", "rtol_of", "ablation_rows", "ablation_settings",
+           "LOW_RANK_MEMORY_LIMIT", "fit_cutoffs", "layer1_spec", "rtol_of", "ablation_rows", "ablation_settings", "ablation_study",
            "layerwise", "settings_table", "sweep_name", "sweep_rows", "sweep_specs", "layer_rows", "main_rows",
            "replication_row", "replication_runs", "setting_rows", "spreads", "cholesky_check", "paper_experiment",
            "table_rows", "trajectories", "ExampleDataset", "example_net", "koopman_seconds", "measure_timing",
@@ -111,12 +114,9 @@ def run(cfg: Config, results_dir=None) -> dict:
 
 def check_config(cfg: Config) -> None:
     """Raise ``ValueError`` for a ``cfg`` the experiment cannot run."""
-    if cfg.group_size < cfg.n_ablation_inits and cfg.ablation_directions:
-        raise ValueError("group_size must be >= n_ablation_inits (the ablation reuses the first group)")
-    first = list(range(cfg.n_ablation_inits))
-    if "from_paper" in cfg.ablation_directions and inits(cfg)[:cfg.n_ablation_inits] != first:
-        raise ValueError("the ablation from the paper's settings reuses inits 0..n_ablation_inits-1 of the first "
-                         "group: n_ablation_inits must be <= n_inits, and networks (if given) must start with them")
+    if cfg.ablation_directions and not (cfg.n_ablation_inits >= 1 and cfg.ablation_group_size >= 1):
+        raise ValueError(f"the ablation needs n_ablation_inits >= 1 and ablation_group_size >= 1, got "
+                         f"{cfg.n_ablation_inits} and {cfg.ablation_group_size} (or ablation_directions=() to skip it)")
     if cfg.networks is not None and (not cfg.networks or not all(0 <= i < cfg.n_inits for i in cfg.networks)
                                      or len(set(cfg.networks)) != len(cfg.networks)):
         raise ValueError(f"networks must be distinct indices in 0..n_inits-1={cfg.n_inits - 1}, got {cfg.networks}")
@@ -132,9 +132,8 @@ def check_config(cfg: Config) -> None:
 
 def _init0_studies(cfg: Config, setup: Setup):
     """The studies of the first group while its recording is in memory (see :func:`paper_experiment`):
-    init 0's trajectories, eigenvalues, singular values and Cholesky check, the timing (unless
-    ``timing_repeats`` is 0), and the ablation starting from the paper's settings (its rows, curves
-    and eigenvalues in ``"ablation_from_paper"``)."""
+    init 0's trajectories, eigenvalues, singular values and Cholesky check, and the timing (unless
+    ``timing_repeats`` is 0)."""
     def studies(run, window, theta_t2, track, init0, members) -> dict:
         traj, eigenvalues = trajectories(cfg, setup, track, init0, theta_t2)
         out = {"eigenvalues_init0": eigenvalues, "trajectories": traj}
@@ -146,13 +145,6 @@ def _init0_studies(cfg: Config, setup: Setup):
         # timing, interleaved repeats in this process: init 0's fits and rollouts as reported
         if cfg.timing_repeats:
             out["timing"] = measure_timing(cfg, setup.data, setup.partition, window[:, :1], theta_t2[:1], setup.S)
-        # the ablation starting from the paper's settings reuses this group's recording
-        if "from_paper" in cfg.ablation_directions:
-            cond = setup.paper_cond
-            sets = [s for s in ablation_settings(cfg) if s["direction"] == "from_paper"
-                    and (tuple(s["normalize"]), s["gamma"]) == (cond.normalize, cond.gamma)]
-            out["ablation_from_paper"] = ablation_rows(cfg, sets, {cond: run.subset(cfg.n_ablation_inits)},
-                                                       setup.partition_of, setup.S)
         return out
     return studies
 
@@ -192,15 +184,9 @@ def _run(cfg: Config, partial: Partial) -> dict:
     check_config(cfg)
     S = setup.S
     members, curves, out, early = paper_experiment(cfg, setup, _init0_studies(cfg, setup), partial)
-    # the replication and the ablation's other conditions: one stage (kept for a resume as a whole)
+    # the replication (one stage, kept for a resume as a whole) and the ablation (a stage per chunk of networks)
     rep = partial.stage("replication", lambda: replication_stage(cfg, setup)) if cfg.ablation_directions else None
-    ablation: tuple = ([], {}, {})                  # rows, curves, eigenvalues
-    for rows, c, e in [part for part in (out.pop("ablation_from_paper", None), rep and rep["ablation"]) if part]:
-        ablation[0].extend(rows)
-        ablation[1].update(c)
-        ablation[2].update(e)
-    order = {s["name"]: i for i, s in enumerate(ablation_settings(cfg))}
-    ablation[0].sort(key=lambda row: order[row["setting"]])
+    ablation = ablation_study(cfg, setup, partial) if cfg.ablation_directions else ([], {}, {})
     timing = out.pop("timing", None) or no_timing(cfg)
     table = table_rows(cfg, members, timing, setup.after, S)
     for m in members if cfg.null_model else []:    # the optimizer against itself, timed as the fits' T_eq are

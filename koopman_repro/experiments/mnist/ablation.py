@@ -14,7 +14,8 @@ from koopman_lib.metrics import finite_median
 from koopman_lib.progress import bar
 from .config import DTYPES, Config
 from .fits import LOW_RANK_MEMORY_LIMIT, layer1_spec, round_complex, rtol_of
-from .training import Condition, optimizer_curve
+from ..images import release_memory
+from .training import Condition, optimizer_curve, train_group
 
 
 def ablation_settings(cfg: Config) -> list[dict]:
@@ -43,19 +44,34 @@ def ablation_settings(cfg: Config) -> list[dict]:
 
 
 
-def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
-    """Fit and evolve every ablation setting; one row per setting, plus what the chapter plots."""
-    rows, curves, eigs = [], {}, {}
+def ablation_conditions(settings: list[dict]) -> list[Condition]:
+    """The training conditions the ablation's ``settings`` need, in the order they first appear."""
+    conds: list[Condition] = []
+    for s in settings:
+        c = Condition(tuple(s["normalize"]), s["gamma"])
+        if c not in conds:
+            conds.append(c)
+    return conds
+
+
+def ablation_parts(cfg: Config, settings: list[dict], run, partition_of, S: int) -> dict[str, dict]:
+    """Fit and evolve every setting of ``settings`` (all of the training condition of ``run``) on each
+    network of ``run``: ``{setting name: part}``, a part holding each network's values (last axis
+    ``E``): ``"steps"`` and ``"koopman_loss"`` / ``"koopman_acc"`` ``(steps, E)`` (NaN after a rollout
+    stopped), ``"radius"`` and ``"n_out"`` ``(E,)``, ``"loss_t2"`` ``(E,)``, ``"optimizer"``: per horizon
+    ``"T<h>"`` ``[loss (E,), acc (E,)]``, the optimizer's curve ``"optimizer_steps"``,
+    ``"optimizer_loss"`` / ``"optimizer_acc"`` ``(n, E)``, and ``"eig0"``, the first network's
+    eigenvalues (:func:`.fits.round_complex`: the base settings' spectra in the chapter). Parts of disjoint networks join with
+    :func:`join_parts`; :func:`rows_of_parts` makes the rows."""
     T_ep = max(max(cfg.replication_T_epochs), cfg.T_epochs)
-    # group settings that share a training run, window, partition and dtype (one SVD per block)
-    keyf = lambda s: (tuple(s["normalize"]), s["gamma"], tuple(s["window"]), s["partition"], s["dtype"])
+    # settings that share a window, partition and dtype share one SVD per block
+    keyf = lambda s: (tuple(s["window"]), s["partition"], s["dtype"])
     groups: dict = {}
     for i, s in enumerate(settings):
         groups.setdefault(keyf(s), []).append(i)
     results: dict = {}
     for key in bar(list(groups), desc="ablation fits"):
-        normalize, gamma, window, part, dtype = key
-        run = runs_by_cond[Condition(normalize, gamma)]
+        window, part, dtype = key
         partition = partition_of(layer1_spec(part))
         snaps = run.window(*run.epoch_window(*window))
         variants = sorted({(settings[i]["cutoff"], settings[i].get("clip")) for i in groups[key]}, key=str)
@@ -63,10 +79,47 @@ def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
         fitted = fit_members(Koopman(partition, dtype=DTYPES[dtype]), snaps, run.snap(t2),
                              {v: FitSpec(v[0], clip=v[1]) for v in variants}, T_ep * S, cfg.eval_every, run.evaluate)
         for c, (ev, radius, n_out, eig0, _) in fitted.items():
-            results[(key, c)] = (ev, radius, n_out, run, t2, eig0)
-    for i, s in enumerate(settings):
-        ev, radius, n_out, run, t2, eig0 = results[(keyf(s), (s["cutoff"], s.get("clip")))]
-        steps = ev.steps
+            results[(key, c)] = (ev, radius, n_out, t2, eig0)
+    out = {}
+    for s in settings:
+        ev, radius, n_out, t2, eig0 = results[(keyf(s), (s["cutoff"], s.get("clip")))]
+        opt_steps, opt_loss, opt_acc = optimizer_curve(run, t2, T_ep * S)
+        out[s["name"]] = {
+            "steps": list(ev.steps), "koopman_loss": ev.loss, "koopman_acc": ev.acc, "radius": radius,
+            "n_out": n_out, "loss_t2": run.loss_at(t2), "eig0": round_complex(eig0),
+            "optimizer": {f"T{T}": [run.loss_at(t2 + T * S), run.grid[t2 + T * S][1]] for T in _horizons(cfg)},
+            "optimizer_steps": opt_steps, "optimizer_loss": opt_loss, "optimizer_acc": opt_acc}
+    return out
+
+
+def _horizons(cfg: Config) -> list[int]:
+    return sorted(set(cfg.replication_T_epochs) | {cfg.T_epochs})
+
+
+def join_parts(parts: list[dict]) -> dict:
+    """The parts (:func:`ablation_parts`) of one setting on disjoint networks as one part of them all, in
+    the order given (the first part's ``eig0``)."""
+    if len(parts) == 1:
+        return parts[0]
+    ev = Joined.of([Joined(p["steps"], p["koopman_loss"], p["koopman_acc"]) for p in parts])
+    cat = lambda key: torch.cat([torch.as_tensor(p[key]) for p in parts], -1)
+    return {"steps": ev.steps, "koopman_loss": ev.loss, "koopman_acc": ev.acc, "radius": cat("radius"),
+            "n_out": cat("n_out"), "loss_t2": cat("loss_t2"), "eig0": parts[0]["eig0"],
+            "optimizer": {k: [torch.cat([torch.as_tensor(p["optimizer"][k][j]) for p in parts]) for j in (0, 1)]
+                          for k in parts[0]["optimizer"]},
+            "optimizer_steps": parts[0]["optimizer_steps"], "optimizer_loss": cat("optimizer_loss"),
+            "optimizer_acc": cat("optimizer_acc")}
+
+
+def rows_of_parts(cfg: Config, settings: list[dict], parts: dict[str, dict], S: int) -> tuple[list, dict, dict]:
+    """One row per setting of ``settings`` (medians over the networks of its part, ``parts[name]``),
+    with the curves and base settings' eigenvalues the chapter plots: ``(rows, curves, eigenvalues)``."""
+    rows, curves, eigs = [], {}, {}
+    T_ep = max(max(cfg.replication_T_epochs), cfg.T_epochs)
+    med = lambda x: finite_median(torch.as_tensor(x), empty=math.nan)
+    for s in settings:
+        p = parts[s["name"]]
+        steps, ko_loss, ko_acc = list(p["steps"]), torch.as_tensor(p["koopman_loss"]), torch.as_tensor(p["koopman_acc"])
         row = {"direction": s["direction"], "factor": s["factor"], "setting": s["name"],
                "fit": s.get("fit", "replication" if s["direction"] == "from_replication" else "paper"),
                "clip": s.get("clip"),
@@ -75,26 +128,68 @@ def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
                "partition": s["partition"], "dtype": s["dtype"], "cutoff": s["cutoff"],
                "rtol_layer1": rtol_of(s["cutoff"], 157 if s["partition"] == "quasi_node" else 785,
                                       (s["window"][1] - s["window"][0] + 1) * S - 1),
-               "n_members": run.E,
-               "max_spectral_radius": finite_median(radius, empty=math.nan),
-               "n_eigs_outside_unit_circle": finite_median(n_out, empty=math.nan),
-               "test_loss_t2": finite_median(run.loss_at(t2), empty=math.nan)}
-        for T in sorted(set(cfg.replication_T_epochs) | {cfg.T_epochs}):
+               "n_members": int(torch.as_tensor(p["loss_t2"]).numel()),
+               "max_spectral_radius": med(p["radius"]),
+               "n_eigs_outside_unit_circle": med(p["n_out"]),
+               "test_loss_t2": med(p["loss_t2"])}
+        for T in _horizons(cfg):
             j = steps.index(T * S) if T * S in steps else None
-            ko = ev.loss[j] if j is not None else torch.full((run.E,), float("nan"))
-            row[f"koopman_loss_T{T}"] = finite_median(ko, empty=math.nan)
-            row[f"optimizer_loss_T{T}"] = finite_median(run.loss_at(t2 + T * S), empty=math.nan)
-            row[f"koopman_acc_T{T}"] = finite_median(ev.acc[j], empty=math.nan) if j is not None else float("nan")
-            row[f"optimizer_acc_T{T}"] = finite_median(run.grid[t2 + T * S][1], empty=math.nan)
+            opt_loss, opt_acc = p["optimizer"][f"T{T}"]
+            row[f"koopman_loss_T{T}"] = med(ko_loss[j]) if j is not None else float("nan")
+            row[f"optimizer_loss_T{T}"] = med(opt_loss)
+            row[f"koopman_acc_T{T}"] = med(ko_acc[j]) if j is not None else float("nan")
+            row[f"optimizer_acc_T{T}"] = med(opt_acc)
         row["loss_growth_T2"] = row[f"koopman_loss_T{T_ep}"] / row["test_loss_t2"]
         row["koopman_over_optimizer_T2"] = row[f"koopman_loss_T{T_ep}"] / row[f"optimizer_loss_T{T_ep}"]
         rows.append(row)
-        opt_steps, opt_loss, opt_acc = optimizer_curve(run, t2, T_ep * S)
-        curves[s["name"]] = {"steps": steps, "koopman_loss": ev.loss.T, "koopman_acc": ev.acc.T,
-                             "optimizer_steps": opt_steps, "optimizer_loss": opt_loss.T, "optimizer_acc": opt_acc.T}
+        curves[s["name"]] = {"steps": steps, "koopman_loss": ko_loss.T, "koopman_acc": ko_acc.T,
+                             "optimizer_steps": list(p["optimizer_steps"]),
+                             "optimizer_loss": torch.as_tensor(p["optimizer_loss"]).T,
+                             "optimizer_acc": torch.as_tensor(p["optimizer_acc"]).T}
         if s["factor"] == "none (base)":
-            eigs[s["name"]] = round_complex(eig0)
+            eigs[s["name"]] = p["eig0"]
     return rows, curves, eigs
+
+
+def ablation_rows(cfg, settings, runs_by_cond, partition_of, S):
+    """Fit and evolve every setting on the networks of its condition's run (``runs_by_cond``); one
+    row per setting, plus what the chapter plots (:func:`rows_of_parts`)."""
+    parts = {}
+    for cond, run in runs_by_cond.items():
+        sets = [s for s in settings if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
+        parts.update(ablation_parts(cfg, sets, run, partition_of, S))
+    return rows_of_parts(cfg, settings, parts, S)
+
+
+def ablation_chunk(cfg: Config, setup, ids: list[int]) -> dict[str, dict]:
+    """Train networks ``ids`` under every condition of the ablation, one condition at a time (its
+    recording released before the next), and fit them: ``{setting name: part}`` (:func:`ablation_parts`)."""
+    settings = ablation_settings(cfg)
+    epochs = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
+        max(cfg.T_epochs, max(cfg.replication_T_epochs))
+    out: dict = {}
+    for cond in ablation_conditions(settings):
+        sets = [s for s in settings if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
+        first = min((s["window"][0] - 1) * setup.S + 1 for s in sets)
+        run = train_group(cfg, cond, ids, setup.data, epochs, setup.grid_from, setup.grid_to,
+                          desc=f"ablation {cond.name}", first=first)
+        out.update(ablation_parts(cfg, sets, run, setup.partition_of, setup.S))
+        del run
+        release_memory()
+    return out
+
+
+def ablation_study(cfg: Config, setup, partial) -> tuple[list, dict, dict]:
+    """The ablation on networks ``0..n_ablation_inits - 1``, in chunks of ``ablation_group_size``
+    (each network is its own seed, so a network is the same in any chunk and the same as in the main
+    experiment and the replication; a chunk's recordings are released before the next), each chunk kept
+    by ``partial`` (stage ``ablation-<first>-<last>``): ``(rows, curves, eigenvalues)`` (:func:`rows_of_parts`)."""
+    settings = ablation_settings(cfg)
+    ids = list(range(cfg.n_ablation_inits))
+    chunks = [ids[i:i + cfg.ablation_group_size] for i in range(0, len(ids), cfg.ablation_group_size)]
+    parts = [partial.stage(f"ablation-{c[0]}-{c[-1]}", lambda c=c: ablation_chunk(cfg, setup, c)) for c in chunks]
+    return rows_of_parts(cfg, settings, {s["name"]: join_parts([p[s["name"]] for p in parts]) for s in settings},
+                         setup.S)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""The replication's table (Rao 2024 against the paper): the replication's settings and the
-ablation trained once per condition, and the ``replication`` rows, each built by
+"""The replication's table (Rao 2024 against the paper): the replication's settings trained and
+fitted, and the ``replication`` rows, each built by
 :func:`replication_row`: the paper's main experiment per fit, the replication's own fit and the
 table's fits under its settings, and its layer-wise operators."""
 from __future__ import annotations
@@ -59,66 +59,37 @@ def spreads(curve: dict, step: int) -> dict:
 
 
 def replication_runs(cfg: Config, setup: Setup) -> tuple:
-    """Train the replication's condition (``n_replication_inits`` networks) and every other condition
-    of the ablation not trained by the main experiment (``n_ablation_inits``), and fit them. Returns
-    ``(replication fits, (ablation rows, curves, eigenvalues), layer-wise, null_model rows)``: the first is
+    """Train the replication's condition (``n_replication_inits`` networks, its window stored) and fit
+    them. Returns ``(replication fits, layer-wise, null_model rows)``: the first is
     :func:`.ablation.ablation_rows` of the replication's own fit and the table's fits on all its
-    networks, the last :func:`.ablation.layerwise` plus the run (``None`` without ``cfg.layerwise``)."""
+    networks, the second :func:`.ablation.layerwise` plus the run (``None`` without ``cfg.layerwise``).
+    The ablation trains its own networks (:func:`.ablation.ablation_study`)."""
     settings = ablation_settings(cfg)
-    paper = (setup.paper_cond.normalize, setup.paper_cond.gamma)
-    pending = [s for s in settings
-               if not (s["direction"] == "from_paper" and (tuple(s["normalize"]), s["gamma"]) == paper)]
-    conds = []
-    for s in pending:
-        c = Condition(tuple(s["normalize"]), s["gamma"])
-        if c not in conds:
-            conds.append(c)
     rep_cond = Condition(tuple(cfg.replication_normalize), None)
-    if rep_cond not in conds:
-        conds.insert(0, rep_cond)
-    ab_ids = list(range(cfg.n_ablation_inits))
-    rep_ids = list(range(max(cfg.n_ablation_inits, cfg.n_replication_inits)))
+    rep_ids = list(range(cfg.n_replication_inits))
     rep_setting = next(s for s in settings if s["name"] == "replication settings")
     # the replication's settings with the table's fits (float64 fits of its float32 recording)
     rep_fit_settings = [{**rep_setting, "name": f"replication settings, {name} fit", "fit": name, "dtype": "float64",
                          "cutoff": FITS[name].cutoff.value, "clip": FITS[name].clip} for name in cfg.replication_fits]
     epochs = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
         max(cfg.T_epochs, max(cfg.replication_T_epochs))
-    rep_rows, layer, ablation, null_rows = None, None, ([], {}, {}), []
-    for cond in conds:
-        sets = [s for s in pending if Condition(tuple(s["normalize"]), s["gamma"]) == cond]
-        # memory: the replication's own rows (all its networks) need only its window; the steps before
-        # it are stored for the networks of the ablation only, and only when one of its settings needs them
-        first, head = None, 0
-        if cond == rep_cond:
-            first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
-            earliest = min([(s["window"][0] - 1) * setup.S + 1 for s in sets] + [first])
-            head = min(cfg.n_ablation_inits, len(rep_ids)) if sets and earliest < first else 0
-        # the replication's networks: the optimizer against itself from t2 over its longest horizon
-        null = NullBranch.of(cfg, cond, setup.data, rep_ids, cfg.replication_window_epochs[1],
-                             max(cfg.replication_T_epochs)) if cond == rep_cond else None
-        r = train_group(cfg, cond, rep_ids if cond == rep_cond else ab_ids, setup.data, epochs, setup.grid_from,
-                        setup.grid_to, desc=f"train {cond.name}", first=first, head_members=head, on_epoch=null)
-        if cond == rep_cond:  # the replication's own rows on all its inits; the ablation on the first few
-            rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {cond: r}, setup.partition_of,
-                                     setup.S)
-            if cfg.layerwise:
-                # the layer-wise rows need the run's test losses, not its recording
-                layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
-            null_rows = replication_null_rows(cfg, null.curve(), r, cfg.replication_window_epochs[1] * setup.S,
-                                              _koopman_curves(rep_rows, layer))
-        # memory: the first few networks' recording (joined with the head: a copy), the rest released
-        sub = r.subset(cfg.n_ablation_inits) if r.E > cfg.n_ablation_inits or r.head is not None else r
-        del r
-        release_memory()
-        if sets:
-            rows, c, e = ablation_rows(cfg, sets, {cond: sub}, setup.partition_of, setup.S)
-            ablation[0].extend(rows)
-            ablation[1].update(c)
-            ablation[2].update(e)
-        del sub
-        release_memory()
-    return rep_rows, ablation, layer, null_rows
+    # memory: the replication's rows need only its window
+    first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
+    # the replication's networks: the optimizer against itself from t2 over its longest horizon
+    null = NullBranch.of(cfg, rep_cond, setup.data, rep_ids, cfg.replication_window_epochs[1],
+                         max(cfg.replication_T_epochs))
+    r = train_group(cfg, rep_cond, rep_ids, setup.data, epochs, setup.grid_from, setup.grid_to,
+                    desc=f"train {rep_cond.name}", first=first, on_epoch=null)
+    rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {rep_cond: r}, setup.partition_of, setup.S)
+    layer = None
+    if cfg.layerwise:
+        # the layer-wise rows need the run's test losses, not its recording
+        layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
+    null_rows = replication_null_rows(cfg, null.curve(), r, cfg.replication_window_epochs[1] * setup.S,
+                                      _koopman_curves(rep_rows, layer))
+    del r
+    release_memory()
+    return rep_rows, layer, null_rows
 
 
 def _koopman_curves(rep_rows: tuple, layer: tuple | None) -> dict:
@@ -134,11 +105,11 @@ def _koopman_curves(rep_rows: tuple, layer: tuple | None) -> dict:
 
 def replication_stage(cfg: Config, setup: Setup) -> dict:
     """:func:`replication_runs` as plain data (what a resumed run reads back): ``{"fits": the
-    replication's own rows, curves and eigenvalues or None, "ablation": (rows, curves, eigenvalues),
-    "null_rows": the replication's rows of the ``null_model`` table,
-    "layer": None or {"rows", "curves", "eigenvalues", "ranks"} of the layer-wise operators}``."""
-    rep_fits, ablation, layer, null_rows = replication_runs(cfg, setup)
-    out = {"fits": rep_fits, "ablation": ablation, "layer": None, "null_rows": null_rows}
+    replication's own rows, curves and eigenvalues, "null_rows": the replication's rows of the
+    ``null_model`` table, "layer": None or {"rows", "curves", "eigenvalues", "ranks"} of the layer-wise
+    operators}``."""
+    rep_fits, layer, null_rows = replication_runs(cfg, setup)
+    out = {"fits": rep_fits, "layer": None, "null_rows": null_rows}
     if layer is not None:
         rows, curves = layer_rows(cfg, layer, setup.S)
         out["layer"] = {"rows": rows, "curves": curves, "eigenvalues": layer[3], "ranks": layer[4]}
