@@ -1,6 +1,7 @@
 """The MNIST chapter (``notebooks/mnist.md``): Table 2 of the paper with each of the book's
-fits, the test-loss curves, the optimizer against itself, the strided fits, the float64 run,
-Fig. 3b's weight trajectories, the fitted spectra, the Cholesky check, the cost, where each fit stops keeping up, the cutoff sweep and the summary with its verdicts.
+fits, the test-loss curves, the optimizer against itself, the strided fits, the float64 run, the
+optimizer's state as observables, Fig. 3b's weight trajectories, the fitted spectra, the Cholesky
+check, the cost, where each fit stops keeping up, the cutoff sweep and the summary with its verdicts.
 
 Every function takes MNIST results (``koopman_repro.experiments.mnist``, as loaded by
 :func:`koopman_repro.results.load_results`) and returns rows (lists of dicts for
@@ -548,3 +549,96 @@ def float64_rows(res: dict) -> list[dict]:
              "success (%)": fmt(100 * r.success_rate, 3), "median T_eq/T": r.teq_over_t_median,
              "median test loss at t2": r.test_loss_t2_median, "median Koopman test loss": r.koopman_loss_T_median,
              "median Adadelta test loss": r.optimizer_loss_T_median} for p, r in pairs]
+
+
+# -- the optimizer's state as observables (issue 25) ----------------------------------------------
+#: the two sides of the state table: the main run's fit of the weights alone, and the fit with Adadelta's
+#: state stacked under the weights (``koopman_repro.experiments.mnist.state``)
+WEIGHTS_ONLY, WITH_STATE = "weights only", "weights + Adadelta state"
+
+
+def state_fits(res: dict) -> list[str]:
+    """The fits of the state pass: the run's ``state_fits`` (the experiment's default,
+    ``Config.state_fits``, for a run saved before the pass existed)."""
+    from ..experiments.mnist.config import Config
+    return list(config(res).get("state_fits") or Config.state_fits)
+
+
+def state_horizons(res: dict) -> list[int]:
+    """The paper's horizon first, then the run's other horizons in order."""
+    T = config(res)["T_epochs"]
+    return [T] + [h for h in config(res)["horizons_epochs"] if h != T]
+
+
+def state_pairs(res: dict, fit: str, T: int) -> tuple[rows.Row, np.ndarray, np.ndarray] | None:
+    """The state row of ``fit`` at ``T`` and, per network of the state pass, ``(T_eq/T with the weights
+    alone, T_eq/T with the state)`` ``(n,)`` each, the weights-only values read from the main run's same
+    networks (each init is its own seed: the same network); ``None`` where the run has no such row."""
+    row = next((r for r in rows.table(res, "table_state") if r.fit == fit and r.T_epochs == T), None)
+    if row is None:
+        return None
+    state = {m.init: m for m in rows.table(res, "members_state")}
+    main = {m.init: m for m in rows.table(res, "members") if m.init in state}
+    inits = sorted(set(state) & set(main))
+    return (row, as_floats([main[i].at(fit, T)["teq_over_t"] for i in inits]),
+            as_floats([state[i].at(fit, T)["teq_over_t"] for i in inits]))
+
+
+def median_text(values: np.ndarray) -> str:
+    """The median of ``values`` (networks) with its bootstrap 95% interval."""
+    from ..scorecard.intervals import median
+    iv = median(values)
+    return fmt(iv.value) if iv.ci_low is None else f"{fmt(iv.value)} (95%: {fmt(iv.ci_low)} to {fmt(iv.ci_high)})"
+
+
+def state_rows(res: dict) -> list[dict]:
+    """Per fit of the state pass and horizon (the paper's first): the weights alone against the weights
+    with Adadelta's state, on the same networks: success and median T_eq/T (with its bootstrap 95%
+    interval) of each, and the median paired difference (state minus weights only); the state side
+    ``not in this saved run`` where the run has no state pass."""
+    out = []
+    for fit in state_fits(res):
+        for T in state_horizons(res):
+            got = state_pairs(res, fit, T)
+            row = {"fit": FIT_LABEL[fit], "T (epochs)": T}
+            if got is None:
+                w = table_row(res, fit, T) if any(r.fit == fit for r in rows.table(res, "table")) else None
+                out.append({**row, "networks": w.n_inits if w else NOT_SAVED,
+                            f"success, {WEIGHTS_ONLY} (%)": fmt(100 * w.success_rate, 3) if w else NOT_SAVED,
+                            f"success, {WITH_STATE} (%)": NOT_SAVED,
+                            f"median T_eq/T, {WEIGHTS_ONLY}": fmt(w.teq_over_t_median) if w else NOT_SAVED,
+                            f"median T_eq/T, {WITH_STATE}": NOT_SAVED, "median difference (state - weights)": NOT_SAVED})
+                continue
+            r, weights, state = got
+            out.append({**row, "networks": len(state),
+                        f"success, {WEIGHTS_ONLY} (%)": fmt(100 * float(np.mean(weights > 0)), 3),
+                        f"success, {WITH_STATE} (%)": fmt(100 * r.success_rate, 3),
+                        f"median T_eq/T, {WEIGHTS_ONLY}": median_text(weights),
+                        f"median T_eq/T, {WITH_STATE}": median_text(state),
+                        "median difference (state - weights)": median_text(state - weights)})
+    return out
+
+
+def state_text(res: dict) -> str:
+    """What the state table means at the paper's horizon, per fit: success and median T_eq/T with and
+    without the state on the same networks, and whether the interval of the median paired difference
+    lies above zero, below it, or holds it; one sentence saying so where the run has no state pass."""
+    from ..scorecard.intervals import median
+    T = config(res)["T_epochs"]
+    lines = []
+    for fit in state_fits(res):
+        got = state_pairs(res, fit, T)
+        if got is None:
+            return (f"The optimizer's state as observables: {NOT_SAVED} (the run has no state pass; the weights-only "
+                    "values above are the main run's).")
+        r, weights, state = got
+        d = median(state - weights)
+        word = ("no interval (too few networks)" if d.ci_low is None else
+                "the state helps: the whole 95% interval of the paired difference is above zero" if d.ci_low > 0 else
+                "the state hurts: the whole 95% interval of the paired difference is below zero" if d.ci_high < 0 else
+                "no difference shown: the 95% interval of the paired difference holds zero")
+        lines.append(f"**{FIT_LABEL[fit]}**, $T$ = {T} epochs, {len(state)} networks: with the state "
+                     f"{fmt(100 * r.success_rate, 3)}% improved (weights only {fmt(100 * float(np.mean(weights > 0)), 3)}%), "
+                     f"median $T_{{eq}}/T$ {fmt(float(np.median(state)))} against {fmt(float(np.median(weights)))}; "
+                     f"median difference per network {fmt(d.value)}: {word}.")
+    return "\n".join(f"- {x}" for x in lines)

@@ -358,3 +358,82 @@ def test_mnist_null_readings_are_the_paired_per_network_medians(res):
     null_teq = np.array([m["null"][f"T{T}"]["teq_over_t"] for m in res["members"]], dtype=float)
     k_teq = np.array([m["fits"]["default"][f"T{T}"]["teq_over_t"] for m in res["members"]], dtype=float)
     assert teq.interval.value == pytest.approx(np.median(k_teq - null_teq))
+
+
+# -- the optimizer's state as observables ----------------------------------------------------------
+def member(init: int, teq: dict, **extra) -> dict:
+    """A network's row with T_eq/T ``teq[(fit, T)]`` (every other declared field filled in)."""
+    fits = {}
+    for (fit, T), v in teq.items():
+        fits.setdefault(fit, {})[f"T{T}"] = {"teq_over_t": v, "T_eq_epochs": v * T}
+    losses = {f"optimizer_{k}_T{T}": 0.1 for k in ("loss", "acc") for T in (1, 2, 5)}
+    return {"init": init, "test_loss_t2": 0.2, **losses, "fits": fits, **extra}
+
+
+def state_results(n: int = 6, shift: float = 0.3) -> dict:
+    """Results with a state pass on networks 0..n-1 (the main run has n + 2): per network and fit,
+    T_eq/T with the weights alone ``0.1 i`` at T = 2 (0 at T = 1: no network improved) and with the
+    state ``shift`` more."""
+    fits, horizons = ("paper", "default"), (1, 2)
+    weights = {(f, T): [0.1 * i * (T == 2) for i in range(n + 2)] for f in fits for T in horizons}
+    members = [member(i, {k: v[i] for k, v in weights.items()}) for i in range(n + 2)]
+    state = [member(i, {k: v[i] + shift for k, v in weights.items()}, observables=ch.WITH_STATE)
+             for i in range(n)]
+    table_state = [table_row(fit=f, T_epochs=T, n_inits=n, success_rate=1.0, observables=ch.WITH_STATE,
+                             teq_over_t_median=float(np.median([m["fits"][f][f"T{T}"]["teq_over_t"] for m in state])))
+                   for f in fits for T in horizons]
+    return {"experiment": "mnist", "members": members, "members_state": state, "table_state": table_state,
+            "table": [table_row(fit=f, T_epochs=T, n_inits=n + 2) for f in fits for T in horizons],
+            "provenance": {"config": {"fits": list(fits), "state_fits": list(fits), "T_epochs": 2,
+                                      "horizons_epochs": list(horizons)}}}
+
+
+def test_state_rows_put_the_weights_alone_beside_the_state_on_the_same_networks():
+    from koopman_repro.scorecard.intervals import median
+    res = state_results(n=6, shift=0.3)
+    out = ch.state_rows(res)
+    assert [(r["fit"], r["T (epochs)"]) for r in out] == \
+        [(ch.FIT_LABEL[f], T) for f in ("paper", "default") for T in (2, 1)]       # the paper's horizon first
+    weights = np.array([0.1 * i for i in range(6)])               # networks 6 and 7 have no state: left out
+    for r in out:
+        assert r["networks"] == 6
+        if r["T (epochs)"] == 2:
+            want = median(weights)
+            assert r[f"median T_eq/T, {ch.WEIGHTS_ONLY}"] == \
+                f"{fmt(want.value)} (95%: {fmt(want.ci_low)} to {fmt(want.ci_high)})"
+            assert r[f"median T_eq/T, {ch.WEIGHTS_ONLY}"].startswith(fmt(0.25) + " ")
+            assert r[f"median T_eq/T, {ch.WITH_STATE}"].startswith(fmt(0.55) + " ")
+            assert r[f"success, {ch.WEIGHTS_ONLY} (%)"] == fmt(100 * 5 / 6, 3)          # network 0: T_eq = 0
+        else:
+            assert r[f"success, {ch.WEIGHTS_ONLY} (%)"] == "0"
+        assert r[f"success, {ch.WITH_STATE} (%)"] == "100"
+        # every network gains the same: the paired difference and both ends of its interval are the shift
+        assert r["median difference (state - weights)"] == f"{fmt(0.3)} (95%: {fmt(0.3)} to {fmt(0.3)})"
+    text = ch.state_text(res)
+    assert text.count("the state helps") == 2 and "6 networks" in text and "$T$ = 2 epochs" in text
+    assert "the state hurts" in ch.state_text(state_results(shift=-0.3))
+    mixed = state_results(shift=0.0)
+    for i, m in enumerate(mixed["members_state"]):             # half the networks gain, half lose
+        for f in ("paper", "default"):
+            m["fits"][f]["T2"]["teq_over_t"] += 0.2 * (-1) ** i
+    assert ch.state_text(mixed).count("no difference shown") == 2
+
+
+def test_state_rows_say_not_in_this_saved_run_without_a_state_pass(res):
+    from koopman_repro.report import paper_results
+    older = state_results()
+    for key in ("table_state", "members_state"):
+        older.pop(key)
+    older["provenance"]["config"].pop("state_fits")           # a run from before the state pass
+    saved = paper_results("mnist")
+    runs = [older, res] + ([saved] if saved else [])           # the committed paper run is from before it
+    for r in runs:
+        out = ch.state_rows(r)
+        assert len(out) == len(ch.state_fits(r)) * len(r["provenance"]["config"]["horizons_epochs"]) <= 12
+        assert all(row[f"success, {ch.WITH_STATE} (%)"] == ch.NOT_SAVED == row[f"median T_eq/T, {ch.WITH_STATE}"]
+                   for row in out)
+        for row in out:                                      # the weights alone: the main table's row
+            fit = next(n for n, label in ch.FIT_LABEL.items() if label == row["fit"])
+            want = ch.table_row(r, fit, row["T (epochs)"])
+            assert row["networks"] == want.n_inits and row[f"median T_eq/T, {ch.WEIGHTS_ONLY}"] == fmt(want.teq_over_t_median)
+        assert ch.state_text(r).startswith(f"The optimizer's state as observables: {ch.NOT_SAVED}")
