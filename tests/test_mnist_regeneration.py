@@ -14,7 +14,7 @@ from koopman_repro.check_values import EARLY_STEPS, read_check_values
 from koopman_repro.cli import main
 from koopman_repro.experiments import config_for, mnist, run_config
 from koopman_repro.experiments.mnist import table2
-from koopman_repro.experiments.mnist.partial import Partial, decode, encode
+from koopman_repro.partial import Partial, decode, encode
 from koopman_repro.results import to_jsonable
 
 # 10 steps per epoch, 100 in all (the last early check value is at step 100); the studies that

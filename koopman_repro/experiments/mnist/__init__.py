@@ -40,7 +40,7 @@ for all its networks and the paper's longer window only for the networks of the 
 before the next condition is trained.
 
 Resuming: with a results folder (``koopman reproduce``), every finished group and the replication
-are kept in ``OUT/.partial/mnist/`` with the config that made them (:mod:`.partial`); a run
+are kept in ``OUT/.partial/mnist/`` with the config that made them (:mod:`koopman_repro.partial`); a run
 interrupted and started again with the same config reads them instead of recomputing them, with
 exactly the results of an uninterrupted run. They are deleted when the run completes.
 
@@ -66,7 +66,7 @@ The package, one module per study: :mod:`.config` (``Config``, ``PROFILES``, the
 :mod:`.training` (data, networks, training conditions, the shared step layout ``Setup``),
 :mod:`.fits` (fits through the core, cutoffs, rounding), :mod:`.table2` (the paper's experiment and
 Table 2), :mod:`.cutoff_sweep`, :mod:`.ablation`, :mod:`.replication` (the replication's runs and
-table) and :mod:`.timing`, and :mod:`.partial` (resuming an interrupted run); :func:`run` here puts them together.
+table) and :mod:`.timing`, and :mod:`koopman_repro.partial` (resuming an interrupted run); :func:`run` here puts them together.
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
 from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
 from . import scoring
 from .null import NullBranch, null_entry, null_row, paper_null_rows
-from .partial import Partial
+from ...partial import Partial
 from .precision import float64_config, float64_experiment
 from .state import state_experiment
 from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
@@ -104,8 +104,8 @@ def run(cfg: Config, results_dir=None) -> dict:
     """The whole experiment (see the module docstring), with ``cfg.torch_threads`` intra-op threads.
     With ``results_dir`` (where the results go), each finished stage is kept in
     ``results_dir/.partial/mnist/`` until the run completes, and a rerun after an interruption
-    resumes from there (:mod:`.partial`)."""
-    partial = Partial.beside(results_dir, cfg)
+    resumes from there (:mod:`koopman_repro.partial`)."""
+    partial = Partial.beside(results_dir, cfg, "mnist")
     with torch_threads(cfg.torch_threads):
         results = _run(cfg, partial)
     partial.clear()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .config import Config
-from .partial import Partial
+from ...partial import Partial
 from .table2 import paper_experiment, table_rows
 from .training import Setup
 

@@ -42,7 +42,7 @@ import torch
 from koopman_lib.optimizer_state import OptimizerStateRecorder, StateKoopman
 from ..images import release_memory
 from .config import DTYPES, GUARD_GROWTH, Config, groups
-from .partial import Partial
+from ...partial import Partial
 from .table2 import add_speedups, fit_entry, member_row, table_row
 from .training import Setup, optimizer_curve, recorded_steps, train_group
 

@@ -23,7 +23,7 @@ from .cutoff_sweep import sweep_specs
 from .fits import cutoff_name, grid_of, horizon_of, plain_fits, round_complex, round_weights, strided_fits
 from . import scoring
 from .null import NullBranch, null_entry
-from .partial import Partial
+from ...partial import Partial
 from .training import Setup, Tracker, optimizer_curve, recorded_steps, tracked_coordinates, train_group
 
 

@@ -1,6 +1,7 @@
-"""Resuming an interrupted MNIST run: each finished stage (a group of the paper's experiment, the
-replication) is kept in a partial-results file next to the output, ``OUT/.partial/mnist/<stage>.json``
-(written atomically), with the config that made it. A later run with the same config reads it
+"""Resuming an interrupted run of an experiment: each finished stage (MNIST: a group of the paper's
+experiment, the replication; the DE solver: one optimizer in one training dtype, the solver check) is
+kept in a partial-results file next to the output, ``OUT/.partial/<experiment>/<stage>.json`` (written
+atomically), with the config that made it. A later run with the same config reads it
 instead of recomputing the stage; a file made with another config is ignored (and said so). The
 files are deleted when the run completes.
 
@@ -18,7 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ...results import atomic_write_text, to_jsonable
+from .results import atomic_write_text, to_jsonable
 
 _TENSOR = "__tensor__"
 
@@ -65,8 +66,9 @@ class Partial:
     cfg: object
 
     @classmethod
-    def beside(cls, results_dir, cfg, experiment: str = "mnist") -> "Partial":
-        """The partial results of a run whose output goes to ``results_dir`` (``None``: none kept)."""
+    def beside(cls, results_dir, cfg, experiment: str) -> "Partial":
+        """The partial results of a run of ``experiment`` (its registry name) whose output goes to
+        ``results_dir`` (``None``: none kept), in ``results_dir/.partial/<experiment>/``."""
         return cls(None if results_dir is None else Path(results_dir) / ".partial" / experiment, cfg)
 
     @property
