@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.figure import Figure
 
+from koopman_lib.stride import DEFAULT_C
+
 from .. import rows
 from ..experiments.perceptron import KOOPMAN, METHODS, first_passage, relevance_mask
 from ..rows.perceptron import MethodSummary, summaries
@@ -218,6 +220,41 @@ def stabilised_note(res: dict) -> str:
         f"so the weights that must grow stay where they were at step {t0}; only the decaying ones keep moving. Node and "
         f"Network end at {stab['node'].final_percent_error:.1f}% and {stab['network'].final_percent_error:.1f}% "
         f"(paper fit {pap['node'].final_percent_error:.1f}% and {pap['network'].final_percent_error:.1f}%).")
+
+
+#: what the chapter writes where a saved run lacks a field (older files)
+NOT_SAVED = "not in this saved run"
+
+
+def block_sizes(res: dict) -> dict[str, int]:
+    """The block size ``m`` of each Koopman variant: one weight, the ``n1`` weights into one output, the
+    ``2 n1`` weights of the network (two outputs)."""
+    n = config(res)["n_inputs"]
+    return {"single_weight": 1, "node": n, "network": 2 * n}
+
+
+def strided_note(res: dict) -> str:
+    """What the strided fit is, the stride the rule chose per partition from the window's shape (snapshots,
+    block size, the pairs it keeps) and how it compares with the default fit (final error, mean error after
+    the switch); one sentence saying so for a run without strided fits."""
+    by_fit = summaries(res)
+    if "default-strided" not in by_fit:
+        return f"The strided fits: {NOT_SAVED}."
+    k, m = config(res)["window"] + 1, block_sizes(res)
+    st, df = by_fit["default-strided"], by_fit["default"]
+    chosen = "; ".join(f"{LABELS[v]} ($m$ = {m[v]}) $s$ = {st[v].stride}, keeping {(k - 1) // st[v].stride} "
+                       "pairs" for v in KOOPMAN)
+    same = [LABELS[v] for v in KOOPMAN if st[v].stride == 1]
+    compare = "; ".join(f"{LABELS[v]} {st[v].final_percent_error:.1f}% against {df[v].final_percent_error:.1f}% "
+                        f"(mean error after the switch {st[v].mean_percent_error_after_start:.1f}% against "
+                        f"{df[v].mean_percent_error_after_start:.1f}%)" for v in KOOPMAN if st[v].stride != 1)
+    return (f"**The strided fit** is the default fit made from every $s$-th snapshot of the window instead of every "
+            f"one: its operator $U_s$ moves the weights $s$ steps at a time, and between two of its predictions the "
+            f"weights are held. The stride rule chooses $s$ from the window's shape alone ({k} snapshots and the block "
+            f"size $m$, never an error): the largest $s$ that leaves at least {DEFAULT_C:g} snapshot pairs per "
+            f"coordinate of a block, here {chosen}."
+            + (f" At stride 1 ({', '.join(same)}) the strided fit is the default fit." if same else "")
+            + (f" Final error of the strided fit against the default fit: {compare}." if compare else ""))
 
 
 def diagnostics_rows(res: dict) -> list[dict]:

@@ -291,3 +291,24 @@ def test_advantage_figure_bars_are_the_advantages(res):
         assert container.get_label() == ch.LABELS[m]
         assert [b.get_height() for b in container] == [adv[k][m] for k in adv]
     assert f"({TINY['sweep_sims']} simulations each)" in ax.get_title()
+
+
+def test_strided_note_states_the_rules_stride_and_compares_with_the_default_fit(res):
+    import copy
+    from koopman_lib.stride import choose_stride
+    note = ch.strided_note(res)
+    k, by_fit = TINY["window"] + 1, res["methods_by_fit"]
+    for m in KOOPMAN:
+        s = by_fit["default-strided"][m]["stride"]
+        assert s == choose_stride(k, ch.block_sizes(res)[m])          # the chapter's block sizes are the run's
+        assert f"{ch.LABELS[m]} ($m$ = {ch.block_sizes(res)[m]}) $s$ = {s}, keeping {(k - 1) // s} pairs" in note
+        if s > 1:
+            assert (f"{ch.LABELS[m]} {by_fit['default-strided'][m]['final_percent_error']:.1f}% against "
+                    f"{by_fit['default'][m]['final_percent_error']:.1f}%") in note
+    # the tiny window: Network's blocks of 8 leave no room for a stride, Single Weight's of 1 do
+    assert by_fit["default-strided"]["network"]["stride"] == 1 < by_fit["default-strided"]["single_weight"]["stride"]
+    assert "At stride 1 (Network) the strided fit is the default fit." in note and f"{k} snapshots" in note
+    older = copy.deepcopy(res)
+    for f in ("default-strided", "default-strided-stabilised"):
+        older["methods_by_fit"].pop(f)
+    assert ch.strided_note(older) == f"The strided fits: {ch.NOT_SAVED}."
