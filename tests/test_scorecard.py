@@ -106,6 +106,8 @@ def test_registry_is_consistent():
         assert c.null_model in ("", sc.NULL_MODEL_PENDING, sc.NULL_MODEL_DETERMINISTIC)
         # the DE solver's training is deterministic: its Koopman claims say so instead of "not measured yet"
         assert (c.null_model == sc.NULL_MODEL_DETERMINISTIC) == (c.needs == ("de-solver",) and bool(c.null_model))
+        # a claim that reads a null model names it in words, and has no static text instead
+        assert bool(c.null) == bool(c.null_what) and not (c.null and c.null_model)
         if sc.RULES[c.rule].scale != "level":
             assert c.paper_value is not None, c.key
     assert {c.key for c in sc.CLAIMS if c.source == "replication"} == {"replication-divergence",

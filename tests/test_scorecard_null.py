@@ -3,6 +3,7 @@ model, koopman_repro.scorecard.null_model), on synthetic results with planted di
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from koopman_repro import scorecard as sc
 from koopman_repro.check_values import check_table
 from koopman_repro.scorecard import null_model as nm
-from test_scorecard import perceptron_results, row_of
+from test_scorecard import mnist_results, perceptron_results, row_of
 
 VARIANTS = tuple(nm.PERCEPTRON_VARIANTS)
 
@@ -98,16 +99,153 @@ def test_the_scorecard_row_carries_the_null_reading_of_the_run_that_decides():
     saved = perceptron_with_null({"single_weight": -2.0, "node": -3.0, "network": -3.0})
     row = sc.claim_row("perceptron-s4", {"perceptron": res}, {"perceptron": saved})
     assert row["basis"] == "paper profile" and row["null_readings"][0]["reading"] == sc.WORSE
-    # without a null model (older files): the claim keeps "not measured yet"
+    # without a null model (older files): the claim says so, no value and no error
     plain = sc.claim_row("perceptron-s4", {"perceptron": perceptron_results()}, {})
-    assert plain["null_model"] == sc.NULL_MODEL_PENDING and plain["null_readings"] == []
+    assert plain["null_model"] == sc.not_saved_text(nm.PERCEPTRON_NULL) and plain["null_readings"] == []
 
 
 def test_the_answer_counts_the_claims_by_the_state_of_their_null_model():
     rows = sc.evaluate({"perceptron": perceptron_with_null({m: 1.0 for m in VARIANTS})}, {})
     text = sc.answer.noise_sentence(rows)
     deterministic = sum(c.null_model == sc.NULL_MODEL_DETERMINISTIC for c in sc.CLAIMS)
-    pending = sum(c.null_model == sc.NULL_MODEL_PENDING for c in sc.CLAIMS) - 1      # the perceptron's is measured
+    wired = sum(c.null is not None for c in sc.CLAIMS)
+    assert wired == 6            # the perceptron's ordering and every MNIST claim but its speedup
     assert text == (f"The optimizer against itself (its own noise): measured for 1 claim(s) (perceptron-s4), carried "
-                    f"by the intervals for {deterministic} (deterministic training), not measured yet for {pending}.")
+                    f"by the intervals for {deterministic} (deterministic training), {sc.NOT_SAVED} for {wired - 1}.")
     assert deterministic == 7      # DE success and T_eq/T per optimizer, and its range
+
+
+# -- MNIST ---------------------------------------------------------------------------------------
+HORIZONS = (1, 2, 5)
+MNIST_FITS = ("paper", "default")
+
+
+def mnist_with_null(loss_gain: dict[str, float], teq_gain: dict[str, float], n: int = 40, spread: float = 0.05,
+                    fits=MNIST_FITS) -> dict:
+    """Synthetic MNIST results with the optimizer against itself: per network and horizon, the branch's
+    test loss and T_eq/T, spread over networks by far more than the planted gains; each fit's Koopman
+    loss lower than the branch's by ``loss_gain[fit]`` and its T_eq/T higher by ``teq_gain[fit]``
+    (plus a little noise per network)."""
+    rng = np.random.default_rng(2)
+    res = mnist_results(n=n)
+    for m in res["members"]:
+        null = {f"T{h}": {"null_loss": 0.2 + rng.normal(0, spread), "teq_over_t": 1.0 + rng.normal(0, 5 * spread),
+                          "T_eq_epochs": float(h), "Q": h, "R": 0.0, "censored": False, "null_acc": 0.9}
+                for h in HORIZONS}
+        m["null"] = null
+        m["fits"] = {f: {f"T{h}": {"koopman_loss": null[f"T{h}"]["null_loss"] - loss_gain[f] + rng.normal(0, 1e-3),
+                                   "teq_over_t": null[f"T{h}"]["teq_over_t"] + teq_gain[f] + rng.normal(0, 1e-3),
+                                   "T_eq_epochs": h * 0.97, "speedup_paper_style": 15.0, "speedup_fast_loop": 0.8}
+                         for h in HORIZONS} for f in fits}
+    res["table"].append({**res["table"][0], "fit": "default"})
+    return res
+
+
+@pytest.mark.parametrize("gain, want", [(0.01, sc.BETTER), (-0.01, sc.WORSE), (0.0, sc.INDISTINGUISHABLE)])
+def test_mnist_readings_follow_the_planted_paired_difference_for_each_fit_and_measure(gain, want):
+    """A gain of a fifth of the spread over networks is read per network; none is the noise itself."""
+    res = mnist_with_null({"paper": gain, "default": -gain}, {"paper": 10 * gain, "default": -10 * gain})
+    other = {sc.BETTER: sc.WORSE, sc.WORSE: sc.BETTER, sc.INDISTINGUISHABLE: sc.INDISTINGUISHABLE}[want]
+    for fit, reading in (("paper", want), ("default", other)):
+        loss, teq = sc.mnist_null({"mnist": res}, fit, 2)
+        assert (loss.reading, teq.reading) == (reading, reading)
+        assert loss.level == teq.level == "paired per network" and loss.interval.n == teq.interval.n == 40
+        assert loss.measure == "test loss after T = 2 epochs (NLL per image)" and teq.measure == "T_eq/T at T = 2 epochs"
+
+
+def test_mnist_readings_are_the_experiments_own_paired_medians():
+    """The scorecard's paired median is the null_model table's Koopman-minus-branch median (mnist.null.null_row,
+    the experiment's code) with the sign of an improvement: one pairing, two callers."""
+    from koopman_repro.experiments.mnist.null import paper_null_rows
+    res = mnist_with_null({"paper": 0.01, "default": 0.0}, {"paper": 0.1, "default": -0.1}, n=25)
+    cfg = SimpleNamespace(fits=MNIST_FITS, horizons_epochs=HORIZONS)
+    table = {r["T_epochs"]: r for r in paper_null_rows(cfg, res["members"])}
+    for fit in MNIST_FITS:
+        for h in HORIZONS:
+            loss, teq = sc.mnist_null({"mnist": res}, fit, h)
+            assert loss.interval.value == pytest.approx(-table[h]["koopman_minus_null_loss_median"][fit])
+            assert teq.interval.value == pytest.approx(table[h]["koopman_minus_null_teq_over_t_median"][fit])
+
+
+def test_every_mnist_claim_carries_the_null_reading_of_both_fits():
+    res = mnist_with_null({"paper": 0.01, "default": -0.01}, {"paper": 0.1, "default": -0.1})
+    rows = {r["key"]: r for r in sc.evaluate({"mnist": res}, {})}
+    for key in ("mnist-success", "mnist-teq"):
+        r = rows[key]
+        assert r["null_model"].startswith(f"null model ({sc.MNIST_NULL}), Koopman training against {nm.NOISE}")
+        assert [x["reading"] for x in r["null_readings"]] == [sc.BETTER, sc.BETTER]
+        assert [x["reading"] for x in r["default_null_readings"]] == [sc.WORSE, sc.WORSE]
+        assert "paper fit better than (+0.01" in r["null_model"] and "default fit worse than" in r["default_null_model"]
+    # the range claim: T_eq/T at every horizon the run saved
+    r = rows["range-mnist"]
+    assert [x["measure"] for x in r["null_readings"]] == [f"T_eq/T at T = {h} epochs" for h in HORIZONS]
+    assert {x["reading"] for x in r["null_readings"]} == {sc.BETTER}
+    assert rows["mnist-speedup"]["null_model"] == "" and rows["mnist-speedup"]["null_readings"] == []
+
+
+def test_an_mnist_run_without_the_null_model_says_not_in_this_saved_run():
+    """Older files (no ``null`` per network, no ``null_model`` table): every claim that reads the null
+    model says so, with no value and no error; a fit the saved networks lack says so alone."""
+    rows = {r["key"]: r for r in sc.evaluate({"mnist": mnist_results()}, {})}
+    for key, what in (("mnist-success", sc.MNIST_NULL), ("mnist-teq", sc.MNIST_NULL), ("range-mnist", sc.MNIST_NULL),
+                      ("replication-divergence", sc.MNIST_REPLICATION_NULL),
+                      ("replication-divergence-layer", sc.MNIST_REPLICATION_NULL)):
+        for prefix in ("", "default_"):
+            assert rows[key][f"{prefix}null_model"] == sc.not_saved_text(what) and rows[key][f"{prefix}null_readings"] == []
+    assert "Against the optimizer against itself (paired per network): not in this saved run." in \
+        sc.answer.mnist_paragraph(rows)
+    # the null model saved, the default fit not: its reading alone is not in this saved run
+    paper_only = mnist_with_null({"paper": 0.01}, {"paper": 0.1}, fits=("paper",))
+    row = sc.claim_row("mnist-teq", {"mnist": paper_only}, {})
+    assert row["null_readings"] and row["default_null_model"] == sc.not_saved_text(sc.MNIST_NULL)
+    # no mnist.json at all
+    assert sc.claim_row("mnist-teq", {}, {})["null_model"] == sc.not_saved_text(sc.MNIST_NULL)
+
+
+def test_the_answer_reads_the_mnist_null_readings():
+    res = mnist_with_null({"paper": 0.01, "default": 0.0}, {"paper": -0.1, "default": 0.0})
+    rows = sc.evaluate({"mnist": res}, {})
+    k = {r["key"]: r for r in rows}
+    text = sc.answer.mnist_paragraph(k)
+    loss, teq = k["mnist-teq"]["null_readings"]
+    assert (f"Against the optimizer against itself (paired per network): the paper's fit: test loss better "
+            f"({loss['value']:+.2g}), T_eq/T worse ({teq['value']:+.2g}); the library default: test loss "
+            "indistinguishable (") in text
+    # other readings, another answer: nothing is typed in
+    k["mnist-teq"]["null_readings"] = [{**loss, "reading": sc.WORSE}]
+    assert "the paper's fit: test loss worse (" in sc.answer.mnist_paragraph(k)
+    assert len(sc.answer_markdown(rows, None).split()) <= 240
+
+
+def with_replication_null(gain: float, n: int = 30, spread: float = 0.3) -> dict:
+    """Synthetic MNIST results with the replication's networks against themselves at T = 2 epochs: the
+    ``null_model`` row of the experiment's own code (mnist.null.null_row) and the replication's Koopman
+    curves (``ablation_curves``), node-wise lower than the branch by ``gain`` per network, layer-wise
+    higher by ``gain``."""
+    from koopman_repro.experiments.mnist.null import null_row
+    rng = np.random.default_rng(3)
+    S, steps = 10, list(range(0, 21, 5))
+    null = 0.3 + rng.normal(0, spread, n)
+    curves = {name: {"steps": steps, "koopman_loss": [[float(v)] * len(steps) for v in
+                                                      null + sign * gain + rng.normal(0, 1e-3, n)]}
+              for name, sign in (("replication settings, all inits", -1), ("replication settings, layer-wise", 1))}
+    ko_at_T = {name: [c[steps.index(2 * S)] for c in curve["koopman_loss"]] for name, curve in curves.items()}
+    row = null_row(nm.REPLICATION_SETTING, 2, list(range(n)),
+                   [{"null_loss": float(v), "teq_over_t": 1.0, "T_eq_epochs": 2.0, "censored": False} for v in null],
+                   [0.3] * n, [0.2] * n, ko_at_T, {})
+    return {**mnist_results(), "null_model": [row], "ablation_curves": curves, "steps_per_epoch": S}, row
+
+
+@pytest.mark.parametrize("gain, node, layer", [(0.05, sc.BETTER, sc.WORSE), (0.0, sc.INDISTINGUISHABLE,
+                                                                              sc.INDISTINGUISHABLE)])
+def test_the_replications_divergence_is_read_against_its_own_networks_branches(gain, node, layer):
+    res, table = with_replication_null(gain)
+    rows = {r["key"]: r for r in sc.evaluate({"mnist": res}, {})}
+    for key, want, curve in (("replication-divergence", node, "replication settings, all inits"),
+                             ("replication-divergence-layer", layer, "replication settings, layer-wise")):
+        (r,) = rows[key]["null_readings"]
+        assert r["reading"] == want and r["n"] == 30 and r["level"] == "paired per network"
+        assert r["value"] == pytest.approx(-table["koopman_minus_null_loss_median"][curve])
+        assert rows[key]["null_model"].startswith(f"null model ({sc.MNIST_REPLICATION_NULL})")
+    # the default column reads the replication's default-fit curve, which this run lacks
+    assert rows["replication-divergence"]["default_null_model"] == sc.not_saved_text(sc.MNIST_REPLICATION_NULL)

@@ -34,8 +34,9 @@ from .measure_mnist import (MNIST_T, MNIST_TABLE2, divergence_parts, is_replicat
                             mnist_range, mnist_speedup, mnist_success, mnist_teq)
 from .measure_perceptron import PERCEPTRON_METHODS, S4_ORDER, perceptron_ordering
 from .measure_speed import faster_10x
-from .null_model import (BETTER, INDISTINGUISHABLE, NULL_MODEL_DETERMINISTIC, NULL_READINGS, WORSE, NullReading,
-                         null_word, paired_improvement, perceptron_null)
+from .null_model import (BETTER, INDISTINGUISHABLE, MNIST_NULL, MNIST_REPLICATION_NULL, NOT_SAVED,
+                         NULL_MODEL_DETERMINISTIC, NULL_READINGS, WORSE, NullReading, mnist_null, not_saved_text,
+                         null_word, paired_improvement, perceptron_null, replication_null)
 from .reading import Measured, NotMeasured
 from .rules import COMPARE_LOSS_RULE, KEEPS_UP, LOSS_TIE, NULL_MODEL_PENDING, RULES, VERDICTS, Rule, compare_loss
 from .tables import interval_text, rules_markdown, table_markdown
@@ -47,8 +48,9 @@ from .thresholds import (BEATS_OPTIMIZER, BOOK_CI_MINUTES, COST_SPEED, COST_SPEE
                          WINDOW_CHOICE_GOOD, WINDOW_MATTERS, WINDOW_MATTERS_A_LOT, Threshold)
 
 __all__ = [
-    "BETTER", "INDISTINGUISHABLE", "NULL_MODEL_DETERMINISTIC", "NULL_READINGS", "NullReading", "WORSE", "null_word",
-    "paired_improvement", "perceptron_null",
+    "BETTER", "INDISTINGUISHABLE", "MNIST_NULL", "MNIST_REPLICATION_NULL", "NOT_SAVED", "NULL_MODEL_DETERMINISTIC",
+    "NULL_READINGS", "NullReading", "WORSE", "mnist_null", "not_saved_text", "null_word", "paired_improvement",
+    "perceptron_null", "replication_null",
     "BEATS_OPTIMIZER", "BOOK_CI_MINUTES", "CLAIMS", "COMPARE_LOSS_RULE", "COST_SPEED", "COST_SPEED_PARTLY", "CRITERION_INFORMATIVE",
     "CYCLES_FASTER", "Claim", "DE_ENERGY_LOST", "DE_NOT_SOLVED", "DE_ORIGINAL_WORKS", "DE_T", "DE_TABLE1",
     "DIVERGENCE_FACTOR", "EIG_EXACT", "EPS64", "EXPERIMENT_NAMES", "EXPONENT_CLOSE", "EXPONENT_MATCH", "KEEPS_UP",

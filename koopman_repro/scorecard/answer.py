@@ -12,7 +12,7 @@ from .evaluation import counts
 from .measure_de_solver import DE_T, DE_TABLE1, ode_state
 from .measure_mnist import MNIST_T
 from .reading import NotMeasured
-from .null_model import NULL_MODEL_DETERMINISTIC
+from .null_model import NOT_SAVED, NULL_MODEL_DETERMINISTIC
 from .rules import NULL_MODEL_PENDING
 from .tables import bound_text
 from .thresholds import DE_ENERGY_LOST, DE_NOT_SOLVED
@@ -59,12 +59,26 @@ def de_paragraph(k: Mapping[str, Mapping], ode: dict | None) -> str:
             f"Speedups: {_by_verdict(fast, '')}. " + ode_sentence(ode))
 
 
+def null_clause(r: Mapping, prefix: str) -> str:
+    """A row's null readings for fit ``prefix`` in a few words: ``"test loss better (+0.01), T_eq/T
+    indistinguishable (-0.002)"`` (the measure up to its horizon, the reading's first word, the paired
+    median improvement; the intervals are in the claim's notes), or :data:`~.null_model.NOT_SAVED`."""
+    readings = r.get(f"{prefix}null_readings") or []
+    if not readings:
+        return NOT_SAVED
+    return ", ".join(f"{x['measure'].split(' after ')[0].split(' at ')[0]} {x['reading'].split()[0]}"
+                     + (f" ({x['value']:+.2g})" if x["value"] is not None else "") for x in readings)
+
+
 def mnist_paragraph(k: Mapping[str, Mapping]) -> str:
     keeps = "; ".join(f"{name}: {k['mnist-teq'][f'{p}verdict']}, T_eq/T {_value(k['mnist-teq'], p)}"
                       for p, name in FITS)
     far = ", ".join(f"{_value(k['range-mnist'], p)} ({name})" for p, name in FITS)
+    noise = {name: null_clause(k["mnist-teq"], p) for p, name in FITS}
+    against = NOT_SAVED if set(noise.values()) == {NOT_SAVED} else "; ".join(f"{n}: {c}" for n, c in noise.items())
     return (f"**MNIST** (T = {MNIST_T} epochs). Keeps up? {keeps}. Longest T kept: {far}. Speedup: "
-            + ", ".join(f"{_value(k['mnist-speedup'], p)} {k['mnist-speedup'][f'{p}verdict']}" for p, _ in FITS) + ".")
+            + ", ".join(f"{_value(k['mnist-speedup'], p)} {k['mnist-speedup'][f'{p}verdict']}" for p, _ in FITS)
+            + f". Against the optimizer against itself (paired per network): {against}.")
 
 
 def other_paragraph(k: Mapping[str, Mapping]) -> str:
@@ -88,14 +102,17 @@ def sureness(rows: list[Mapping]) -> str:
 
 def noise_sentence(rows: list[Mapping]) -> str:
     """The noise floor (the optimizer against itself): for how many claims it is measured, needs no
-    run (deterministic training: the intervals carry it) or is not measured yet."""
+    run (deterministic training: the intervals carry it), is not in the saved run the verdict comes
+    from, or is not measured yet."""
     measured = [r["key"] for r in rows if r.get("null_readings")]
     deterministic = sum(r["null_model"] == NULL_MODEL_DETERMINISTIC for r in rows)
+    not_saved = sum(r["null_model"].endswith(NOT_SAVED) for r in rows)
     pending = sum(r["null_model"] == NULL_MODEL_PENDING for r in rows)
     return (f"The optimizer against itself (its own noise): measured for {len(measured)} claim(s)"
             + (f" ({', '.join(measured)})" if measured else "")
-            + f", carried by the intervals for {deterministic} (deterministic training), not measured yet for "
-            f"{pending}.")
+            + f", carried by the intervals for {deterministic} (deterministic training)"
+            + (f", {NOT_SAVED} for {not_saved}" if not_saved else "")
+            + (f", not measured yet for {pending}" if pending else "") + ".")
 
 
 def answer_markdown(rows: list[Mapping], ode: dict | None) -> str:

@@ -7,7 +7,7 @@ from typing import Mapping
 from ..report import NOT_MEASURED
 from .claims import CLAIMS, Claim
 from .fits import SCORE_FITS, differs_reason, select_fit, why_differs
-from .null_model import null_text
+from .null_model import not_saved_text, null_text
 from .reading import Measured, NotMeasured
 from .rules import RULES, VERDICTS, Rule
 
@@ -44,13 +44,16 @@ DECIDING = ("n", "ci_low", "ci_high", "no_interval", "note")
 def null_reading(c: Claim, results: Mapping[str, dict | None], fit: str) -> tuple[str, list[dict]]:
     """The claim's null-model field and readings (:mod:`.null_model`) on ``results`` (the run its
     verdict comes from) with the named ``fit``: the claim's static text (``c.null_model``) where it
-    has no null-model function or the results hold no null model."""
-    if c.null is None or not results:
+    has no null-model function; :func:`~.null_model.not_saved_text` where the results hold no null
+    model for it (an older saved run, or no run decides)."""
+    if c.null is None:
         return c.null_model, []
     try:
-        readings = c.null(results, fit)
+        readings = c.null(results, fit) if results else []
     except NotMeasured:
-        return c.null_model, []
+        readings = []
+    if not readings:
+        return not_saved_text(c.null_what), []
     return null_text(readings, c.null_what), [r.as_dict() for r in readings]
 
 

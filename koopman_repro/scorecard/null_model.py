@@ -9,9 +9,10 @@ interval over networks; else at the level the data allow (the reading says which
 one of :data:`NULL_READINGS`: *better than* the optimizer's own noise when the whole interval is
 above zero improvement, *worse than* when it is below, *indistinguishable from* it otherwise.
 
-A claim without a null-model function, or whose results file has no null model, keeps its static
-text (:data:`~koopman_repro.scorecard.rules.NULL_MODEL_PENDING` or
-:data:`NULL_MODEL_DETERMINISTIC`).
+A claim without a null-model function keeps its static text
+(:data:`~koopman_repro.scorecard.rules.NULL_MODEL_PENDING` or :data:`NULL_MODEL_DETERMINISTIC`); one
+with a null-model function whose results file lacks the null model (an older saved run) says so
+(:func:`not_saved_text`: never an error, never a value).
 
 >>> null_word(0.1, 0.5), null_word(-0.5, -0.1), null_word(-0.1, 0.0)
 ('better than', 'worse than', 'indistinguishable from')
@@ -28,6 +29,7 @@ from koopman_lib.metrics import Interval
 
 from ..check_values import read_check_values
 from .intervals import median
+from .measure_mnist import MNIST_T
 from .reading import NotMeasured, declared_rows, need
 
 #: the three readings against the optimizer's own noise
@@ -111,6 +113,15 @@ def _span(iv: tuple[float, float]) -> str:
     return "never" if ends == ["never", "never"] else "-".join(ends)
 
 
+#: a claim's null-model reading where the results file it is read from lacks the null model
+NOT_SAVED = "not in this saved run"
+
+
+def not_saved_text(what: str) -> str:
+    """The null-model field of a claim whose null model (``what``) the deciding results file lacks."""
+    return f"null model ({what}): {NOT_SAVED}"
+
+
 def null_text(readings: list[NullReading], what: str) -> str:
     """The claim's null-model field: ``what`` the null model is, then each reading (better than, worse
     than or indistinguishable from :data:`NOISE`) grouped by measure and level."""
@@ -174,22 +185,88 @@ PERCEPTRON_NULL = "the rule continued from the Koopman start on other inputs"
 # -- MNIST -----------------------------------------------------------------------------------------
 MNIST = "mnist"
 MNIST_NULL = "Adadelta continued from the same state at t2 with another minibatch order"
+MNIST_REPLICATION_NULL = MNIST_NULL + ", on the replication's networks and settings"
+#: the MNIST measures a reading can compare: name -> (the entry's field for a fit, for the branch, lower is better)
+MNIST_MEASURES = {"test loss": ("koopman_loss", "null_loss", True), "T_eq/T": ("teq_over_t", "teq_over_t", False)}
 
 
-def mnist_null(results: Mapping[str, dict | None], fit: str, T: int | None = None) -> list[NullReading]:
+def _measure_text(measure: str, T: int) -> str:
+    """``"test loss after T = 2 epochs (NLL per image)"``, ``"T_eq/T at T = 2 epochs"``."""
+    return f"test loss after T = {T} epochs (NLL per image)" if measure == "test loss" else f"{measure} at T = {T} epochs"
+
+
+def _value(entry: dict | None, key: str) -> float:
+    """``entry[key]`` as a float, NaN where the entry or the value is missing (a saved NaN is null)."""
+    v = (entry or {}).get(key)
+    return math.nan if v is None else float(v)
+
+
+def mnist_null(results: Mapping[str, dict | None], fit: str, T: int | None = None,
+               measures: tuple[str, ...] = tuple(MNIST_MEASURES)) -> list[NullReading]:
     """The MNIST paper-settings networks with fit ``fit`` against the optimizer against itself at
-    horizon ``T`` epochs (default: the paper's), paired per network (``members[i].null``): the test
-    loss at T (lower is better) and T_eq/T (higher is better), medians of the paired improvement with
-    bootstrap 95% intervals."""
+    horizon ``T`` epochs (default: the run's own T, else the paper's), paired per network (``members[i].null``): the
+    ``measures`` of :data:`MNIST_MEASURES` (test loss at T, lower is better; T_eq/T, higher is better),
+    medians of the paired improvement with bootstrap 95% intervals. Networks without the fit at ``T``
+    (older files) count as missing; :class:`NotMeasured` when no network has the null model at ``T``."""
     res = need(results, MNIST)
-    T = res["provenance"]["config"]["T_epochs"] if T is None else T
+    T = res.get("provenance", {}).get("config", {}).get("T_epochs", MNIST_T) if T is None else T
     members = [m for m in declared_rows(res, MNIST, "members") if m.null_at(T) is not None]
     if not members:
-        raise NotMeasured("mnist.json has no optimizer against itself")
+        raise NotMeasured(f"mnist.json has no optimizer against itself at T = {T} epochs")
+    out = []
+    for name in measures:
+        k_key, n_key, lower = MNIST_MEASURES[name]
+        koopman = np.array([_value((m.fits.get(fit) or {}).get(f"T{T}"), k_key) for m in members])
+        if not np.isfinite(koopman).any():
+            raise NotMeasured(f"mnist.json has no per-network rows of the {fit} fit at T = {T} epochs")
+        out.append(paired_reading(f"{fit} fit", _measure_text(name, T),
+                                  np.array([_value(m.null_at(T), n_key) for m in members]), koopman, lower))
+    return out
 
-    def column(get):
-        return np.array([math.nan if get(m) is None else get(m) for m in members], dtype=float)
-    return [paired_reading(fit, f"test loss after T = {T} epochs (NLL per image)",
-                           column(lambda m: m.null_at(T)["null_loss"]), column(lambda m: m.at(fit, T)["koopman_loss"])),
-            paired_reading(fit, f"T_eq/T at T = {T} epochs", column(lambda m: m.null_at(T)["teq_over_t"]),
-                           column(lambda m: m.at(fit, T)["teq_over_t"]), lower_is_better=False)]
+
+def mnist_null_horizons(results: Mapping[str, dict | None]) -> list[int]:
+    """The horizons (epochs) at which the saved run holds the optimizer against itself."""
+    members = declared_rows(need(results, MNIST), MNIST, "members")
+    return sorted({int(k[1:]) for m in members for k in (m.null or {})})
+
+
+def mnist_null_over_horizons(results: Mapping[str, dict | None], fit: str) -> list[NullReading]:
+    """:func:`mnist_null` in T_eq/T at every horizon the saved run holds (the range of T the range
+    claim reads)."""
+    horizons = mnist_null_horizons(results)
+    if not horizons:
+        raise NotMeasured("mnist.json has no optimizer against itself")
+    return [r for T in horizons for r in mnist_null(results, fit, T, ("T_eq/T",))]
+
+
+#: the replication's Koopman curves (``mnist.json`` ``ablation_curves``, per network) each divergence
+#: claim reads: (layer-1 operators, the scorecard's fit column) -> curve
+REPLICATION_CURVES = {("node", "paper"): "replication settings, all inits",
+                      ("node", "default"): "replication settings, default fit",
+                      ("layer", "paper"): "replication settings, layer-wise"}
+#: the ``null_model`` table's setting of the replication's networks
+REPLICATION_SETTING = "replication settings"
+
+
+def replication_null(kind: str, T: int):
+    """The replication's Koopman training with ``kind`` operators (``"node"``, ``"layer"``) against the
+    optimizer against itself on the replication's networks at horizon ``T`` epochs: ``(results, fit) ->
+    readings``, the test loss at T paired per network (the ``null_model`` row of
+    :data:`REPLICATION_SETTING`: each network's branch; the Koopman curve of :data:`REPLICATION_CURVES`:
+    the same networks in the same order). A network whose rollout the guard stopped before T has no
+    Koopman loss and is left out, as in the table's own paired median."""
+    def null(results: Mapping[str, dict | None], fit: str) -> list[NullReading]:
+        res = need(results, MNIST)
+        rows = [r for r in declared_rows(res, MNIST, "null_model")
+                if r.setting == REPLICATION_SETTING and r.T_epochs == T]
+        curve = (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
+        S = res.get("steps_per_epoch")
+        if not rows or not curve or not S or T * S not in list(curve["steps"]):
+            raise NotMeasured(f"mnist.json has no optimizer against itself on the replication's networks beside "
+                              f"its {kind} operators at T = {T} epochs")
+        loss = np.asarray(curve["koopman_loss"], dtype=float)[:, list(curve["steps"]).index(T * S)]    # (E,)
+        row = rows[0]
+        koopman = np.array([loss[i] if i < len(loss) else math.nan for i in row.networks])
+        return [paired_reading(f"{kind} operators", _measure_text("test loss", T), np.asarray(row.null_loss, float),
+                               koopman)]
+    return null
