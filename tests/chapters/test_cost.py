@@ -202,7 +202,26 @@ def test_phase_tables_notes_and_figure():
     assert cost.why("de_after_t2_speedup", tr) == "the measured reason"
 
 
-def test_targets_book_time_and_missed_notes(res, monkeypatch):
+def test_targets_note_gives_the_strided_fits_reasons_and_flags_a_run_without_it():
+    from koopman_repro.bench.summary import targets
+    r = _phase_results()
+    r["target_table"] = targets(r)
+    assert cost.measured_strided(r)
+    note = cost.targets_note("L", r)
+    mnist = next(x for x in note.split("\n") if x.startswith(f"- **{TARGETS['koopman_phase_speedup_mnist_T2'][0]}**"))
+    # 1.0 against a target of 3: missed by 3, the reason the bench's row gives (the strided phase's parts)
+    assert "measured 1, **missed** by a factor 3: MNIST (default-strided, s = 4" in mnist and "the phase takes" in mnist
+    de = next(x for x in note.split("\n") if x.startswith(f"- **{TARGETS['de_after_t2_speedup'][0]}**"))
+    assert "**not measured**: no end-to-end rows of the default-strided fit" in de       # no DE rows here
+    # a run saved before the strided fit: its phase targets were measured with the default fit
+    old = dict(r, end_to_end_summary=[z for z in r["end_to_end_summary"] if z["fit"] == "default"])
+    assert not cost.measured_strided(old)
+    line = next(x for x in cost.targets_note("L", old).split("\n") if "whole run to the same test loss" in x)
+    assert f"measured with the default fit; the strided fit's phase, which the target is now stated for, is " \
+           f"{cost.NOT_SAVED_BENCH}" in line
+
+
+def test_targets_book_time_and_the_targets_note(res, monkeypatch):
     monkeypatch.setattr(cost, "book_notebooks", lambda: ["a", "b"])
     monkeypatch.setattr(cost, "book_minutes", lambda t: (None, 1, 2))
     for seconds, met in ((60.0, None), (3600.0, "no")):
@@ -218,12 +237,20 @@ def test_targets_book_time_and_missed_notes(res, monkeypatch):
         assert by[key]["default fit, a reading (ci)"] == res.get(key + "_default_fit")
     assert by["book_ci_minutes"]["default fit, a reading (ci)"] == "-"
     assert {t["met (paper)"] for t in table} == {"not run yet"}
-    assert cost.missed_note("paper", None) == "Paper profile: not run yet."
+    assert cost.targets_note("paper", None) == "Profile paper: not run yet."
     # the rows the note is made from (book_minutes is patched above: the stored book_ci_minutes read
     # whatever notebook timings this checkout's _build held when the tiny bench ran)
-    missed = [t for t in cost.target_rows(res).values() if t["met"] is False]
-    note = cost.missed_note("ci", res)
-    assert note.startswith("Missed at profile ci: ") and all(f"**{t['key']}**" in note for t in missed)
+    rows_ = list(cost.target_rows(res).values())
+    note = cost.targets_note("ci", res)
+    lines = note.split("\n\n")[1].split("\n")
+    assert note.startswith(f"At profile ci, {sum(t['met'] is True for t in rows_)} of {len(rows_)} targets are met")
+    assert len(lines) == len(rows_) == len(TARGETS)
+    for line, t in zip(lines, rows_):                          # every target, met or why not
+        assert line.startswith(f"- **{t['target']}** ({t['threshold']}): measured {cost.fmt(t['measured'])}")
+        word = {True: "**met**", False: "**missed**", None: "**not measured**"}[t["met"]]
+        assert word in line
+        if t["met"] is False:
+            assert f"by a factor {t['off_by_factor']:.2g}" in line and cost.why(t["key"], res) in line
     assert cost.why("an unknown target", res) == ""
     for key in ("fit_speedup_cholesky_vs_pinv", "fit_speedup_streaming_vs_pinv", "jump_speedup_vs_fast_loop_mnist",
                 "recording_overhead_gram_streaming", "book_ci_minutes"):
