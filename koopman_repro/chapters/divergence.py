@@ -1,7 +1,8 @@
 """The divergence chapter (``notebooks/divergence.md``): the replication's run under its own
 settings (losses, spreads, the two-part divergence rule), the fitted spectra, one factor at a
 time between the replication's and the paper's settings, the cutoff sweep at the paper's
-horizon, and the claims table with its verdicts.
+horizon, the replication's networks against the optimizer against itself, and the claims table with
+its verdicts.
 
 Every function takes MNIST results (``koopman_repro.experiments.mnist``) and returns rows, markdown
 text or a matplotlib ``Figure``; tables are read through the declared rows
@@ -12,15 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, FormatStrFormatter, NullFormatter
 
 from .. import rows
 from ..report import NOT_MEASURED, fmt, provenance_line
-from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, claim_row, divergence_parts
+from ..scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, claim_row, divergence_parts, interval_text
+from ..scorecard.null_model import REPLICATION_SETTING
 from . import config
-from .mnist import as_floats, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
+from .mnist import NOT_SAVED, as_floats, eigenvalues, growth, growth_label, median_over_inits, plot_eigenvalues
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
-FIGURES = 4
+FIGURES = 5
 
 SETTINGS_COLUMNS = ["setting", "paper", "replication", "ours"]
 ABLATION_COLUMNS = ["setting", "max_spectral_radius", "n_eigs_outside_unit_circle", "growth_T1", "growth_T2",
@@ -154,6 +157,119 @@ def eigenvalue_figure(res: dict) -> Figure:
                  f"(T = {2 * res['steps_per_epoch']} steps)")
     fig.tight_layout()
     return fig
+
+
+# -- the optimizer against itself ---------------------------------------------------------------
+#: the replication's Koopman results drawn against the optimizer against itself: (ablation curve, colour,
+#: marker, label); the replication's own fit first (its curve over all the replication's networks)
+NULL_CURVES = [("replication settings, all inits", "tab:red", "o", "Koopman, full node, replication's own fit")] + \
+    [(name, colour, marker, label) for (name, colour, label), marker in zip(REPLICATION_CURVES, ("s", "^", "v"))]
+
+
+def replication_null_rows(res: dict) -> list:
+    """The ``null_model`` rows of the replication's networks (Adadelta continued from its state at t2
+    with another minibatch order), by horizon; empty for a run saved without them."""
+    table = rows.table(res, "null_model") if res.get("null_model") else []
+    return sorted((r for r in table if r.setting == REPLICATION_SETTING), key=lambda r: r.T_epochs)
+
+
+def koopman_losses_at(res: dict, curve: str, T: int, networks: list[int]) -> np.ndarray | None:
+    """The Koopman test loss after ``T`` epochs of each of ``networks`` ``(n,)`` on ablation curve
+    ``curve`` (NaN where the guard stopped a network's rollout before T, or the curve lacks the
+    network); ``None`` where the run has no such curve. Network ``i`` is row ``i`` of the curve (each
+    network is its own seed), as the scorecard's paired reading reads it."""
+    c, S = (res.get("ablation_curves") or {}).get(curve), res["steps_per_epoch"]
+    if c is None:
+        return None
+    steps = list(c["steps"])
+    loss = as_floats(c["koopman_loss"])                                  # (networks, len(steps))
+    if T * S not in steps:                                               # every network stopped before T
+        return np.full(len(networks), np.nan)
+    at = loss[:, steps.index(T * S)]
+    return np.array([at[i] if i < len(at) else np.nan for i in networks])
+
+
+def null_pairs(res: dict, row) -> list[tuple[str, str, str, np.ndarray]]:
+    """The Koopman results of :data:`NULL_CURVES` the run has, on the networks of ``null_model`` row
+    ``row`` at its horizon: ``(label, colour, marker, Koopman test loss (n,))``, in the order of
+    ``row.null_loss``."""
+    out = []
+    for name, colour, marker, label in NULL_CURVES:
+        koopman = koopman_losses_at(res, name, row.T_epochs, row.networks)
+        if koopman is not None:
+            out.append((label, colour, marker, koopman))
+    return out
+
+
+def log_axes(ax, lo: float, hi: float) -> None:
+    """Both axes of ``ax`` logarithmic, labelled at 1, 2 and 5 times the powers of ten in ``[lo, hi]``."""
+    ticks = [m * 10.0 ** e for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+             for m in (1, 2, 5) if lo <= m * 10.0 ** e <= hi]
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(FixedLocator(ticks))
+        axis.set_major_formatter(FormatStrFormatter("%g"))
+        axis.set_minor_formatter(NullFormatter())
+
+
+def null_figure(res: dict) -> Figure | None:
+    """Per replication horizon (one panel each), per network of the replication: its Koopman test loss
+    after T epochs (the replication's own fit, the layer-wise operators and the library's refits, where
+    the run has them) against the test loss of the optimizer against itself at the same T, with the
+    diagonal (as good as the optimizer's own noise), both axes over the same range; log axes where a
+    loss is more than 5 times the smallest. ``None`` for a run saved without the optimizer against itself."""
+    table = replication_null_rows(res)
+    if not table:
+        return None
+    fig = Figure(figsize=(5.5 * len(table), 4.8))
+    axes = np.atleast_1d(fig.subplots(1, len(table)))
+    for ax, row in zip(axes, table):
+        null = as_floats(row.null_loss)
+        shown = [null[np.isfinite(null)]]
+        for label, colour, marker, koopman in null_pairs(res, row):
+            stopped = int((~np.isfinite(koopman)).sum())
+            ax.scatter(null, koopman, color=colour, marker=marker, s=22, alpha=0.8,
+                       label=label + (f" ({stopped} of {len(koopman)} stopped before T)" if stopped else ""))
+            shown.append(koopman[np.isfinite(koopman)])
+        v = np.concatenate(shown)
+        log = v.min() > 0 and v.max() / v.min() > 5                       # a diverging Koopman loss: log axes
+        lo, hi = (v.min() / 1.15, v.max() * 1.15) if log else (v.min() - 0.05 * np.ptp(v), v.max() + 0.05 * np.ptp(v))
+        ax.plot([lo, hi], [lo, hi], color="0.3", lw=1, label="diagonal: as good as Adadelta against itself")
+        if log:
+            log_axes(ax, lo, hi)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal")
+        ax.set_xlabel("Adadelta against itself: test loss after T (NLL per image)")
+        ax.set_ylabel("Koopman: test loss after T (NLL per image)")
+        ax.set_title(f"T = {row.T_epochs} epoch(s), {row.n_members} networks", fontsize=10)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Replication settings: each point one network, Koopman against Adadelta continued from the same "
+                 "state at $t_2$ with another minibatch order", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def null_note(res: dict) -> str:
+    """What :func:`null_figure` shows, with per horizon the median over networks of Adadelta against
+    itself and of the paired difference per Koopman result (Koopman minus itself, networks the guard
+    stopped left out); one sentence saying so where the run has no such branch."""
+    table = replication_null_rows(res)
+    if not table:
+        return f"The optimizer against itself on the replication's networks: {NOT_SAVED}."
+    lines = []
+    for row in table:
+        null = as_floats(row.null_loss)
+        diffs = [(label, koopman - null) for label, _, _, koopman in null_pairs(res, row)]
+        lines.append(f"$T$ = {row.T_epochs} epoch(s), {row.n_members} networks: Adadelta against itself "
+                     f"{fmt(row.null_loss_median, 3)} (median; the networks' own runs {fmt(row.optimizer_loss_median, 3)}); "
+                     "median paired difference, Koopman minus itself: "
+                     + ", ".join(f"{label} {fmt(float(np.median(d[np.isfinite(d)])), 3) if np.isfinite(d).any() else 'n/a (every network stopped)'}"
+                                 for label, d in diffs))
+    return ("Above the diagonal Koopman training ends worse than Adadelta continued from the same state, on it "
+            "as good. The front page's reading of each claim (better than, worse than or indistinguishable from "
+            "the optimizer's own noise) is in the conclusion below.\n\n" + "\n".join(f"- {x}" for x in lines))
 
 
 # -- one factor at a time ----------------------------------------------------------------------
@@ -300,24 +416,32 @@ def ablation_value(res: dict, setting: str, field: str):
     return None if r is None else getattr(r, field)
 
 
-def conclusion_text(res: dict) -> str:
-    """The replication's divergence by the two-part rule, and what StepLR, the cutoff and float64 change."""
+def conclusion_text(res: dict, saved: dict | None = None) -> str:
+    """The replication's two claims with the front page's verdicts (three-way, over networks; from
+    ``saved``, the paper-profile run, where there is one) and its reading against the optimizer
+    against itself, the two-part rule spelt out as the chapter's reading, and what StepLR, the cutoff
+    and float64 change on the ablation's networks."""
     ratio = lambda s: ablation_value(res, s, "koopman_over_optimizer_T2")  # noqa: E731
-    node2, layer2 = replication_row(res, REP_NODE), replication_row(res, REP_LAYER)
-    g_, a_, gr_ = parts(node2)
-    return (f"- The replication's divergence (node-wise, two epochs, {replication_row(res, REP_NODE, 1).n_members} "
-            f"networks) **{'is' if g_ and a_ else 'is not'} reproduced** under its settings by the two-part rule: the "
-            f"Koopman loss {'grows' if g_ else 'does not grow'} ({fmt(gr_, 3)}x) and ends "
-            f"{'above' if a_ else 'below'} Adadelta's median; on the ablation's init(s) node-wise operators give "
-            f"{fmt(ratio('replication settings'))} times Adadelta's test loss after two epochs.\n"
-            f"- Switching on the paper's **StepLR** alone gives {fmt(ratio('replication settings, StepLR -> paper'))}; "
-            f"switching the **cutoff** to MATLAB's makes it much worse (largest eigenvalue modulus "
-            f"{fmt(ablation_value(res, 'replication settings, pinv cutoff -> paper', 'max_spectral_radius'), 5)}; "
-            f"loss ratio {fmt(ratio('replication settings, pinv cutoff -> paper'))}, n/a meaning the evolution blew "
-            f"up). Float64 fits alone change almost nothing "
-            f"({fmt(ratio('replication settings, fit dtype -> paper'))}).\n"
-            f"- Layer-wise operators under the replication's settings: {fmt(layer2.final_test_loss_koopman, 3)} after "
-            f"two epochs against Adadelta's {fmt(layer2.final_test_loss_optimizer, 3)}.")
+    layer2 = replication_row(res, REP_LAYER)
+    lines = []
+    for what, setting in (("node-wise", REP_NODE), ("layer-wise", REP_LAYER)):
+        row = front_page_row(res, saved, setting)
+        lines.append(f"The replication's divergence, {what} operators after two epochs: the front page's verdict is "
+                     f"**{row['verdict']}** ({interval_text(row['rule'], row['n'], row['ci_low'], row['ci_high'])}"
+                     f"{'; ' + row['no_interval'] if row['no_interval'] else ''}); "
+                     f"{two_part_verdict(saved or res, setting)}. {row['null_model'][0].upper()}{row['null_model'][1:]}.")
+    lines += [
+        f"On the ablation's init(s) node-wise operators under the replication's settings give "
+        f"{fmt(ratio('replication settings'))} times Adadelta's test loss after two epochs. Switching on the paper's "
+        f"**StepLR** alone gives {fmt(ratio('replication settings, StepLR -> paper'))}; switching the **cutoff** to "
+        f"MATLAB's gives a largest eigenvalue modulus of "
+        f"{fmt(ablation_value(res, 'replication settings, pinv cutoff -> paper', 'max_spectral_radius'), 5)} and a "
+        f"loss ratio of {fmt(ratio('replication settings, pinv cutoff -> paper'))} (n/a meaning the evolution blew "
+        f"up); float64 fits alone give {fmt(ratio('replication settings, fit dtype -> paper'))}.",
+        f"Layer-wise operators under the replication's settings: {fmt(layer2.final_test_loss_koopman, 3)} after "
+        f"two epochs against Adadelta's {fmt(layer2.final_test_loss_optimizer, 3)} (profile "
+        f"`{res['provenance']['profile']}`)."]
+    return "\n".join(f"- {x}" for x in lines)
 
 
 def which_switch(res: dict) -> tuple[list[str], list[str]]:
@@ -370,10 +494,17 @@ def two_part_verdict(res: dict, setting: tuple) -> str:
 SCORECARD_CLAIMS = {REP_NODE: "replication-divergence", REP_LAYER: "replication-divergence-layer"}
 
 
+def front_page_row(res: dict, saved: dict | None, setting: tuple) -> dict:
+    """The front page's row (:func:`koopman_repro.scorecard.claim_row`) of the claim of ``setting``:
+    its verdict and its reading against the optimizer against itself (``"null_model"``) from ``saved``
+    where there is one, else from ``res``."""
+    return claim_row(SCORECARD_CLAIMS[setting], {"mnist": res}, {"mnist": saved} if saved else {})
+
+
 def front_page_verdict(res: dict, saved: dict | None, setting: tuple) -> str:
-    """The front page's verdict (:func:`koopman_repro.scorecard.claim_row`) on the claim of ``setting``,
-    then the chapter's reading of its two parts."""
-    row = claim_row(SCORECARD_CLAIMS[setting], {"mnist": res}, {"mnist": saved} if saved else {})
+    """The front page's verdict on the claim of ``setting`` (:func:`front_page_row`), then the chapter's
+    reading of its two parts."""
+    row = front_page_row(res, saved, setting)
     why = f" (no interval: {row['no_interval']})" if row["no_interval"] else ""
     return f"{row['verdict']}{why}; " + two_part_verdict(saved or res, setting)
 

@@ -2,13 +2,15 @@
 for their values on the tiny MNIST run of the MNIST chapter's tests and on small results built here."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
 from koopman_repro.chapters import divergence as dv
 from koopman_repro.report import fmt
-from koopman_repro.scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, claim_row, divergence_parts
+from koopman_repro.scorecard import LOSS_DIVERGED, LOSS_KEPT_UP, RULES, VERDICTS, claim_row, divergence_parts
 
 from .test_mnist import TINY
 
@@ -242,6 +244,82 @@ def test_conclusion_and_which_switch_texts_read_the_results(res):
     node2 = next(r for r in res["replication"] if r["setting"] == "replication" and r["partition"] == "node"
                  and r["T_epochs"] == 2)
     g, a, growth = divergence_parts(node2)
-    assert f"**{'is' if g and a else 'is not'} reproduced**" in text and f"({fmt(growth, 3)}x)" in text
+    assert f"grows {fmt(growth, 3)}x {'yes' if g else 'no'}" in text and "chapter reading: " in text
     base = next(r for r in res["ablation"] if r["setting"] == "replication settings")
     assert f"base ratio {fmt(base['koopman_over_optimizer_T2'])}" in dv.which_switch_text(res, "ci")
+
+
+def test_conclusion_takes_the_front_pages_three_way_verdicts_and_null_readings(res):
+    """Each replication claim in the conclusion carries the front page's verdict (from the saved run where
+    given) and its reading against the optimizer against itself, never a verdict of the chapter's own."""
+    for saved in (None, res):
+        text = dv.conclusion_text(res, saved)
+        for key, what in (("replication-divergence", "node-wise"), ("replication-divergence-layer", "layer-wise")):
+            row = claim_row(key, {"mnist": res}, {"mnist": saved} if saved else {})
+            assert row["verdict"] in VERDICTS
+            assert f"{what} operators after two epochs: the front page's verdict is **{row['verdict']}**" in text
+            assert row["null_model"][1:] in text
+        assert "reproduced** under its settings by the two-part rule" not in text
+
+
+# -- the optimizer against itself ---------------------------------------------------------------
+def replication_null(res) -> list[dict]:
+    return sorted((r for r in res["null_model"] if r["setting"] == "replication settings"), key=lambda r: r["T_epochs"])
+
+
+def test_null_figure_puts_each_replication_network_at_its_koopman_and_its_own_loss(res):
+    want = replication_null(res)
+    assert want                                   # the tiny run continues the replication's networks
+    fig = dv.null_figure(res)
+    assert len(fig.axes) == len(want)
+    S, curves = res["steps_per_epoch"], res["ablation_curves"]
+    for ax, row in zip(fig.axes, want):
+        assert "NLL per image" in ax.get_xlabel() and "NLL per image" in ax.get_ylabel()
+        assert "against itself" in ax.get_xlabel() and "Koopman" in ax.get_ylabel()
+        drawn = [(c.get_label(), np.asarray(c.get_offsets(), dtype=float)) for c in ax.collections]
+        expected = [(label, name) for name, _, _, label in dv.NULL_CURVES if name in curves]
+        assert [lab.split(" (")[0] for lab, _ in drawn] == [lab for lab, _ in expected]
+        for (_, xy), (_, name) in zip(drawn, expected):
+            c = curves[name]
+            loss = np.array(c["koopman_loss"], dtype=float)[:, list(c["steps"]).index(row["T_epochs"] * S)]
+            np.testing.assert_allclose(xy[:, 0], row["null_loss"])
+            np.testing.assert_allclose(xy[:, 1], [loss[i] for i in row["networks"]])
+        diagonal = next(line for line in ax.lines if "diagonal" in line.get_label())
+        np.testing.assert_allclose(diagonal.get_xdata(), diagonal.get_ydata())
+        assert ax.get_xlim() == ax.get_ylim()         # the diagonal at 45 degrees
+    assert fig.axes[0].get_legend() is not None
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("Koopman, full node, replication's own fit") for t in labels)
+    assert any(t.startswith("Koopman, layer-wise") for t in labels) and any("diagonal" in t for t in labels)
+
+
+def test_null_figure_goes_logarithmic_only_when_a_koopman_loss_blows_up(res):
+    blown = copy.deepcopy(res)
+    c, S = blown["ablation_curves"]["replication settings, layer-wise"], blown["steps_per_epoch"]
+    T = replication_null(res)[-1]["T_epochs"]
+    j = list(c["steps"]).index(T * S)
+    calm, null = copy.deepcopy(blown), replication_null(res)[-1]["null_loss"]
+    for name, _, _, _ in dv.NULL_CURVES:                # every Koopman loss at the null branch's own level
+        for i, r in enumerate(calm["ablation_curves"].get(name, {}).get("koopman_loss", [])):
+            r[j] = null[i % len(null)]
+    c["koopman_loss"][0][j] = 100 * max(null)
+    assert dv.null_figure(blown).axes[-1].get_yscale() == "log"
+    assert dv.null_figure(calm).axes[-1].get_yscale() == "linear"
+
+
+def test_the_median_differences_in_the_note_are_the_tables_paired_medians(res):
+    note = dv.null_note(res)
+    for row in replication_null(res):
+        own = row["koopman_minus_null_loss_median"]["replication settings"]     # the own fit, as the experiment names it
+        layer = row["koopman_minus_null_loss_median"]["replication settings, layer-wise"]
+        assert f"replication's own fit {fmt(own, 3)}" in note and f"layer-wise {fmt(layer, 3)}" in note
+
+
+def test_a_run_without_the_optimizer_against_itself_says_so():
+    older = small([rep_row()])
+    assert dv.null_figure(older) is None
+    assert dv.null_note(older) == f"The optimizer against itself on the replication's networks: {dv.NOT_SAVED}."
+    from koopman_repro.report import paper_results
+    saved = paper_results("mnist")                    # the committed run predates the branch
+    if saved is not None and not any(r.get("setting") == "replication settings" for r in saved.get("null_model") or []):
+        assert dv.null_figure(saved) is None and dv.NOT_SAVED in dv.null_note(saved)
