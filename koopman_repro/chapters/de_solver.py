@@ -22,10 +22,10 @@ from ..experiments.beyond import DE_PAPER_FIT, de_precision_rows
 from ..experiments.de_solver import PAPER_ERROR_RATIO, PAPER_TABLE1
 from ..report import fmt, provenance_line
 from ..scorecard import DE_ENERGY_LOST, DE_NOT_SOLVED, DE_ORIGINAL_WORKS, KEEPS_UP
-from ..scorecard.measure_de_solver import de_error_ratio_interval
+from ..scorecard.measure_de_solver import de_error_ratio_interval, de_networks
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
-FIGURES = 9
+FIGURES = 10
 
 COLORS = {"adam": "tab:blue", "adagrad": "tab:orange", "adadelta": "tab:green"}
 LABEL = {"adam": "Adam", "adagrad": "Adagrad", "adadelta": "Adadelta"}
@@ -933,6 +933,103 @@ def batching_text(C: Chapter) -> str:
                      f"step costs {1 / step_gain:.2f} of a single-network fast-loop step, a batched fit "
                      f"({FIT_LABEL[f]}) {1 / fit_gain:.2f} of a single fit")
     return "Batching, cost per network: " + "; ".join(notes) + "."
+
+
+# -- the spread over networks (what stands for the null model here) -----------------------------------
+def spread_run(C: Chapter) -> tuple[str, dict, list[str]]:
+    """The run the spread figure reads (the one the verdicts use, :attr:`Chapter.best`), its name and
+    the fits of it the front page judges (:data:`koopman_repro.scorecard.SCORE_FITS`)."""
+    B = C.best
+    return ("paper-profile run" if C.saved else f"this build, profile {C.profile}"), B, \
+        [f for f in sc.SCORE_FITS if f in fits_of(B)]
+
+
+def spread_points(R: dict, optimizer: str, fit: str) -> tuple[object, np.ndarray, Interval | None, str]:
+    """At the main reading of run ``R`` (its training dtype and ``T``): the Table 1 row of ``optimizer``
+    and ``fit``, T_eq/T of each of its networks ``(n,)`` (the networks the front page resamples,
+    :func:`koopman_repro.scorecard.measure_de_solver.de_networks`), the median with its bootstrap 95%
+    interval over them (``None`` without per-network rows) and the front page's verdict on it
+    (:func:`judged`)."""
+    d, _, T0 = main_of(R)
+    r = first(table(R), optimizer=optimizer, T=T0, train_dtype=d, fit=fit)
+    if r is None:
+        return None, np.array([]), None, sc.NOT_MEASURED
+    nets = de_networks({"de-solver": R}, r)
+    iv = sc.de_row_interval({"de-solver": R}, r, "T_eq/T")
+    return r, np.array([n.teq_over_t for n in nets], dtype=float), iv, \
+        judged(R, r, "T_eq/T", ours(r, "teq_over_t_median"), PAPER_TABLE1[optimizer]["teq_over_t_median"])
+
+
+def spread_figure(C: Chapter):
+    """Per optimizer, per fit the front page judges: T_eq/T at the paper's T of every network (points),
+    the median with its bootstrap 95% interval over networks (bar), the paper's median (line) and the
+    scorecard's tolerance band of the T_eq/T rule (shaded: from the rule's bound to the paper's value;
+    the rule asks the whole interval to be at or above the bound). Tick labels: the front page's verdict
+    per fit. The figure stands for the optimizer against itself, which the DE solver does not have.
+    ``None`` where the run has no per-network rows."""
+    lab, R, fits = spread_run(C)
+    d, _, T0 = main_of(R)
+    rule = sc.RULES["T_eq/T"]
+    got = {(n, f): spread_points(R, n, f) for n in C.opts for f in fits}
+    if not any(len(v[1]) for v in got.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 5.2))
+    rng = np.random.default_rng(0)
+    width, ticks = len(fits) + 1, []
+    for i, name in enumerate(C.opts):
+        paper = PAPER_TABLE1[name]["teq_over_t_median"]
+        x0, x1 = i * width - 0.5, i * width + len(fits) - 0.5
+        ax.fill_between([x0, x1], rule.bound(paper), paper, color="0.85", zorder=0,
+                        label=f"tolerance: the rule's bound (paper {'-' if rule.side == 'at_least' else '+'} "
+                              f"{rule.tolerance:g}) to the paper's value" if i == 0 else None)
+        ax.plot([x0, x1], [paper, paper], color="tab:red", ls="--", lw=1.5,
+                label="paper's median T_eq/T" if i == 0 else None)
+        words = []
+        for j, f in enumerate(fits):
+            _, v, iv, verdict = got[name, f]
+            x = i * width + j
+            ax.scatter(x + rng.uniform(-0.22, 0.22, len(v)), v, s=12, alpha=0.6, color=COLORS[name],
+                       marker=FIT_MARK[f], label=f"one network, {FIT_LABEL[f]}" if i == 0 else None)
+            if iv is not None and iv.value is not None:
+                lo, hi = (iv.value, iv.value) if iv.ci_low is None else (iv.ci_low, iv.ci_high)
+                ax.errorbar([x + 0.32], [iv.value], yerr=[[iv.value - lo], [hi - iv.value]], color=FIT_COLOR[f],
+                            marker="_", ms=12, capsize=3, lw=1.5,
+                            label=f"median, 95% interval over networks, {FIT_LABEL[f]}" if i == 0 else None)
+            words.append(f"{FIT_LABEL[f]}: {verdict}")
+        ticks.append((i * width + (len(fits) - 1) / 2, LABEL[name] + "\n" + "\n".join(words)))
+    ax.set_xticks([t for t, _ in ticks], [w for _, w in ticks], fontsize=7)
+    ax.set_xlim(-1, len(C.opts) * width - 1)
+    ax.set_ylabel(f"T_eq / T at T = {T0} steps (per network)")
+    ax.set_xlabel("optimizer, and the front page's verdict on the median T_eq/T per fit")
+    fig.suptitle(f"{lab}, {d} training: the spread over networks is the noise the verdict carries", fontsize=9)
+    ax.legend(fontsize=6.5, ncol=2, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def spread_text(C: Chapter) -> str:
+    """What :func:`spread_figure` shows and, per fit and optimizer, the width of the median's 95%
+    interval and its verdict, read from the same networks; "not in this saved run" without per-network
+    rows."""
+    lab, R, fits = spread_run(C)
+    d, _, T0 = main_of(R)
+    got = {(n, f): spread_points(R, n, f) for n in C.opts for f in fits}
+    if not any(len(v[1]) for v in got.values()):
+        return f"T_eq/T per network ({lab}): {NOT_SAVED} (the run keeps no per-network rows)."
+    parts = []
+    for f in fits:
+        cells = []
+        for n in C.opts:
+            _, v, iv, verdict = got[n, f]
+            span = ("no interval" if iv is None or iv.ci_low is None else
+                    f"median {fmt(iv.value, 3)}, 95% {fmt(iv.ci_low, 3)} to {fmt(iv.ci_high, 3)}")
+            cells.append(f"{LABEL[n]} {span} over {len(v)} networks (**{verdict}**)")
+        parts.append(f"{FIT_LABEL[f]}: " + "; ".join(cells))
+    return (f"T_eq/T of every network at T = {T0} ({lab}, {d} training), for the two fits the front page judges. "
+            "The DE solver's training is deterministic given the initialisation, so there is no optimizer "
+            "against itself to draw beside Koopman training: the networks' spread is the only noise, and the "
+            "interval of the median over them is what the verdict reads. Rule: "
+            f"{sc.RULES['T_eq/T'].text}.\n\n" + "\n".join(f"- {x}" for x in parts))
 
 
 # -- Table 1 -----------------------------------------------------------------------------------------

@@ -658,3 +658,71 @@ def test_the_committed_file_loads_unchanged_and_validates():
     loaded, raw = load_results(path), json.loads(path.read_text())
     assert declared.validate(loaded, "de-solver") == []
     assert all(loaded[k] == v for k, v in raw.items() if k not in ("schema_version", "experiment"))
+
+
+# -- the spread over networks (what stands for the optimizer against itself) ----------------------------
+def _spread_checks(C: ch.Chapter, R: dict):
+    """:func:`ch.spread_figure` on chapter ``C`` reading run ``R``: one panel no wider than the text column,
+    every network of the judged fits at its T_eq/T, the median with the scorecard's interval, the tolerance
+    band from the rule's bound to the paper's value, and the front page's verdicts in the tick labels."""
+    from matplotlib.collections import PathCollection, PolyCollection
+    from koopman_repro.scorecard.intervals import median
+    fig = ch.spread_figure(C)
+    assert fig.get_size_inches()[0] <= 7 and len(fig.axes) == 1
+    ax = fig.axes[0]
+    d, _, T0 = ch.main_of(R)
+    fits = [f for f in sc.SCORE_FITS if f in ch.fits_of(R)]
+    assert ax.get_ylabel() == f"T_eq / T at T = {T0} steps (per network)" and "optimizer" in ax.get_xlabel()
+    labels = _labels(ax)
+    assert ax.get_legend() is not None and "paper's median T_eq/T" in labels
+    assert all(f"one network, {ch.FIT_LABEL[f]}" in labels for f in fits)
+    assert any(lab.startswith("tolerance: the rule's bound (paper - 0.1)") for lab in labels)
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    assert len(scatters) == len(C.opts) * len(fits) and len(bands) == len(C.opts)
+    rule, table1_rows = sc.RULES["T_eq/T"], ch.table1(R, C.opts, fits)
+    medians = iter(c.lines[0].get_ydata()[0] for c in ax.containers)
+    for i, name in enumerate(C.opts):
+        paper = PAPER_TABLE1[name]["teq_over_t_median"]
+        y = bands[i].get_paths()[0].vertices[:, 1]
+        assert (y.min(), y.max()) == pytest.approx((rule.bound(paper), paper))
+        tick = ax.get_xticklabels()[i].get_text()
+        line = next(r for r in table1_rows if r["optimizer"] == ch.LABEL[name] and r["quantity"] == "T_eq/T"
+                    and r["training"] == d)
+        assert tick == ch.LABEL[name] + "\n" + "\n".join(f"{ch.FIT_LABEL[f]}: {line[f'verdict: {ch.FIT_LABEL[f]}']}"
+                                                          for f in fits)
+        for j, f in enumerate(fits):
+            want = [n["teq_over_t"] for n in R["networks"] if (n["train_dtype"], n["fit"], n["optimizer"], n["T"])
+                    == (d, f, name, T0)]
+            got = np.asarray(scatters[i * len(fits) + j].get_offsets(), dtype=float)[:, 1]
+            assert sorted(got) == pytest.approx(sorted(want))
+            assert next(medians) == pytest.approx(median(want).value)
+    return fig
+
+
+def test_spread_figure_on_the_tiny_run(C, res):
+    _spread_checks(C, res)
+    text = ch.spread_text(C)
+    assert "deterministic given the initialisation" in text and sc.RULES["T_eq/T"].text in text
+    assert text.count("\n- ") == len([f for f in sc.SCORE_FITS if f in ch.fits_of(res)])
+
+
+def test_spread_figure_on_the_committed_run():
+    path = REPO_ROOT / "results" / "paper" / "de-solver.json"
+    if not path.is_file():
+        pytest.skip("no committed paper-profile results")
+    saved = load_results(path)
+    Cs = ch.Chapter(saved, saved, config_for("de-solver", "ci", **TINY), "ci")
+    _spread_checks(Cs, saved)
+    text = ch.spread_text(Cs)
+    assert text.startswith("T_eq/T of every network at T = 2500 (paper-profile run, float32 training)")
+    assert "over 25 networks" in text
+
+
+def test_spread_figure_of_a_run_without_per_network_rows_says_so(C, res):
+    old = copy.deepcopy(res)
+    old["networks"] = []
+    none = dataclasses.replace(C, res=old)
+    assert ch.spread_figure(none) is None
+    assert ch.spread_text(none) == (f"T_eq/T per network (this build, profile ci): {ch.NOT_SAVED} (the run keeps no "
+                                    "per-network rows).")
