@@ -50,6 +50,7 @@ import torch
 
 from ...check_values import EARLY, check_table, merge, with_networks
 from ...config import torch_threads
+from ...partial import Partial
 from ..images import release_memory
 from .baselines import de_baselines, minibatch_loss, mnist_baselines, optimizer_rows, result_row
 from .common import (FIT_NAMES, FITS, PAPER_NORMALIZE, PROFILES, REPLICATION_NORMALIZE, Config, DeRun, Images, Run,
@@ -124,13 +125,19 @@ def regenerated(cfg: Config, key: str) -> bool:
     return {"wide": "networks", "cnn": "networks", "fashion": "networks"}.get(study, study) in cfg.items
 
 
-def run(cfg: Config) -> dict:
+def run(cfg: Config, results_dir=None) -> dict:
+    """Every study of ``cfg.items`` (see the module docstring), with ``cfg.torch_threads`` intra-op
+    threads. With ``results_dir`` (where the results go), each finished study is kept in
+    ``results_dir/.partial/beyond/<item>.json`` (the other-networks study: each of its networks,
+    ``networks-wide`` ..) until the run completes, and a rerun with the same config after an
+    interruption reads them instead of recomputing (:mod:`koopman_repro.partial`)."""
     bad = [i for i in cfg.items if i not in ITEMS]
     if bad:
         raise ValueError(f"unknown items {bad}; choose from {ITEMS}")
     n = n_networks(cfg)
     if cfg.networks is not None and (not cfg.networks or not all(0 <= i < n for i in cfg.networks)):
         raise ValueError(f"networks must be indices in 0..{n - 1}, got {cfg.networks}")
+    partial = Partial.beside(results_dir, cfg, "beyond")
     torch.manual_seed(cfg.seed)
     out: dict = {"baselines": [], "window_heatmap": [], "window_choice": [], "stabilisation": [],
                  "observables": [], "cycles": [], "networks": [], "item_seconds": {},
@@ -139,18 +146,30 @@ def run(cfg: Config) -> dict:
     with torch_threads(cfg.torch_threads):
         for item in cfg.items:
             if study_networks(cfg, item_networks(cfg)[item]):
-                checks.append(_run_item(cfg, item, out))
+                checks.append(_run_item(cfg, item, out, partial))
     out["threads"] = cfg.torch_threads or torch.get_num_threads()
     out["check_values"] = check_table(merge(*checks), mark_absent=True)  # network i lacks the smaller studies
+    partial.clear()
     return out
 
 
-def _run_item(cfg: Config, item: str, out: dict) -> dict:
-    """Run one item, merge its rows into ``out`` (wall and process CPU seconds recorded) and
-    return its networks' check values."""
+def _item_stage(cfg: Config, item: str, partial: Partial) -> dict:
+    """One item's results (``"result"``, its check values under ``"check"``) with its wall and
+    process CPU seconds; its recordings are freed and their heap handed back before it returns."""
     start, cpu = time.perf_counter(), time.process_time()
-    res = {"de": run_de, "mnist": run_mnist, "stabilisation": run_stabilisation, "cycles": run_cycles,
-           "networks": run_networks}[item](cfg)
+    if item == "networks":
+        res = run_networks(cfg, partial)
+    else:
+        res = {"de": run_de, "mnist": run_mnist, "stabilisation": run_stabilisation, "cycles": run_cycles}[item](cfg)
+    release_memory()   # the item's recordings are gone: hand their heap back before the next item
+    return {"result": res, "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu}
+
+
+def _run_item(cfg: Config, item: str, out: dict, partial: Partial) -> dict:
+    """Run one item (or read it back from ``partial``), merge its rows into ``out`` (wall and
+    process CPU seconds recorded) and return its networks' check values."""
+    done = partial.stage(item, lambda: _item_stage(cfg, item, partial))
+    res = done["result"]
     check = res.pop("check")
     if item in ("de", "mnist"):
         for k in ("baselines", "window_heatmap", "window_choice", "observables"):
@@ -164,8 +183,6 @@ def _run_item(cfg: Config, item: str, out: dict) -> dict:
         out["cycle_curves"] = res["cycle_curves"]
     else:
         out["networks"] = res["networks"]
-    del res
-    release_memory()   # the item's recordings are gone: hand their heap back before the next item
-    out["item_seconds"][item] = time.perf_counter() - start
-    out["item_cpu_seconds"][item] = time.process_time() - cpu
+    out["item_seconds"][item] = done["seconds"]
+    out["item_cpu_seconds"][item] = done["cpu_seconds"]
     return check

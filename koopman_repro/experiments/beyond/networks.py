@@ -11,6 +11,8 @@ from koopman_lib.partition import make_partition
 from koopman_lib.metrics import finite_median
 from koopman_lib.seeds import network_seeds
 from ...check_values import EarlyNorms, merge
+from ...partial import Partial
+from ..images import release_memory
 from .common import (FIT_NAMES, FITS, Config, Images, _frac, extrapolate, fit_variants, load_images,
                      paper_partition, per_network, rel_error, study_networks, teq_over_t, train_run)
 
@@ -89,9 +91,10 @@ def study_network(cfg: Config, label: str, dataset: str, net, images: Images, sp
     return rows, merge(early.values(), per_network(networks, prefix, values))
 
 
-def run_networks(cfg: Config) -> dict:
+def run_networks(cfg: Config, partial: Partial | None = None) -> dict:
     """Item 7: rows, and the check values of its three studies (``"check"``, keys ``wide:...``,
-    ``cnn:...``, ``fashion:...``). Network ``i`` of each draws its initial weights from
+    ``cnn:...``, ``fashion:...``); with ``partial``, each study is a stage ``networks-<key>`` (kept
+    for resuming an interrupted run). Network ``i`` of each draws its initial weights from
     ``network_seed(cfg.seed + 4, 5 or 6, i)`` and its data order from ``shuffle_seed(cfg.seed + 3, i)``;
     a study none of whose networks ``cfg.networks`` names is skipped."""
     rows, check = [], {}
@@ -112,10 +115,19 @@ def run_networks(cfg: Config) -> dict:
         idx = study_networks(cfg, n)
         if not idx:
             continue
-        imgs = images()
-        dataset = dataset or f"Fashion-MNIST (normalised {imgs.normalize})"
-        got, values = study_network(cfg, label, dataset, make(idx), imgs, part, idx, f"{key}:")
-        del imgs          # before the next study loads its images
-        rows += got
-        check = merge(check, values)
+        done = (partial or Partial(None, cfg)).stage(
+            f"networks-{key}", lambda: _one_study(cfg, label, dataset, make, images, part, idx, key))
+        rows += done["rows"]
+        check = merge(check, done["check"])
     return {"networks": rows, "check": check}
+
+
+def _one_study(cfg: Config, label: str, dataset: str | None, make, images, part, idx: list[int], key: str) -> dict:
+    """One study of item 7 on its networks ``idx``: its images loaded, its network trained and
+    fitted (:func:`study_network`), and their memory handed back before it returns."""
+    imgs = images()
+    dataset = dataset or f"Fashion-MNIST (normalised {imgs.normalize})"
+    rows, check = study_network(cfg, label, dataset, make(idx), imgs, part, idx, f"{key}:")
+    del imgs          # before the next study loads its images
+    release_memory()
+    return {"rows": rows, "check": check}

@@ -20,6 +20,7 @@ from koopman_lib.observables import Identity, parse_observables
 from koopman_lib.optimizer_state import StateKoopman
 from koopman_lib.progress import bar
 from koopman_lib.metrics import finite_median
+from ..images import release_memory
 from .common import FIT_NAMES, FITS, Config, DeRun, Run, _frac, _timed, de_schedule, fit_variants, \
     mnist_schedule, rel_error, teq_over_t
 
@@ -147,24 +148,46 @@ def mnist_observables(cfg: Config, run: Run, partition, item1_fits: tuple,
         obs = parse_observables(spec)
         hist = run.window(t2 - obs.history + 1, t2)[:, :n_obs]
         if type(obs) is Identity and n_obs == E:  # the fits of item 1
-            of, sec = fits, fit_s
+            jumped = {}
+            for name, fit in fits.items():
+                p, jsec = _timed(lambda: fit.predict(hist, T))
+                jumped[name] = (p, jsec, fit.spectral_radius_, fit.operator_entries())
+            sec = fit_s
         else:
-            each = [fit_variants(partition, window[:, e:e + 1], FITS, observables=obs) for e in range(n_obs)]
-            of, sec = {n: EachNetwork([f[n] for f, _ in each]) for n in FITS}, sum(s for _, s in each) / n_obs
-        for name, fit in of.items():
-            p, jsec = _timed(lambda: fit.predict(hist, T))
+            jumped, sec = _each_network(partition, window, hist, obs, T, n_obs)
+        for name, (p, jsec, radius, entries) in jumped.items():
             l, a = ev(p.float())
             r = teq_over_t(l, ref[:, :n_obs], every, T)
             key = f"observables {obs.name} {name}"
-            values.update({f"{key}:test_loss": l, f"{key}:teq_over_t": r, f"{key}:spectral_radius": fit.spectral_radius_})
+            values.update({f"{key}:test_loss": l, f"{key}:teq_over_t": r, f"{key}:spectral_radius": radius})
             obs_rows.append({"experiment": "mnist", "method": f"Koopman, {obs.name} observables ({FIT_NAMES[name]})",
                              "fit": name, "setting": setting, "observables": obs.name,
                              "features_per_block": "/".join(str(obs.n_features(m)) for m in partition.block_sizes),
-                             "operator_entries_per_network": fit.operator_entries(),
+                             "operator_entries_per_network": entries,
                              "fit_seconds_per_network": sec, "jump_seconds_per_network": jsec / n_obs,
                              "loss_median": finite_median(l), "accuracy_median": finite_median(a),
                              "teq_over_t_median": finite_median(r), "success_rate": _frac(np.array(r) > 0),
                              "weight_error_median": finite_median(rel_error(p, run.snap(t2 + T)[:n_obs], theta_t2[:n_obs])),
-                             "max_spectral_radius_median": finite_median(fit.spectral_radius_), "n_networks": n_obs})
-        del of
+                             "max_spectral_radius_median": finite_median(radius), "n_networks": n_obs})
+        del jumped
     return obs_rows, values
+
+
+def _each_network(partition, window: torch.Tensor, hist: torch.Tensor, obs, T: int, n_obs: int) -> tuple[dict, float]:
+    """The fits of ``FITS`` with observables ``obs`` on the first ``n_obs`` networks of ``window``
+    ``(k, E, D)``, made and jumped one network at a time (as :class:`EachNetwork`, whose values
+    they are), each network's fits freed before the next is fitted (memory: one network's lifted
+    group and operators alive, not ``n_obs``): ``({fit: (jumped weights (n_obs, D), jump seconds,
+    spectral radius (n_obs,), operator entries per network)}, fit seconds per network)``."""
+    parts = {n: [] for n in FITS}
+    fit_sec = 0.0
+    for e in range(n_obs):
+        fits, sec = fit_variants(partition, window[:, e:e + 1], FITS, observables=obs)
+        fit_sec += sec
+        for name, fit in fits.items():
+            p, jsec = _timed(lambda: fit.predict(hist[:, e:e + 1], T))
+            parts[name].append((p, jsec, fit.spectral_radius_, fit.operator_entries()))
+        del fits
+        release_memory()
+    return {n: (torch.cat([q[0] for q in got]), sum(q[1] for q in got), torch.cat([q[2] for q in got]), got[0][3])
+            for n, got in parts.items()}, fit_sec / n_obs

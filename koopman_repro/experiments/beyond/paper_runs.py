@@ -9,6 +9,8 @@ its networks' check values under ``"check"`` (keys ``de:...`` and ``mnist:...``)
 """
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from koopman_lib.ensembles import EnsembleMLP
@@ -22,7 +24,7 @@ from ...check_values import EarlyNorms, merge
 from .. import de_solver as de
 from .baselines import de_baselines, mnist_baselines
 from ..images import release_memory
-from .common import Config, DeRun, load_images, mnist_schedule, paper_partition, per_network, study_networks, train_run
+from .common import Config, DeRun, Run, load_images, mnist_schedule, paper_partition, per_network, study_networks, train_run
 from .observables import STATE, de_observables, mnist_observables, observed_members
 from .windows import de_window_study, mnist_window_study, mnist_windows, window_values
 
@@ -67,6 +69,13 @@ def run_de(cfg: Config) -> dict:
     return out
 
 
+def window_only(run: Run, t1: int, t2: int, *steps: int) -> Run:
+    """``run`` with the snapshots of ``t1..t2`` alone (a copy: the rest of its recording can be
+    freed) and the weights after ``steps`` kept."""
+    return dataclasses.replace(run, lo=t1, snaps=run.window(t1, t2).clone(),
+                               kept={**run.kept, **{s: run.snap(s).clone() for s in steps}})
+
+
 def run_mnist(cfg: Config) -> dict:
     images = load_images("mnist", "paper", cfg.train_subset, cfg.test_subset)
     idx = study_networks(cfg, cfg.mnist_inits)
@@ -96,6 +105,7 @@ def run_mnist(cfg: Config) -> dict:
     release_memory()
     out["window_heatmap"], out["window_choice"], out["window_scores"] = mnist_window_study(             # 2, 3
         cfg, run, partition, windows)
+    run = window_only(run, t1, t2, t2 + T)   # memory: item 5 reads the paper's window alone
     release_memory()
     out["observables"], obs_values = mnist_observables(cfg, run, partition, item1_fits, idx)          # item 5
     out["epoch_test_loss"] = [finite_median(run.grid[e * S][0]) for e in range(cfg.mnist_epochs + 1)]
