@@ -52,8 +52,9 @@ own loop), :mod:`.training` (the batched training of every optimizer's ensemble)
 (the named fits and the fit-method comparison), :mod:`.readings` (every fit of every optimizer's
 window, jumped and compared with the optimizer), :mod:`.table` (Table 1 rows, network rows, spectra),
 :mod:`.where_it_stops`, :mod:`.stride_sweep`, :mod:`.state_fit` (the optimizer's state as observables), :mod:`.timing` (both sides of the speedup), :mod:`.ode_check` (does the
-network solve the ODE); this module holds ``Config``, ``PROFILES`` and ``run``, and what the regeneration
-check (:mod:`koopman_repro.regeneration`) needs: the check values (:func:`early_norms`, :func:`per_network`),
+network solve the ODE), :mod:`.stages` (a run in stages, one optimizer and training dtype each, kept for
+resuming); this module holds ``Config``, ``PROFILES`` and ``run``, and what the regeneration
+check (:mod:`koopman_repro.regeneration`) needs: the check values (:func:`.stages.early_norms`, :func:`per_network`),
 :func:`n_networks` and :func:`regeneration_config`.
 
 A network is its own seed: network ``i`` draws its initial weights from its own generator
@@ -67,30 +68,27 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from koopman_lib.estimator import BOOK_FITS, STRIDED_FITS
 from koopman_lib.metrics import finite_median
 from koopman_lib.partition import make_partition
-from koopman_lib.recorder import TrajectoryRecorder
 from koopman_lib.stride import DEFAULT_C, choose_stride
 
-from ...check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
+from ...check_values import check_table, merge, with_networks
 from ...config import torch_threads
+from ...partial import Partial
 from ...scorecard import KEEPS_UP
+from ..images import release_memory
 from .fit_methods import FIT_METHODS, JUMP_METHODS, cutoff_name, fit_label, fit_stride, horizon, koopman_fit, koopman_fits
 from .network import (ACTIVATIONS, OPTIMIZERS, OriginalNet, Oscillator, batched_loss, de_optimizer, fast_steps,
                       learning_rate, original_loss, perturb_points, set_lr, time_grid)
-from .ode_check import energy, ode_check_rows, reference_solution, solver_check
-from .readings import Run, block_condition_numbers, read_optimizer, t_grid
-from .state_fit import STATE_TRANSFORMS, read_state, state_keys, state_layout, state_recorder_factory, state_rows
-from .stride_sweep import sweep_rows
-from .rounding import rounded
-from .table import spectra, table_rows
-from .timing import (koopman_once, koopman_timed, named_fit_path, step_timing, time_fast_loop, time_koopman,
-                     time_paper_style)
-from .training import DTYPES, STREAM, Training, _setup, inits, log_steps, train, training_curves
+from .ode_check import energy, reference_solution, solver_check
+from .readings import block_condition_numbers, t_grid
+from .stages import join_stages, optimizer_stage
+from .state_fit import STATE_TRANSFORMS, state_layout
+from .timing import koopman_once, koopman_timed, named_fit_path, time_fast_loop, time_koopman, time_paper_style
+from .training import DTYPES, STREAM, Training, _setup, log_steps, train
 from .where_it_stops import GROWING, layer_blocks, where_it_stops
 
 #: the names other modules import from here (the bench, "Beyond the paper", the tests)
@@ -260,93 +258,18 @@ def check_config(cfg: Config) -> None:
     if cfg.activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {cfg.activation!r}")
 
-def fit_horizons(cfg: Config, partition, n_params: int) -> list[int]:
-    """Every horizon a fit of the run predicts for a ``T`` of ``Ts`` (:func:`~.fit_methods.horizon`): the
-    weights' fits at their strides, and the state-augmented fits at theirs (for the augmented blocks)."""
-    k = cfg.t2 - cfg.t1 + 1
-    strides = {fit_stride(f, k, partition) for f in cfg.fits}
-    for name in (o for o in cfg.optimizers if o in cfg.state_optimizers):
-        aug = state_layout(name, cfg, n_params).augment(partition)
-        strides |= {fit_stride(f, k, aug) for f in cfg.state_fits}
-    return sorted({horizon(T, s) for T in cfg.Ts for s in strides})
-
-
-def read_all(run: Run, recorders, state_recorders) -> dict:
-    """Every reading of every optimizer, one optimizer at a time (its recordings freed after): the named
-    fits, the fit methods, the stride sweep and the state-augmented fits."""
-    cfg = run.cfg
-    out = {"res": {f: {} for f in cfg.fits}, "res_m": {m: {} for m in cfg.fit_methods},
-           "res_state": {f: {} for f in cfg.state_fits}, "kept": {}, "sweep": [], "state_keys": {}}
-    for k, name in enumerate(run.names):
-        kept = out["kept"][name] = read_optimizer(run, k, recorders[k].snapshots, out["res"], out["res_m"])
-        w = kept.pop("window")
-        if cfg.sweep_strides:
-            out["sweep"] += sweep_rows(run, w, k)
-        rec = state_recorders[k] if state_recorders else None
-        if rec is not None:
-            read_state(run, k, rec, w, out["res_state"])
-            out["state_keys"][name] = state_keys(rec, run.partition)
-            rec.snapshots = None
-        recorders[k].snapshots = None  # free the recording
-    return out
-
-
-def run_dtype(cfg: Config, dtype_name: str) -> dict:
+def run_dtype(cfg: Config, dtype_name: str, partial: Partial | None = None) -> dict:
     """Train every optimizer's ensemble in ``dtype_name`` (recording the optimizers' state too), Koopman-train
     from ``t2`` with every named fit and fit method, the stride sweep and the state-augmented fits, time
-    both sides (each fit on its own path), check the ODE. Returns plain data (see :func:`run`)."""
-    dtype = DTYPES[dtype_name]
-    torch.manual_seed(cfg.seed)  # the global generators feed only the paper-style timing's permutation
-    np.random.seed(cfg.seed)     # (whose losses are thrown away); every network draws from its own seed
-    problem, theta0 = _setup(cfg, dtype)
-    names, E = list(cfg.optimizers), len(inits(cfg))
-    partition = make_partition(problem.shapes, list(cfg.partition))
-    recorders = [TrajectoryRecorder(theta0.shape[1], cfg.t1, cfg.t2, (E,), mode="stored") for _ in names]
-    grid = t_grid(max(cfg.Ts), cfg.curve_points, cfg.Ts)
-    window = list(range(cfg.t1, cfg.n_steps + 1, cfg.window_stride))
-    horizons = fit_horizons(cfg, partition, problem.n_params)
-    steps = set(window) | {cfg.t2 + T for T in grid} | {cfg.t2 + h for h in horizons} | set(EARLY_STEPS)
-    tr = train(problem, theta0, names, cfg, cfg.n_steps, recorders, sorted(steps), cfg.gradient,
-               state_recorders=state_recorder_factory(cfg, names, dtype))
-    run = Run(cfg, dtype_name, dtype, problem, partition, names, tr, tr.losses.to(torch.float64), grid, window,
-              layer_blocks(partition, problem.shapes), tuple(horizons))
-    r = read_all(run, recorders, tr.state_recorders)
-    res, kept = r["res"], r["kept"]
-    cond_F = {name: kept[name]["cond_F"] for name in names}
-    timing = step_timing(problem, tr.theta, names, {n: kept[n]["koopman_time"] for n in names}, cfg, dtype)
-    table, networks, methods_table = table_rows(run, res, r["res_m"], cond_F, timing)
-    stops = [where_it_stops(res[f][name], [r for r in table if r["fit"] == f and r["optimizer"] == name],
-                            run.layers, {"optimizer": name, "train_dtype": dtype_name, "fit": f})
-             for name in names for f in cfg.fits]
-    state_table, state_networks = state_rows(run, r["res_state"], res, r["state_keys"])
-    ode_rows, ode = ode_check_rows(problem, tr.theta, run.losses, names, cfg, dtype_name)
-    return {
-        "table": table, "networks": networks, "fit_methods_table": methods_table, "where_it_stops": stops,
-        "ode_check": ode_rows, "stride_sweep": r["sweep"], "state_observables": state_table,
-        "state_networks": state_networks, "ode": ode, "timing": timing, "spectra": spectra(res, run),
-        "curves": training_curves(run.losses, names, cfg),
-        "singular_values_init0": {name: kept[name]["sv0"] for name in names},
-        "cond_F": {name: {"max": cond_F[name].amax(1).tolist(), "median": cond_F[name].median(1).values.tolist()}
-                   for name in names},
-        "fig2b": {"T": grid, "optimizer_loss": {n: rounded(kept[n]["opt_curve"]) for n in names},
-                  "koopman_loss": {f: {n: rounded(a["koopman_loss"]) for n, a in res[f].items()} for f in cfg.fits}},
-        "fig2d": {name: kept[name]["fig2d"] for name in names},
-        "fig2e": {cfg.fits[0]: {n: a["fig2e"] for n, a in res[cfg.fits[0]].items()}},  # the main fit (size)
-        "training_seconds": tr.seconds, "training_step_seconds": tr.seconds / cfg.n_steps,
-        "early": early_norms(run),
-    }
-
-
-def early_norms(run: Run) -> dict[int, dict[str, float]]:
-    """Each network's weight norm at :data:`~koopman_repro.check_values.EARLY_STEPS` (those up to
-    ``n_steps``), per optimizer: keys ``early:{dtype}/{optimizer}/weights_norm@S``."""
+    both sides (each fit on its own path), check the ODE. One optimizer at a time, each a stage kept by
+    ``partial`` as ``<dtype>-<optimizer>`` (:mod:`.stages`: the same values as all trained together), its
+    memory released before the next. Returns plain data (see :func:`run`)."""
+    partial = partial or Partial(None, cfg)
     parts = []
-    for k, name in enumerate(run.names):
-        early = EarlyNorms(run.inits, prefix=f"{run.dtype_name}/{name}/")
-        for step in (s for s in EARLY_STEPS if s in run.tr.stored_steps):
-            early(step, run.stored_at(step, slice(k * run.E, (k + 1) * run.E)))
-        parts.append(early.values())
-    return merge(*parts)
+    for name in cfg.optimizers:
+        parts.append(partial.stage(f"{dtype_name}-{name}", lambda name=name: optimizer_stage(cfg, dtype_name, name)))
+        release_memory()
+    return join_stages(cfg, dtype_name, parts)
 
 
 #: the per-network results of the ``networks`` table stored as check values (timings and speedups are
@@ -388,8 +311,10 @@ def regeneration_config(cfg: Config, networks) -> Config:
                          timing_networks=1, sweep_strides=())
 
 
-def run(cfg: Config) -> dict:
-    """The whole experiment. ``table``: one row per (train dtype, fit, T, optimizer), in that
+def run(cfg: Config, results_dir=None) -> dict:
+    """The whole experiment. With ``results_dir`` (where the results go), each finished stage (one optimizer
+    in one training dtype, the solver check) is kept in ``results_dir/.partial/de-solver/`` until the run
+    completes, and a rerun after an interruption resumes from there (:mod:`koopman_repro.partial`). ``table``: one row per (train dtype, fit, T, optimizer), in that
     order, the main reading first (``train_dtypes[0]``, ``fits[0]`` = the paper's fit); every row
     carries ``fit`` (a name of :data:`koopman_lib.estimator.BOOK_FITS`), ``fit_method`` (its label,
     :func:`fit_label`: distinct per fit), ``train_dtype``, ``T``, ``stride`` and ``horizon`` (the steps
@@ -401,15 +326,16 @@ def run(cfg: Config) -> dict:
     (``stride_rule``: the rule's inputs and stride). ``state_observables`` and ``state_networks``: the
     state-augmented fits (:mod:`.state_fit`). ``error_ratio_median`` and ``ode_max_abs_error`` are those
     of the main reading (Adadelta at ``T_main``, as Fig. 2e; median over networks). ``check_values``: each
-    network's early weight norms (:func:`early_norms`) and key results (:func:`per_network`: every fit's,
+    network's early weight norms (:func:`.stages.early_norms`) and key results (:func:`per_network`: every fit's,
     the strided ones' among them, and the state-augmented fits' under ``state:``), the same whether it
     runs alone (:func:`regeneration_config`) or with the others."""
     check_config(cfg)
     shapes_problem = Oscillator((1,) + tuple(cfg.hidden) + (2,), cfg.activation)
+    partial = Partial.beside(results_dir, cfg, "de-solver")
     with torch_threads(cfg.torch_threads):
         threads = torch.get_num_threads()
-        per = {d: run_dtype(cfg, d) for d in cfg.train_dtypes}
-        check = solver_check(cfg) if cfg.check_steps else None
+        per = {d: run_dtype(cfg, d, partial) for d in cfg.train_dtypes}
+        check = partial.stage("solver-check", lambda: solver_check(cfg)) if cfg.check_steps else None
     early = [per[d].pop("early") for d in cfg.train_dtypes]
     main = per[cfg.train_dtypes[0]]
     er_opt = "adadelta" if "adadelta" in cfg.optimizers else cfg.optimizers[0]
@@ -439,4 +365,5 @@ def run(cfg: Config) -> dict:
     }
     out["check_values"] = check_table(merge(*early, per_network(out["networks"]),
                                             per_network(out["state_networks"], "state:")))
+    partial.clear()
     return out

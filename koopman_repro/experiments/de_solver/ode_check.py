@@ -50,32 +50,44 @@ def trial_errors(problem: Oscillator, theta: torch.Tensor, cfg: Config):
     return t_fine, x_ref, p_ref, x_net, p_net, max_err, drift
 
 
-def ode_check_rows(problem: Oscillator, theta: torch.Tensor, losses: torch.Tensor, names, cfg: Config,
-              dtype_name: str) -> tuple[list[dict], dict]:
-    """``(rows, curves)`` of the ODE check at the end of training: one ``ode_check`` row per
-    optimizer (medians, best and worst over its networks), and the reference, the best network's
-    solution and every network's error and energy drift."""
+def ode_part(problem: Oscillator, theta: torch.Tensor, losses: torch.Tensor, name: str, cfg: Config,
+             dtype_name: str) -> dict:
+    """The ODE check of optimizer ``name``'s networks ``theta`` ``(E, D)`` at the end of training
+    (``losses`` ``(n_steps + 1, E)``): its ``ode_check`` row (medians, best and worst over its networks),
+    every network's error and energy drift, and its trial solutions ``x``, ``p`` ``(E, n)`` on every
+    ``stride``-th time of the fine grid (:func:`ode_check_rows` joins the optimizers)."""
+    _, _, _, x_net, p_net, max_err, drift = trial_errors(problem, theta, cfg)
+    row = {"train_dtype": dtype_name, "optimizer": name, "median_max_abs_error": finite_median(max_err),
+           "best_max_abs_error": float(max_err.min()), "worst_max_abs_error": float(max_err.max()),
+           "median_energy_drift": finite_median(drift), "final_loss_median": finite_median(losses[-1].tolist())}
+    stride = _stride(cfg)
+    return {"row": row, "max_abs_error": max_err.tolist(), "energy_drift": drift.tolist(),
+            "x": x_net[:, ::stride], "p": p_net[:, ::stride]}
+
+
+def _stride(cfg: Config) -> int:
+    return max(1, cfg.ode_points // 250)
+
+
+def ode_check_rows(parts: list[dict], names, cfg: Config) -> tuple[list[dict], dict]:
+    """``(rows, curves)`` of the ODE check at the end of training from every optimizer's
+    :func:`ode_part` (in the order of ``names``): one ``ode_check`` row per optimizer, and the reference,
+    the best network's solution and every network's error and energy drift."""
     ids = inits(cfg)
     E = len(ids)
-    t_fine, x_ref, p_ref, x_net, p_net, max_err, drift = trial_errors(problem, theta, cfg)
-    E0 = float(energy(cfg.x0, cfg.p0, cfg.lam))
-    ode_rows = []
-    for k, name in enumerate(names):
-        sl = slice(k * E, (k + 1) * E)
-        ode_rows.append({"train_dtype": dtype_name, "optimizer": name,
-                         "median_max_abs_error": finite_median(max_err[sl]),
-                         "best_max_abs_error": float(max_err[sl].min()),
-                         "worst_max_abs_error": float(max_err[sl].max()),
-                         "median_energy_drift": finite_median(drift[sl]),
-                         "final_loss_median": finite_median(losses[-1, sl].tolist())})
+    t_fine = np.linspace(0.0, cfg.t_max, cfg.ode_points)
+    x_ref, p_ref = reference_solution(t_fine, cfg.x0, cfg.p0, cfg.lam, cfg.ode_tol)
+    max_err = np.array([e for p in parts for e in p["max_abs_error"]], dtype=float)
     best = int(np.argmin(max_err))
-    stride = max(1, cfg.ode_points // 250)
+    part, e = parts[best // E], best % E
+    E0 = float(energy(cfg.x0, cfg.p0, cfg.lam))
+    stride = _stride(cfg)
     ode = {"t": rounded(t_fine[::stride]), "x_ref": rounded(x_ref[::stride]), "p_ref": rounded(p_ref[::stride]),
-           "best_network": {"optimizer": names[best // E], "init": ids[best % E],
-                            "x": rounded(x_net[best, ::stride]), "p": rounded(p_net[best, ::stride])},
+           "best_network": {"optimizer": names[best // E], "init": ids[e], "x": rounded(part["x"][e]),
+                            "p": rounded(part["p"][e])},
            "energy0": E0, "reference_energy_drift": float(np.abs(energy(x_ref, p_ref, cfg.lam) - E0).max()),
-           "max_abs_error": max_err.tolist(), "energy_drift": drift.tolist()}
-    return ode_rows, ode
+           "max_abs_error": max_err.tolist(), "energy_drift": [d for p in parts for d in p["energy_drift"]]}
+    return [p["row"] for p in parts], ode
 
 
 def solver_check(cfg: Config) -> dict:
