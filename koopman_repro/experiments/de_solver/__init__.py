@@ -164,8 +164,10 @@ class Config:
     state_optimizers: tuple[str, ...] = OPTIMIZERS  # whose buffers are recorded beside the weights (those of
                                       # them the run trains); () = none. Memory: (1 + b) D numbers per snapshot
                                       # in the training dtype; one network at profile paper peaks at 617 MB
-                                      # instead of 441 MB (measured); 25 networks: about +1.2 GB in float32
-                                      # training and +2.4 GB in float64 (estimated, beside 0.9 GB of weights)
+                                      # instead of 441 MB (measured); one optimizer is recorded at a time
+                                      # (.stages): 25 networks, Adam or Adadelta, 0.46 GB in float32 training
+                                      # and 0.91 GB in float64 (beside 0.30 GB of weights, freed before the
+                                      # state fits)
     state_fits: tuple[str, ...] = BOOK_FITS  # the book's fits of the weights + state blocks
     state_transform: str = "sqrt"     # of the second moments (v, sum, accumulators), chosen a priori:
                                       # sqrt(v) scales like the gradient, as m and the weight steps do, so a
