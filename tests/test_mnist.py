@@ -394,6 +394,25 @@ def test_ablation_rows_do_not_depend_on_its_chunks():
     setup = mnist.Setup.make(base)
     with torch_threads(base.torch_threads):
         out = [mnist.ablation_study(dataclasses.replace(base, ablation_group_size=g), setup,
-                                    Partial.beside(None, base)) for g in (1, 2)]
+                                    Partial.beside(None, base, "mnist")) for g in (1, 2)]
     assert [r["n_members"] for r in out[0][0]] == [2] * len(out[0][0])
     assert json.dumps(to_jsonable(out[0]), sort_keys=True) == json.dumps(to_jsonable(out[1]), sort_keys=True)
+
+
+def test_stride_sweep_is_the_tables_fits_at_stride_1_and_at_the_rule(tiny):
+    """The stride sweep retrains every network (its own seed: the main table's network) and fits the
+    strided fits at every stride: at s = 1 they are the table's default fits, at the rule's stride its
+    default-strided fit, value for value; every row covers every network."""
+    cfg, res = tiny
+    rows, per = res["stride_sweep"], res["stride_sweep_members"]
+    rule = {r["stride"] for r in rows if r["rule"]}
+    assert len(rule) == 1 and {r["stride"] for r in rows} >= {1} | rule
+    assert all(r["n_inits"] == cfg.n_inits and r["all_same_networks"] for r in rows)
+    pairs = [("default", 1, "default-strided"), ("default-stabilised", 1, "default-strided-stabilised"),
+             ("default-strided", rule.pop(), "default-strided")]
+    for m in res["members"]:
+        for table_fit, s, sweep_fit in pairs:
+            a, b = m["fits"][table_fit][f"T{cfg.T_epochs}"], per[str(m["init"])]["strides"][str(s)][sweep_fit][f"T{cfg.T_epochs}"]
+            for key in ("koopman_loss", "T_eq_epochs", "teq_over_t", "horizon_steps"):
+                assert a[key] == b[key] or (math.isnan(a[key]) and math.isnan(b[key])), (table_fit, s, key)
+    assert [r["fit"] for r in rows] == sorted(r["fit"] for r in rows)   # grouped by fit

@@ -257,6 +257,28 @@ class MnistCutoffSweepRow(Row):
     koopman_loss_median: float | None = None
 
 
+@register("mnist", "stride_sweep")
+@dataclass(frozen=True)
+class MnistStrideSweepRow(Row):
+    """One strided fit at one stride of the sweep (:mod:`koopman_repro.experiments.mnist.stride_sweep`),
+    at the paper's horizon, over every network of the main table; ``rule``: the stride the rule picks."""
+    fit: str
+    stride: int
+    rule: bool
+    T_epochs: int
+    horizon_steps: int                   # optimizer steps predicted (floor_horizon of T epochs)
+    n_inits: int
+    snapshots: int                       # snapshots of the window the fit kept
+    pairs_per_coordinate: float          # snapshot pairs per coordinate of the largest block
+    success_rate: float
+    teq_over_t_median: float
+    koopman_loss_median: float | None
+    optimizer_loss_median: float
+    median_max_spectral_radius: float
+    fit_seconds_median: float            # one network's fit (this machine, this run's load)
+    all_same_networks: bool              # every network retrained for the sweep is the main table's
+
+
 @register("mnist", "settings")
 @dataclass(frozen=True)
 class MnistSettingsRow(Row):

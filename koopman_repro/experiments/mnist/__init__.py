@@ -83,6 +83,7 @@ from . import scoring
 from .null import NullBranch, null_entry, null_row, paper_null_rows
 from ...partial import Partial
 from .precision import float64_config, float64_experiment
+from .stride_sweep import stride_sweep
 from .state import state_experiment
 from .replication import (layer_rows, main_rows, replication_row, replication_runs, replication_stage,
                           setting_rows, spreads)
@@ -193,6 +194,7 @@ def _run(cfg: Config, partial: Partial) -> dict:
         scoring.add_equivalent_times(list(m["null"].values()), timing, setup.after)
     null_model = (paper_null_rows(cfg, members) if cfg.null_model else []) + ((rep or {}).get("null_rows") or [])
     out.update(float64_experiment(cfg, setup, partial, timing))
+    out.update(stride_sweep(cfg, setup, partial, members, curves))
     out.update(state_experiment(cfg, setup, partial, timing))
     sweep = sweep_rows(cfg, members, window_len(cfg, S) - 1, S)
     replication = _replication_rows(cfg, rep, members, curves, ablation, S)
