@@ -62,7 +62,10 @@ class Affine(Identity):
         return m + 1
 
     def lift(self, x, stats):
-        return _append_ones(x)
+        z = _empty_lifted(x, x.shape[-2] + 1, x.shape[-1])
+        z[..., :-1, :] = x
+        z[..., -1, :] = 1
+        return z
 
 
 @dataclass(frozen=True)
@@ -96,9 +99,14 @@ class Delay(Identity):
         d, k = self.delays, x.shape[-1]
         if k < d:
             raise FitError(f"a {d}-delay embedding needs at least {d} consecutive snapshots, got {k}")
-        # newest first: rows [w(t); w(t-1); ...]
-        z = torch.cat([x[..., d - 1 - j: k - j] for j in range(d)], dim=-2)
-        return _append_ones(z) if self.affine else z
+        # newest first: rows [w(t); w(t-1); ...], written into one tensor (no concatenation copies)
+        m = x.shape[-2]
+        z = _empty_lifted(x, self.n_features(m), k - d + 1)
+        for j in range(d):
+            z[..., j * m:(j + 1) * m, :] = x[..., d - 1 - j: k - j]
+        if self.affine:
+            z[..., -1, :] = 1
+        return z
 
 
 @dataclass(frozen=True)
@@ -134,16 +142,50 @@ class Polynomial(Identity):
         return {"mean": mean, "std": std}
 
     def lift(self, x, stats):
-        u = (x - stats["mean"]) / stats["std"]
-        parts = [x] + [u ** p for p in range(2, self.degree + 1)]
-        if self.cross and x.shape[-2] > 1:
-            i, j = torch.triu_indices(x.shape[-2], x.shape[-2], offset=1)
-            parts.append(u[..., i, :] * u[..., j, :])
-        return _append_ones(torch.cat(parts, dim=-2))
+        """``(P, m, k) -> (P, n, k)``, built in one tensor. Up to degree 3, ``u`` is computed in the rows
+        of ``u^degree``, the lower power and the products read it there, and it is raised in place last:
+        the same elementwise operations as ``torch.cat([x, u ** 2, ...])`` (squares and cubes are
+        products), so the same bits, without holding ``u``, the powers and their concatenation at once.
+        Higher powers call ``pow``, whose rounding depends on the memory layout it runs over (vectorised
+        and scalar paths), so they are computed on ``u`` as before and copied in."""
+        mean, std = stats["mean"], stats["std"]
+        m, d = x.shape[-2], self.degree
+        dtype = torch.promote_types(torch.promote_types(x.dtype, mean.dtype), std.dtype)  # u's dtype
+        z = _empty_lifted(x, self.n_features(m), x.shape[-1], dtype)
+        z[..., :m, :] = x
+
+        def rows(p):                                                  # the rows of u^p
+            return z[..., (p - 1) * m: p * m, :]
+
+        in_place = d <= 3
+        if in_place:
+            u = rows(d)
+            torch.sub(x, mean, out=u)
+            u.div_(std)
+        else:
+            u = (x - mean) / std
+        for p in range(2, d):
+            if p <= 3:
+                torch.pow(u, p, out=rows(p))
+            else:
+                rows(p).copy_(u ** p)
+        if self.cross:
+            r = d * m                                                 # u_i u_j, i < j, row-major
+            for i in range(m - 1):
+                torch.mul(u[..., i:i + 1, :], u[..., i + 1:, :], out=z[..., r: r + m - 1 - i, :])
+                r += m - 1 - i
+        if in_place:
+            u.pow_(d)
+        else:
+            rows(d).copy_(u ** d)
+        z[..., -1, :] = 1
+        return z
 
 
-def _append_ones(z: torch.Tensor) -> torch.Tensor:
-    return torch.cat([z, torch.ones_like(z[..., :1, :])], dim=-2)
+def _empty_lifted(x: torch.Tensor, n: int, k: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialised lifted tensor ``(..., n, k)`` for snapshots ``x`` ``(..., m, k0)`` (``x``'s batch
+    shape and device, ``dtype`` or ``x``'s)."""
+    return torch.empty((*x.shape[:-2], n, k), dtype=dtype or x.dtype, device=x.device)
 
 
 def parse_observables(spec: str):

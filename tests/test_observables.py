@@ -235,3 +235,46 @@ def test_fit_variants_with_observables_equal_separate_fits():
         assert torch.allclose(fam["r1"].predict(hist, 5), ref1.predict(hist, 5), atol=1e-8)
         assert fam["r1"].observables == obs and fam["r1"].batch_shape_ == (2,)
         assert torch.equal(fam["paper"].spectral_radius_, ref.spectral_radius_)
+
+
+# -- the lifts against the concatenations they replace (bit for bit) ------------------------------
+def _append_ones_reference(z):
+    return torch.cat([z, torch.ones_like(z[..., :1, :])], dim=-2)
+
+
+def _lift_reference(obs, x, stats):
+    """The lifts as they were written before they filled one preallocated tensor."""
+    if isinstance(obs, Polynomial):
+        u = (x - stats["mean"]) / stats["std"]
+        parts = [x] + [u ** p for p in range(2, obs.degree + 1)]
+        if obs.cross and x.shape[-2] > 1:
+            i, j = torch.triu_indices(x.shape[-2], x.shape[-2], offset=1)
+            parts.append(u[..., i, :] * u[..., j, :])
+        return _append_ones_reference(torch.cat(parts, dim=-2))
+    if isinstance(obs, Delay):
+        d, k = obs.delays, x.shape[-1]
+        z = torch.cat([x[..., d - 1 - j: k - j] for j in range(d)], dim=-2)
+        return _append_ones_reference(z) if obs.affine else z
+    return _append_ones_reference(x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(5, 7), (3, 5, 7), (2, 3, 4, 9), (2, 1, 6), (4, 11, 3), (3, 40, 300)])
+def test_lifts_equal_the_concatenations_bitwise(dtype, shape):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 3 + 1).to(dtype)
+    x[..., 0, :] = 2.5                                       # a frozen coordinate (the block-scale std)
+    for obs in (Polynomial(2), Polynomial(3), Polynomial(4), Polynomial(2, cross=True),
+                Polynomial(3, cross=True), Affine(), Delay(1, affine=True), Delay(2), Delay(3, affine=True)):
+        st = obs.stats(x)
+        z = obs.lift(x, st)
+        assert z.dtype == dtype and z.is_contiguous()
+        assert torch.equal(z, _lift_reference(obs, x, st)), obs.name
+    xt = x.transpose(-1, -2).contiguous().transpose(-1, -2)  # a strided view
+    for obs in (Polynomial(3, cross=True), Polynomial(4), Delay(2, affine=True)):
+        st = obs.stats(xt)
+        assert torch.equal(obs.lift(xt, st), _lift_reference(obs, xt, st)), obs.name
+    # statistics in another dtype promote u as the concatenation did
+    st64 = {k: v.double() for k, v in Polynomial(2).stats(x).items()}
+    z = Polynomial(3, cross=True).lift(x, st64)
+    assert z.dtype == torch.float64 and torch.equal(z, _lift_reference(Polynomial(3, cross=True), x, st64))
