@@ -297,3 +297,13 @@ def _legend_handles(build_label: str) -> list:
     handles.append(Line2D([], [], color="0.25", lw=1.0, label="paper's value"))
     handles.append(Line2D([], [], ls="none", marker="<", ms=8, color="0.45", label="off the axis (value on the right)"))
     return handles
+
+
+# -- the stride sweeps (the DE solver's and MNIST's chapters) -------------------------------------------
+def stride_axis(ax, strides: Sequence[int], rule: int) -> None:
+    """The x axis of a stride sweep's panel: the strides ``s`` on a log2 axis, each ticked, and the
+    rule's stride (``koopman_lib.stride.choose_stride``) as a labelled grey vertical line."""
+    ax.axvline(rule, color="grey", ls=":", lw=1.2, label=f"the rule's stride s = {rule}")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(strides), [str(x) for x in strides])
+    ax.set_xlabel("stride s (optimizer steps between the snapshots fitted)")

@@ -20,9 +20,11 @@ from .. import rows as declared
 from .. import scorecard as sc
 from ..experiments.beyond import DE_PAPER_FIT, de_precision_rows
 from ..experiments.de_solver import PAPER_ERROR_RATIO, PAPER_TABLE1
+from ..plots import stride_axis
 from ..report import fmt, provenance_line
 from ..scorecard import DE_ENERGY_LOST, DE_NOT_SOLVED, DE_ORIGINAL_WORKS, KEEPS_UP
 from ..scorecard.measure_de_solver import de_error_ratio_interval, de_networks
+from . import keeps_up_to_stride
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
 FIGURES = 10
@@ -719,10 +721,7 @@ def stride_sweep_figure(C: Chapter):
                     label=f"{LABEL[name]}, {d} training")
     T, strides = rows[0].T, sorted({r.stride for r in rows})
     for a in (ax, bx):
-        a.axvline(s_rule, color="grey", ls=":", lw=1.2, label=f"the rule's stride s = {s_rule}")
-        a.set_xscale("log", base=2)
-        a.set_xticks(strides, [str(x) for x in strides])
-        a.set_xlabel("stride s (optimizer steps between the snapshots fitted)")
+        stride_axis(a, strides, s_rule)
         a.legend(fontsize=7)
     ax.axhline(KEEPS_UP, color="grey", lw=0.8)
     ax.set_ylabel(f"median T_eq / T at T = {T}")
@@ -732,17 +731,6 @@ def stride_sweep_figure(C: Chapter):
     bx.set_title(f"{lab}: the fit's cost against the stride")
     fig.tight_layout()
     return fig
-
-
-def keeps_up_to_stride(pts) -> int | None:
-    """The largest stride up to which every stride of ``pts`` (sweep rows of one reading) keeps up
-    (median T_eq/T >= KEEPS_UP); ``None``: not even at the smallest."""
-    last = None
-    for r in sorted(pts, key=lambda r: r.stride):
-        if r.teq_over_t_median is None or r.teq_over_t_median < KEEPS_UP:
-            break
-        last = r.stride
-    return last
 
 
 def stride_rows(C: Chapter) -> list[dict]:

@@ -1,7 +1,7 @@
 """The MNIST chapter (``notebooks/mnist.md``): Table 2 of the paper with each of the book's
 fits, the test-loss curves, the optimizer against itself, the strided fits, the float64 run, the
 optimizer's state as observables, Fig. 3b's weight trajectories, the fitted spectra, the Cholesky
-check, the cost, where each fit stops keeping up, the cutoff sweep and the summary with its verdicts.
+check, the cost, where each fit stops keeping up, the cutoff and stride sweeps and the summary with its verdicts.
 
 Every function takes MNIST results (``koopman_repro.experiments.mnist``, as loaded by
 :func:`koopman_repro.results.load_results`) and returns rows (lists of dicts for
@@ -15,16 +15,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from koopman_lib.spectra import growth_factors
 
 from .. import rows
+from ..plots import stride_axis
 from ..report import fmt
 from ..scorecard import KEEPS_UP, MNIST_TABLE2, claim_row, interval_text
-from . import config
+from . import config, keeps_up_to_stride
 
 #: the figures this chapter's page draws (tests/book/test_browser.py counts them on the page)
-FIGURES = 5
+FIGURES = 6
 
 #: how the chapter names and draws each fit of ``koopman_lib.fit.FITS``: label, (colour, line style, marker)
 FIT_LABEL = {"paper": "paper's fit", "default": "library default", "default-stabilised": "default, stabilised",
@@ -549,6 +551,153 @@ def float64_rows(res: dict) -> list[dict]:
              "success (%)": fmt(100 * r.success_rate, 3), "median T_eq/T": r.teq_over_t_median,
              "median test loss at t2": r.test_loss_t2_median, "median Koopman test loss": r.koopman_loss_T_median,
              "median Adadelta test loss": r.optimizer_loss_T_median} for p, r in pairs]
+
+
+# -- where the strided fit stops: the stride sweep (issue 24) ------------------------------------------
+def has_stride_sweep(res: dict) -> bool:
+    """Whether the run swept the strided fits over the strides (older saved runs did not)."""
+    return bool(res.get("stride_sweep"))
+
+
+def sweep_fits(res: dict) -> list[str]:
+    """The fits of the run's stride sweep, in the chapter's order."""
+    have = {r.fit for r in rows.table(res, "stride_sweep")}
+    return [f for f in FIT_LABEL if f in have]
+
+
+def sweep_line(res: dict, fit: str) -> list[rows.Row]:
+    """Fit ``fit``'s rows of the stride sweep, by stride."""
+    return sorted((r for r in rows.table(res, "stride_sweep") if r.fit == fit), key=lambda r: r.stride)
+
+
+def sweep_rule(res: dict) -> int:
+    """The stride the rule (``koopman_lib.stride.choose_stride``) picks for the run's window."""
+    return next(r.stride for r in rows.table(res, "stride_sweep") if r.rule)
+
+
+def sweep_spread(res: dict, fit: str, strides: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The quartiles ``(lower, upper)``, each ``(len(strides),)``, of the networks' T_eq/T with ``fit`` at
+    each of ``strides`` (``stride_sweep_members``, at the paper's horizon); nan where no network has one."""
+    h = config(res)["T_epochs"]
+    per = res.get("stride_sweep_members") or {}
+    q = np.full((2, len(strides)), np.nan)
+    for i, s in enumerate(strides):
+        v = as_floats([m["strides"][str(s)][fit][f"T{h}"]["teq_over_t"] for m in per.values()
+                       if str(s) in m["strides"]])
+        if np.isfinite(v).any():
+            q[:, i] = np.nanpercentile(v, [25, 75])
+    return q[0], q[1]
+
+
+def log_tick(v: float, _pos=None) -> str:
+    """A log axis's tick label: plain numbers at 1, 2, 3 and 5 times a power of ten, no label elsewhere."""
+    mantissa = v / 10 ** np.floor(np.log10(v) + 1e-9) if v > 0 else 0.0
+    return f"{v:g}" if any(abs(mantissa - m) < 1e-6 for m in (1, 2, 3, 5)) else ""
+
+
+def stride_sweep_figure(res: dict) -> Figure:
+    """Top: median T_eq/T over the networks (the middle half of them shaded) against the stride s, per
+    strided fit, with the optimizer's own level (T_eq/T = 1) and the keeps-up rule; bottom: the fit's
+    median seconds per network and the snapshots it keeps against s. The rule's stride marked. An older
+    saved run without the sweep gives an empty figure that says so."""
+    fig = Figure(figsize=(7, 7.4), layout="constrained")
+    ax, bx = fig.subplots(2, 1, sharex=True)
+    if not has_stride_sweep(res):
+        for a in (ax, bx):
+            a.text(0.5, 0.5, f"the stride sweep: {NOT_SAVED}", ha="center", va="center")
+            a.set_axis_off()
+        return fig
+    fits, s_rule = sweep_fits(res), sweep_rule(res)
+    for f in fits:
+        line = sweep_line(res, f)
+        x = [r.stride for r in line]
+        colour, ls, marker = FIT_STYLE[f]
+        lo, hi = sweep_spread(res, f, x)
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.15, lw=0, label=f"{FIT_LABEL[f]}: middle half of the networks")
+        ax.plot(x, as_floats([r.teq_over_t_median for r in line]), color=colour, ls=ls, marker=marker or "o", ms=4,
+                label=f"{FIT_LABEL[f]}: median")
+    ax.axhline(1.0, color="0.3", lw=0.9, label="the optimizer's own level, $T_{eq}/T$ = 1")
+    ax.axhline(KEEPS_UP, color="0.6", lw=0.8, ls="--", label=f"keeps up: median $T_{{eq}}/T \\geq$ {KEEPS_UP}")
+    line = sweep_line(res, fits[0])
+    x = [r.stride for r in line]
+    bx.plot(x, [r.fit_seconds_median for r in line], color="black", marker="o", ms=4,
+            label="fit time per network (median; both fits share one factorisation)")
+    cx = bx.twinx()
+    cx.plot(x, [r.snapshots for r in line], color="tab:green", ls="--", marker="s", ms=4, label="snapshots kept")
+    for a in (ax, bx):
+        stride_axis(a, x, s_rule)
+    ax.set_xlabel("")
+    T, n = line[0].T_epochs, line[0].n_inits
+    ax.set_ylabel(f"$T_{{eq}}/T$ at T = {T} epochs")
+    ax.set_title(f"{n} networks, T = {T} epochs: the prediction against the stride", fontsize=10)
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside upper center", fontsize=7, ncols=2)
+    for a in (bx, cx):
+        a.set_yscale("log")
+        a.yaxis.set_major_formatter(FuncFormatter(log_tick))
+        a.yaxis.set_minor_formatter(FuncFormatter(log_tick))
+    bx.set_ylabel("fit time per network (s)")
+    cx.set_ylabel("snapshots kept (of the window)")
+    bx.set_title("the fit's cost against the stride", fontsize=10)
+    handles = bx.get_legend_handles_labels()[0] + cx.get_legend_handles_labels()[0]
+    bx.legend(handles=handles, fontsize=7)
+    return fig
+
+
+def stride_sweep_rows(res: dict) -> list[dict]:
+    """One row per stride of the sweep (at most 7): whether it is the rule's, snapshots kept, snapshot
+    pairs per coordinate of the largest block, steps predicted, median fit time per network, and per
+    fit success and median T_eq/T; one row ``not in this saved run`` for an older run."""
+    if not has_stride_sweep(res):
+        return [{"stride s (steps)": NOT_SAVED}]
+    fits = sweep_fits(res)
+    lines = {f: {r.stride: r for r in sweep_line(res, f)} for f in fits}
+    out = []
+    for s, r in lines[fits[0]].items():
+        row = {"stride s (steps)": s, "the rule's stride": "yes" if r.rule else "", "snapshots kept": r.snapshots,
+               "snapshot pairs per coordinate": fmt(r.pairs_per_coordinate, 3), "steps predicted": r.horizon_steps,
+               "fit time per network (s)": fmt(r.fit_seconds_median, 2)}
+        for f in fits:
+            x = lines[f].get(s)
+            row[f"success (%), {FIT_LABEL[f]}"] = fmt(100 * x.success_rate, 3) if x else "n/a"
+            row[f"median T_eq/T, {FIT_LABEL[f]}"] = fmt(x.teq_over_t_median, 2) if x else "n/a"
+        out.append(row)
+    return out
+
+
+def stride_sweep_text(res: dict) -> str:
+    """Per strided fit: up to which stride its median T_eq/T keeps up (``keeps_up_to_stride``) and where
+    it stops; then what the rule's stride costs (snapshots, fit time against the smallest stride) and
+    gives (median T_eq/T and success against the smallest stride)."""
+    if not has_stride_sweep(res):
+        return f"The stride sweep (every network at strides 1 to 32) is {NOT_SAVED}."
+    fits, s_rule = sweep_fits(res), sweep_rule(res)
+    lines = []
+    for f in fits:
+        line = sweep_line(res, f)
+        up = keeps_up_to_stride(line)
+        after = next((r for r in line if up is None or r.stride > up), None)
+        if after is None:
+            reach = f"keeps up at every stride of the sweep, up to s = {line[-1].stride}"
+        elif up is None:
+            reach = (f"keeps up at **none** of the strides (median $T_{{eq}}/T$ {fmt(line[0].teq_over_t_median, 2)} "
+                     f"at s = {line[0].stride})")
+        else:
+            reach = (f"keeps up to **s = {up}** and stops at s = {after.stride} (median $T_{{eq}}/T$ "
+                     f"{fmt(after.teq_over_t_median, 2)})")
+        base, rule = line[0], next(r for r in line if r.stride == s_rule)
+        lines.append(f"**{FIT_LABEL[f]}** {reach}. At the rule's s = {s_rule}: median $T_{{eq}}/T$ "
+                     f"{fmt(rule.teq_over_t_median, 2)} and success {fmt(100 * rule.success_rate, 3)}%, against "
+                     f"{fmt(base.teq_over_t_median, 2)} and {fmt(100 * base.success_rate, 3)}% at s = {base.stride}.")
+    base, rule = sweep_line(res, fits[0])[0], next(r for r in sweep_line(res, fits[0]) if r.stride == s_rule)
+    factor = base.fit_seconds_median / rule.fit_seconds_median if rule.fit_seconds_median else float("nan")
+    cost = (f"The rule's s = {s_rule} keeps {rule.snapshots} of the {base.snapshots} snapshots "
+            f"({fmt(rule.pairs_per_coordinate, 3)} snapshot pairs per coordinate of the largest block) and predicts "
+            f"{rule.horizon_steps} of the {base.horizon_steps} steps; its fit takes {fmt(rule.fit_seconds_median, 2)} s "
+            f"per network against {fmt(base.fit_seconds_median, 2)} s at s = {base.stride}, {fmt(factor, 2)} times "
+            f"less (median over the {rule.n_inits} networks, on this run's shared machine).")
+    same = "" if base.all_same_networks else (" Not every network trained again for the sweep matched the main "
+                                              "table's at $t_2$: the sweep's networks are not all the table's.")
+    return "\n".join(f"- {x}" for x in lines) + f"\n\n{cost}{same} Rule: median $T_{{eq}}/T \\geq$ {KEEPS_UP}."
 
 
 # -- the optimizer's state as observables (issue 25) ----------------------------------------------

@@ -437,3 +437,111 @@ def test_state_rows_say_not_in_this_saved_run_without_a_state_pass(res):
             want = ch.table_row(r, fit, row["T (epochs)"])
             assert row["networks"] == want.n_inits and row[f"median T_eq/T, {ch.WEIGHTS_ONLY}"] == fmt(want.teq_over_t_median)
         assert ch.state_text(r).startswith(f"The optimizer's state as observables: {ch.NOT_SAVED}")
+
+
+# -- where the strided fit stops: the stride sweep -----------------------------------------------------
+#: a small sweep: strides 1 to 8, the rule's 4; per fit and stride the three networks' T_eq/T
+SWEEP_STRIDES, SWEEP_RULE = (1, 2, 4, 8), 4
+SWEEP_TEQ = {"default-strided": {1: [1.0, 1.2, 1.4], 2: [0.8, 0.9, 1.0], 4: [0.2, 0.5, None], 8: [0.0, 0.0, 0.1]},
+             "default-strided-stabilised": {1: [1.1, 1.2, 1.3], 2: [1.0, 1.1, 1.2], 4: [0.9, 1.0, 1.1],
+                                            8: [0.8, 0.85, 0.9]}}
+
+
+def sweep_results(same: bool = True) -> dict:
+    """Results with a stride sweep of three networks (T = 2 epochs of 100 steps, a 301-snapshot window,
+    largest block 20): each row's medians computed from its networks' values above."""
+    members = {str(i): {"same_network": same, "strides": {
+        str(s): {"fit_seconds": 0.8 / s * (1 + i / 10), "snapshots": 300 // s + 1,
+                 **{f: {"max_spectral_radius": 1.0, "T2": {"T_eq_epochs": 2 * (v or 0.0), "teq_over_t": v,
+                                                           "koopman_loss": 0.2}}
+                    for f, by_s in SWEEP_TEQ.items() for v in [by_s[s][i]]}}
+        for s in SWEEP_STRIDES}} for i in range(3)}
+    rows = []
+    for f, by_s in SWEEP_TEQ.items():
+        for s in SWEEP_STRIDES:
+            v = np.array(by_s[s], dtype=float)
+            rows.append({"fit": f, "stride": s, "rule": s == SWEEP_RULE, "T_epochs": 2, "horizon_steps": 200 - 200 % s,
+                         "n_inits": 3, "snapshots": 300 // s + 1, "pairs_per_coordinate": (300 // s) / 20,
+                         "success_rate": float(np.mean(np.nan_to_num(v) > 0)),
+                         "teq_over_t_median": float(np.nanmedian(v)), "koopman_loss_median": 0.2,
+                         "optimizer_loss_median": 0.19, "median_max_spectral_radius": 1.0,
+                         "fit_seconds_median": float(np.median([members[str(i)]["strides"][str(s)]["fit_seconds"]
+                                                                for i in range(3)])),
+                         "all_same_networks": same})
+    return {"experiment": "mnist", "steps_per_epoch": 100, "provenance": {"config": {"T_epochs": 2}},
+            "stride_sweep": rows, "stride_sweep_members": members}
+
+
+def test_stride_sweep_figure_draws_both_fits_the_spread_the_cost_and_marks_the_rule():
+    res = sweep_results()
+    fig = ch.stride_sweep_figure(res)
+    ax, bx, cx = fig.axes
+    assert fig.get_figwidth() <= 7
+    assert ax.get_ylabel() == "$T_{eq}/T$ at T = 2 epochs" and bx.get_ylabel() == "fit time per network (s)"
+    assert cx.get_ylabel() == "snapshots kept (of the window)"
+    assert bx.get_xlabel() == "stride s (optimizer steps between the snapshots fitted)"
+    assert ax.get_xscale() == bx.get_xscale() == "log" and list(bx.get_xticks()) == list(SWEEP_STRIDES)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    for f in SWEEP_TEQ:
+        assert f"{ch.FIT_LABEL[f]}: median" in legend and f"{ch.FIT_LABEL[f]}: middle half of the networks" in legend
+    assert f"the rule's stride s = {SWEEP_RULE}" in legend and "the optimizer's own level, $T_{eq}/T$ = 1" in legend
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert list(lines[f"the rule's stride s = {SWEEP_RULE}"].get_xdata()) == [SWEEP_RULE] * 2
+    assert list(lines["the optimizer's own level, $T_{eq}/T$ = 1"].get_ydata()) == [1.0, 1.0]
+    med = lines[f"{ch.FIT_LABEL['default-strided']}: median"]
+    assert list(med.get_xdata()) == list(SWEEP_STRIDES)
+    np.testing.assert_allclose(med.get_ydata(), [1.2, 0.9, 0.35, 0.0])
+    lo, hi = ch.sweep_spread(res, "default-strided", list(SWEEP_STRIDES))     # the shaded middle half
+    np.testing.assert_allclose(lo, [1.1, 0.85, 0.275, 0.0])
+    np.testing.assert_allclose(hi, [1.3, 0.95, 0.425, 0.05])
+    cost = {ln.get_label(): ln for ln in bx.get_lines() + cx.get_lines()}
+    np.testing.assert_allclose(cost["fit time per network (median; both fits share one factorisation)"].get_ydata(),
+                               [0.88 / s for s in SWEEP_STRIDES])
+    assert list(cost["snapshots kept"].get_ydata()) == [301, 151, 76, 38]
+    assert "snapshots kept" in [t.get_text() for t in bx.get_legend().get_texts()]
+
+
+def test_stride_sweep_rows_are_one_per_stride_with_headers_in_words():
+    out = ch.stride_sweep_rows(sweep_results())
+    assert len(out) == len(SWEEP_STRIDES) <= 12
+    assert list(out[0]) == ["stride s (steps)", "the rule's stride", "snapshots kept", "snapshot pairs per coordinate",
+                            "steps predicted", "fit time per network (s)",
+                            "success (%), default, strided", "median T_eq/T, default, strided",
+                            "success (%), default, strided, stabilised", "median T_eq/T, default, strided, stabilised"]
+    by_s = {r["stride s (steps)"]: r for r in out}
+    assert [s for s, r in by_s.items() if r["the rule's stride"] == "yes"] == [SWEEP_RULE]
+    assert by_s[4]["steps predicted"] == 200 and by_s[8]["steps predicted"] == 200 and by_s[1]["snapshots kept"] == 301
+    assert by_s[4]["median T_eq/T, default, strided"] == "0.35" and by_s[4]["success (%), default, strided"] == "66.7"
+    assert by_s[8]["success (%), default, strided"] == "33.3"
+
+
+def test_stride_sweep_text_says_where_each_fit_stops_and_what_the_rule_costs_and_gives():
+    text = ch.stride_sweep_text(sweep_results())
+    assert "**default, strided** keeps up to **s = 2** and stops at s = 4 (median $T_{eq}/T$ 0.35)" in text
+    assert "**default, strided, stabilised** keeps up at every stride of the sweep, up to s = 8" in text
+    assert "At the rule's s = 4: median $T_{eq}/T$ 0.35 and success 66.7%, against 1.2 and 100% at s = 1" in text
+    assert "keeps 76 of the 301 snapshots (3.75 snapshot pairs per coordinate" in text
+    assert "predicts 200 of the 200 steps" in text
+    assert "its fit takes 0.22 s per network against 0.88 s at s = 1, 4 times less" in text
+    assert "not all the table's" not in text
+    assert "not all the table's" in ch.stride_sweep_text(sweep_results(same=False))
+    worse = sweep_results()                                   # no stride keeps up
+    for r in worse["stride_sweep"]:
+        r["teq_over_t_median"] = KEEPS_UP - 1e-9 if r["stride"] == 1 else 2.0
+    assert "keeps up at **none** of the strides" in ch.stride_sweep_text(worse)
+
+
+def test_the_stride_sweep_says_not_in_this_saved_run_for_an_older_file():
+    old = {"experiment": "mnist", "steps_per_epoch": 100, "provenance": {"config": {"T_epochs": 2}}}
+    assert ch.stride_sweep_rows(old) == [{"stride s (steps)": ch.NOT_SAVED}]
+    assert ch.NOT_SAVED in ch.stride_sweep_text(old)
+    fig = ch.stride_sweep_figure(old)
+    assert len(fig.axes) == 2 and all(ch.NOT_SAVED in a.texts[0].get_text() for a in fig.axes)
+
+
+def test_stride_sweep_of_the_tiny_run_marks_the_rule_and_has_every_fit(res):
+    sweep = res["stride_sweep"]
+    assert sum(r["rule"] for r in sweep) == 2                      # one rule's stride per fit
+    fig = ch.stride_sweep_figure(res)
+    assert len(fig.axes) == 3 and len(ch.stride_sweep_rows(res)) == len({r["stride"] for r in sweep})
+    assert "At the rule's s = " in ch.stride_sweep_text(res)
