@@ -207,7 +207,9 @@ def mnist_null(results: Mapping[str, dict | None], fit: str, T: int | None = Non
     horizon ``T`` epochs (default: the run's own T, else the paper's), paired per network (``members[i].null``): the
     ``measures`` of :data:`MNIST_MEASURES` (test loss at T, lower is better; T_eq/T, higher is better),
     medians of the paired improvement with bootstrap 95% intervals. Networks without the fit at ``T``
-    (older files) count as missing; :class:`NotMeasured` when no network has the null model at ``T``."""
+    (older files) count as missing; a measure no network has a finite value of (the test loss of a fit
+    whose every rollout the guard stopped) is left out; :class:`NotMeasured` when no network has the null
+    model at ``T`` or no measure is left."""
     res = need(results, MNIST)
     T = res.get("provenance", {}).get("config", {}).get("T_epochs", MNIST_T) if T is None else T
     members = [m for m in declared_rows(res, MNIST, "members") if m.null_at(T) is not None]
@@ -218,9 +220,11 @@ def mnist_null(results: Mapping[str, dict | None], fit: str, T: int | None = Non
         k_key, n_key, lower = MNIST_MEASURES[name]
         koopman = np.array([_value((m.fits.get(fit) or {}).get(f"T{T}"), k_key) for m in members])
         if not np.isfinite(koopman).any():
-            raise NotMeasured(f"mnist.json has no per-network rows of the {fit} fit at T = {T} epochs")
+            continue     # e.g. the test loss where the guard stopped every rollout (its T_eq/T is still read)
         out.append(paired_reading(f"{fit} fit", _measure_text(name, T),
                                   np.array([_value(m.null_at(T), n_key) for m in members]), koopman, lower))
+    if not out:
+        raise NotMeasured(f"mnist.json has no per-network rows of the {fit} fit at T = {T} epochs")
     return out
 
 
