@@ -29,6 +29,7 @@ import http.server
 import importlib
 import os
 import re
+import time
 import tempfile
 import threading
 from html.parser import HTMLParser
@@ -159,11 +160,21 @@ def resolve_local(url: str, base: str) -> Path | None:
 
 
 # -- what the browser sees -----------------------------------------------------------------------
+# MathJax is a deferred script: on a page reached through a redirect (index.html -> the root page)
+# the check can run before it has loaded, so wait for it (up to 10 s) where the page has maths
 WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1];
-if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-  MathJax.startup.promise.then(() => done("typeset"), (e) => done("failed: " + e));
-} else { done(document.querySelector(".math") ? "no mathjax" : "no math"); }
+const started = Date.now();
+const check = () => {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done("typeset"), (e) => done("failed: " + e));
+  } else if (!document.querySelector(".math")) {
+    done("no math");
+  } else if (Date.now() - started > 10000) {
+    done("no mathjax");
+  } else { setTimeout(check, 100); }
+};
+check();
 """
 
 INSPECT = """
@@ -275,6 +286,10 @@ return {
 
 def inspect(driver, url: str) -> dict:
     driver.get(url)
+    for _ in range(100):   # a redirect stub: wait (up to 10 s) until the browser has followed it
+        if not driver.execute_script('return !!document.querySelector(\'meta[http-equiv="refresh"]\')'):
+            break
+        time.sleep(0.1)
     state = driver.execute_async_script(WAIT_FOR_MATHJAX)
     info = driver.execute_script(INSPECT)
     info["mathjax"] = state
