@@ -33,9 +33,9 @@ class MnistTableRow(Row):
     T_epochs: int                        # horizon (epochs of Koopman steps)
     success_rate: float                  # fraction of networks with T_eq > 0
     teq_over_t_median: float             # median T_eq / T
-    speedup_paper_style_median_all: float   # median speedup over all networks (a failed one counts 0)
-    speedup_fast_loop_median_all: float
-    koopman_seconds: float               # the timed fit + rollout of one network
+    speedup_paper_style_median_all: float | None   # median speedup over all networks (a failed one counts 0)
+    speedup_fast_loop_median_all: float | None
+    koopman_seconds: float | None               # the timed fit + rollout of one network
     censored_fraction: float             # networks whose T_eq is censored at the last optimizer epoch
     optimizer_loss_T_median: float       # Adadelta's median test loss after T epochs
     test_loss_t2_median: float           # median test loss at t2
@@ -121,7 +121,7 @@ class MnistTableStateRow(MnistTableRow):
     """Table 2 of fits with Adadelta's state (``sqrt(square_avg)``, ``sqrt(acc_delta)``) stacked under
     the weights of every block (:mod:`koopman_repro.experiments.mnist.state`) on ``n_inits`` networks,
     with the fits ``Config.state_fits``, the jumped weights scored as the main table's; not timed
-    (``koopman_seconds`` and the speedups nan); empty at ci."""
+    (``koopman_seconds`` and the speedups nan, saved as null); empty at ci."""
     observables: str = "weights + Adadelta state"
 
 
