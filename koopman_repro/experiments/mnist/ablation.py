@@ -15,7 +15,7 @@ from koopman_lib.progress import bar
 from .config import DTYPES, Config
 from .fits import LOW_RANK_MEMORY_LIMIT, layer1_spec, round_complex, rtol_of
 from ..images import release_memory
-from .training import Condition, optimizer_curve, train_group
+from .training import Condition, comparison_epochs, optimizer_curve, train_group
 
 
 def ablation_settings(cfg: Config) -> list[dict]:
@@ -165,8 +165,7 @@ def ablation_chunk(cfg: Config, setup, ids: list[int]) -> dict[str, dict]:
     """Train networks ``ids`` under every condition of the ablation, one condition at a time (its
     recording released before the next), and fit them: ``{setting name: part}`` (:func:`ablation_parts`)."""
     settings = ablation_settings(cfg)
-    epochs = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
-        max(cfg.T_epochs, max(cfg.replication_T_epochs))
+    epochs = comparison_epochs(cfg)
     out: dict = {}
     for cond in ablation_conditions(settings):
         sets = [s for s in settings if Condition(tuple(s["normalize"]), s["gamma"]) == cond]

@@ -16,7 +16,7 @@ from .config import Config
 from .fits import plain_fits
 from .null import NullBranch, replication_null_rows
 from ..images import release_memory
-from .training import Condition, Setup, optimizer_curve, train_group
+from .training import Condition, Setup, comparison_epochs, optimizer_curve, train_group
 
 
 def replication_row(describe: dict, T_epochs: int, n_members: int, test_loss_t2: float, koopman: tuple,
@@ -71,8 +71,7 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
     # the replication's settings with the table's fits (float64 fits of its float32 recording)
     rep_fit_settings = [{**rep_setting, "name": f"replication settings, {name} fit", "fit": name, "dtype": "float64",
                          "cutoff": FITS[name].cutoff.value, "clip": FITS[name].clip} for name in cfg.replication_fits]
-    epochs = max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
-        max(cfg.T_epochs, max(cfg.replication_T_epochs))
+    epochs = comparison_epochs(cfg)
     # memory: the replication's rows need only its window
     first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
     # the replication's networks: the optimizer against itself from t2 over its longest horizon

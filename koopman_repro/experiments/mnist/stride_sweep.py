@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import torch
 
@@ -35,7 +36,7 @@ from koopman_lib.stride import choose_stride, strided_window
 from ..images import release_memory
 from .config import DTYPES, GUARD_GROWTH, Config, inits
 from .fits import grid_of, horizon_of
-from .table2 import fit_entry
+from .table2 import fit_entry, loss_at
 from .training import Setup, train_group, window_len
 
 #: the strides of the sweep, chosen a priori (the rule's stride is added)
@@ -61,6 +62,7 @@ def network_points(cfg: Config, setup: Setup, run, window, theta_t2, j: int, epo
     Adadelta test losses at t2 and after every later epoch)."""
     theta = theta_t2[j:j + 1]
     h = cfg.T_epochs
+    one_horizon = replace(cfg, horizons_epochs=(h,))
     out = {}
     for s in strides:
         snaps = strided_window(window[:, j:j + 1], s)
@@ -72,21 +74,11 @@ def network_points(cfg: Config, setup: Setup, run, window, theta_t2, j: int, epo
         for f, kp in fits.items():
             ro = kp.rollout(theta, T, every=grid_of(cfg.eval_every, s), loss_fn=run.evaluate,
                             max_growth=GUARD_GROWTH)
-            if ro.stopped_at[0] is not None and ro.stopped_at[0] <= T:
-                at = (math.nan, math.nan)              # the guard stopped it before the horizon
-            else:
-                r = ro if T in ro.steps else kp.rollout(theta, T, loss_fn=run.evaluate, max_growth=GUARD_GROWTH)
-                i = list(r.steps).index(T)
-                at = (float(r.loss[i, 0]), float(r.acc[i, 0]))
-            entry, _, _ = fit_entry(_one_horizon(cfg), setup, kp, ro, list(ro.steps), epoch_losses, {h: at})
+            at = loss_at(kp, ro, theta, T, run.evaluate)
+            entry, _, _ = fit_entry(one_horizon, setup, kp, ro, list(ro.steps), epoch_losses, {h: at})
             point[f] = entry
         out[str(s)] = point
     return out
-
-
-def _one_horizon(cfg: Config) -> Config:
-    from dataclasses import replace
-    return replace(cfg, horizons_epochs=(cfg.T_epochs,))
 
 
 def sweep_group(cfg: Config, setup: Setup, ids: list[int], epoch_loss: dict, test_loss_t2: dict) -> dict:

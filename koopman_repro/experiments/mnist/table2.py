@@ -64,6 +64,17 @@ def fit_entry(cfg: Config, setup: Setup, kp: Koopman, ro, opt_steps: list, epoch
     return entry, kl, ka
 
 
+def loss_at(kp: Koopman, ro, theta, T: int, evaluate) -> tuple[float, float]:
+    """Test loss and accuracy of ``kp``'s prediction ``T`` steps from ``theta`` ``(1, D)``, read off its
+    guarded rollout ``ro`` (one more guarded rollout where ``T`` is off its grid); ``(nan, nan)`` where
+    the guard stopped it at or before ``T``."""
+    if ro.stopped_at[0] is not None and ro.stopped_at[0] <= T:
+        return math.nan, math.nan
+    r = ro if T in ro.steps else kp.rollout(theta, T, loss_fn=evaluate, max_growth=GUARD_GROWTH)
+    i = list(r.steps).index(T)
+    return float(r.loss[i, 0]), float(r.acc[i, 0])
+
+
 def strided_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int, opt_steps: list,
                    epoch_loss: torch.Tensor, row: dict, curves: dict) -> None:
     """Member ``j``'s strided fits (:func:`koopman_lib.estimator.fit_named`: the default fits of
@@ -77,15 +88,7 @@ def strided_member(cfg: Config, setup: Setup, run: Run, window, theta_t2, j: int
         s = kp.stride_
         ro = kp.rollout(theta, horizon_of(setup.H, s), every=grid_of(cfg.eval_every, s), loss_fn=run.evaluate,
                         max_growth=GUARD_GROWTH)
-        at = {}
-        for h in cfg.horizons_epochs:
-            T = horizon_of(h * setup.S, s)
-            if ro.stopped_at[0] is not None and ro.stopped_at[0] <= T:
-                at[h] = (math.nan, math.nan)             # the guard stopped it before this horizon
-                continue
-            r = ro if T in ro.steps else kp.rollout(theta, T, loss_fn=run.evaluate, max_growth=GUARD_GROWTH)
-            i = list(r.steps).index(T)
-            at[h] = (float(r.loss[i, 0]), float(r.acc[i, 0]))
+        at = {h: loss_at(kp, ro, theta, horizon_of(h * setup.S, s), run.evaluate) for h in cfg.horizons_epochs}
         row["fits"][name], kl, ka = fit_entry(cfg, setup, kp, ro, opt_steps,
                                               epoch_loss[cfg.window_epochs[1]:, j].tolist(), at)
         curves[name] = (kl, ka)

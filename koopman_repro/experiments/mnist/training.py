@@ -148,6 +148,13 @@ def optimizer_curve(run: Run, t2: int, T: int) -> tuple[list[int], torch.Tensor,
     return list(range(0, T + 1, run.every)), run.curve(t2, T), run.curve_acc(t2, T)
 
 
+def comparison_epochs(cfg: Config) -> int:
+    """Epochs a run of the replication or the ablation trains: to the later window's end plus the
+    longer horizon of the paper's and the replication's."""
+    return max(cfg.window_epochs[1], cfg.replication_window_epochs[1]) + \
+        max(cfg.T_epochs, max(cfg.replication_T_epochs))
+
+
 def window_len(cfg, S) -> int:
     """Snapshots in the paper's recorded window (``S`` steps per epoch)."""
     return (cfg.window_epochs[1] - cfg.window_epochs[0] + 1) * S
