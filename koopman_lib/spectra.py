@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 
 from .errors import FitError
+from .lu import inv_ex
 
 
 def eigenvalues(operators: torch.Tensor) -> torch.Tensor:
@@ -41,7 +42,7 @@ def clip_spectrum(operators: torch.Tensor, radius: float = 1.0) -> torch.Tensor:
     mod = lam.abs()
     scale = torch.where(mod > radius, radius / mod.clamp_min(1e-300), torch.ones_like(mod))
     lam = lam * scale
-    Vinv, info = torch.linalg.inv_ex(V)
+    Vinv, info = inv_ex(V)
     rebuilt = (V * lam.unsqueeze(-2)) @ Vinv
     ok = (info == 0).reshape(info.shape + (1, 1))
     out = torch.where(ok, rebuilt.real.to(operators.dtype), operators).clone()
@@ -91,7 +92,7 @@ def modes(operators: torch.Tensor, max_condition: float = 1e12) -> Modes:
     ``method="power"``).
     """
     lam, V = torch.linalg.eig(operators)
-    W, info = torch.linalg.inv_ex(V)
+    W, info = inv_ex(V)
     kappa = torch.linalg.matrix_norm(V) * torch.linalg.matrix_norm(W)
     bad = (info != 0) | ~torch.isfinite(kappa) | (kappa > max_condition)
     if bool(bad.any()):

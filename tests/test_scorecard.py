@@ -16,7 +16,7 @@ from koopman_repro.scorecard import measure_de_solver as mde
 from koopman_repro.results import write_json
 
 #: a placeholder for each declared type of a required field the test does not care about
-PLACEHOLDER = {"str": "n/a", "int": 0, "float": 0.0, "bool": False, "list": [], "dict": {}}
+PLACEHOLDER = {"str": "n/a", "int": 0, "float": 0.0, "float | None": 0.0, "bool": False, "list": [], "dict": {}}
 
 
 def row_of(experiment, table, **given):
