@@ -6,7 +6,10 @@ import math
 from types import SimpleNamespace
 from typing import Mapping
 
+import numpy as np
+
 from . import intervals
+from .fits import REPLICATION_FIT
 from .measure_de_solver import longest_keeping_up
 from .reading import (Measured, NotMeasured, declared_rows, inits_note, need, number, radius_note, row_label,
                       speedup, table_rows, times)
@@ -116,10 +119,61 @@ def divergence_parts(row) -> tuple[bool, bool, float]:
     return float(growth) > 1.0, float(ko) > float(opt), float(growth)
 
 
+#: the per-network columns of a replication row's networks that the divergence rule reads, in
+#: :func:`divergence_networks`' order: Koopman test loss at the horizon and at the start of the Koopman
+#: phase, Adadelta's test loss at the horizon, and the Koopman loss's growth (the first over the second)
+NETWORK_COLUMNS = ("koopman_loss", "koopman_loss_start", "optimizer_loss", "koopman_loss_growth")
+
+
+def divergence_networks(res: dict, row, kind: str) -> tuple[list[np.ndarray] | None, str]:
+    """``(columns, "")``: the per-network values :data:`NETWORK_COLUMNS` of replication row ``row``'s
+    networks at the row's horizon (one entry per network, in the same order in every column), read
+    from their per-network curve (``ablation_curves``: the curve the null model pairs with the same
+    networks, :data:`.null_model.REPLICATION_CURVES`); ``(None, why)`` without that curve or the
+    horizon in it, or when its medians are not the row's (then it is not the row's networks)."""
+    from .null_model import REPLICATION_CURVES      # null_model imports this module
+    fit = "paper" if row.fit == REPLICATION_FIT else row.fit
+    curve = (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
+    at = int(row.T_epochs or 0) * int(res.get("steps_per_epoch") or 0)
+    if not curve or not {0, at} <= set(curve.get("steps") or ()) or at not in (curve.get("optimizer_steps") or ()):
+        return None, NO_REPLICATION_NETWORKS
+    ko = np.asarray(curve["koopman_loss"], dtype=float)
+    ko_T, ko_0 = ko[:, list(curve["steps"]).index(at)], ko[:, list(curve["steps"]).index(0)]
+    opt = np.asarray(curve["optimizer_loss"], dtype=float)[:, list(curve["optimizer_steps"]).index(at)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        columns = [ko_T, ko_0, opt, ko_T / ko_0]
+    medians = intervals.finite_medians(intervals.paired(columns))
+    agree = [(row.final_test_loss_koopman, medians[0]), (row.final_test_loss_optimizer, medians[2]),
+             (row.koopman_loss_growth_median, medians[3])]
+    if len(ko) != row.n_members or not all(_same(a, b) for a, b in agree):
+        return None, NOT_THE_ROWS_NETWORKS
+    return columns, ""
+
+
+def _same(a, b) -> bool:
+    """Two medians that agree: equal to rounding, or both missing (``None``, NaN: no finite value)."""
+    finite = [x is not None and math.isfinite(float(x)) for x in (a, b)]
+    return not any(finite) or all(finite) and math.isclose(float(a), float(b), rel_tol=1e-9)
+
+
+def divergence_statistic(rows: np.ndarray) -> float:
+    """The divergence rule's value ``(grows + above) / 2`` (:func:`divergence_parts`) on the medians over
+    ``rows`` (networks, columns :data:`NETWORK_COLUMNS`) of their finite values, as the results' row
+    takes them."""
+    ko, start, opt, growth = intervals.finite_medians(rows)
+    grows, above, _ = divergence_parts({"final_test_loss_koopman": ko, "final_test_loss_optimizer": opt,
+                                        "koopman_loss_growth_median": growth, "test_loss_t2": start})
+    return (grows + above) / 2
+
+
 def mnist_divergence(kind: str = "node"):
-    """The two-part divergence rule after ``MNIST_T`` epochs under the replication's settings."""
+    """The two-part divergence rule after ``MNIST_T`` epochs under the replication's settings, with its
+    bootstrap 95% interval over the row's networks (:func:`.intervals.composite`: the networks resampled,
+    both parts recomputed on their medians, :func:`divergence_statistic`) where the file holds their
+    per-network curve (:func:`divergence_networks`)."""
     def extract(results):
-        rows = [r for r in table_rows(need(results, NAME), NAME, "replication") if is_replication_row(r, kind)]
+        res = need(results, NAME)
+        rows = [r for r in table_rows(res, NAME, "replication") if is_replication_row(r, kind)]
         rows = [r for r in rows if r.T_epochs == MNIST_T] or rows
         if not rows:
             raise NotMeasured(f"mnist.json 'replication' has no row with the replication's settings and "
@@ -133,10 +187,15 @@ def mnist_divergence(kind: str = "node"):
                 + (f"; spectral radius {radius:.4g}" if isinstance(radius, (int, float)) else ""))
         shown = (f"(1) grows {growth:.3g}x: {'yes' if grows else 'no'}; (2) {ko:.3g} vs Adadelta {opt:.3g}: "
                  f"{'above' if above else 'not above'}")
-        return Measured((grows + above) / 2, shown, note, no_interval=NO_REPLICATION_NETWORKS)
+        nets, why = divergence_networks(res, row, kind)
+        iv, why = intervals.composite(nets, divergence_statistic) if nets is not None else (None, why)
+        return Measured((grows + above) / 2, shown, note, iv, why)
     return extract
 
 
-#: why the replication's findings have no interval
-NO_REPLICATION_NETWORKS = ("mnist.json keeps medians and quartiles of the replication's networks, not each "
-                           "network's loss")
+#: why a replication finding has no interval when the file lacks its networks' own losses
+NO_REPLICATION_NETWORKS = ("mnist.json has no per-network curve ('ablation_curves') of the replication's networks "
+                           "at this horizon, only their medians and quartiles")
+#: why it has none when the curve found is not of the row's networks
+NOT_THE_ROWS_NETWORKS = ("the per-network curve of the replication's networks does not give this row's medians, so "
+                         "it is not of the same networks")
