@@ -505,7 +505,13 @@ def front_page_verdict(res: dict, saved: dict | None, setting: tuple) -> str:
     """The front page's verdict on the claim of ``setting`` (:func:`front_page_row`), then the chapter's
     reading of its two parts."""
     row = front_page_row(res, saved, setting)
-    why = f" (no interval: {row['no_interval']})" if row["no_interval"] else ""
+    if row["no_interval"]:
+        why = f" (no interval: {row['no_interval']})"
+    elif row["ci_low"] not in (None, ""):
+        why = (f" (share of the two parts that hold, 95% interval over {row['n']} networks: "
+               f"{float(row['ci_low']):.2f}-{float(row['ci_high']):.2f})")
+    else:
+        why = ""
     return f"{row['verdict']}{why}; " + two_part_verdict(saved or res, setting)
 
 

@@ -220,7 +220,8 @@ def test_claim_rows_take_verdicts_from_the_saved_run(res):
     assert rows[4]["ours (ci)"] == "n/a" and rows[4]["verdict"] == "not measured"
     assert [r["verdict"] for r in rows] == dv.claim_verdicts(res)
     front = claim_row("replication-divergence", {"mnist": res}, {})
-    assert rows[1]["verdict"].startswith(front["verdict"] + " (no interval") and \
+    assert rows[1]["verdict"].startswith(front["verdict"] + " (share of the two parts that hold, 95% interval over "
+                                         f"{front['n']} networks: {float(front['ci_low']):.2f}-") and \
         rows[1]["verdict"].endswith(dv.two_part_verdict(res, dv.REP_NODE))
     assert dv.claim_note(None).startswith("Verdicts use the ci profile;")
 
