@@ -13,7 +13,7 @@ from koopman_repro import scorecard as sc
 from koopman_repro.report import paper_results
 from koopman_repro.scorecard import measure_mnist as mm
 from koopman_repro.scorecard.fits import select_fit
-from koopman_repro.scorecard.null_model import REPLICATION_CURVES
+from koopman_repro.scorecard.measure_mnist import REPLICATION_CURVES
 from test_scorecard import row_of
 
 #: steps per epoch of the synthetic files

@@ -100,6 +100,13 @@ DIVERGENCE_FIELDS = ("final_test_loss_koopman", "final_test_loss_optimizer", "ko
                      "test_loss_t2")
 
 
+#: the replication's Koopman curves (``mnist.json`` ``ablation_curves``, per network) each divergence
+#: claim reads: (layer-1 operators, the scorecard's fit column) -> curve
+REPLICATION_CURVES = {("node", "paper"): "replication settings, all inits",
+                      ("node", "default"): "replication settings, default fit",
+                      ("layer", "paper"): "replication settings, layer-wise"}
+
+
 def divergence_parts(row) -> tuple[bool, bool, float]:
     """The two parts of the divergence rule for one replication row (``mnist.json``
     ``replication``, a declared row or, from a chapter, its dict): ``(grows, above, growth)``.
@@ -129,9 +136,8 @@ def divergence_networks(res: dict, row, kind: str) -> tuple[list[np.ndarray] | N
     """``(columns, "")``: the per-network values :data:`NETWORK_COLUMNS` of replication row ``row``'s
     networks at the row's horizon (one entry per network, in the same order in every column), read
     from their per-network curve (``ablation_curves``: the curve the null model pairs with the same
-    networks, :data:`.null_model.REPLICATION_CURVES`); ``(None, why)`` without that curve or the
+    networks, :data:`REPLICATION_CURVES`); ``(None, why)`` without that curve or the
     horizon in it, or when its medians are not the row's (then it is not the row's networks)."""
-    from .null_model import REPLICATION_CURVES      # null_model imports this module
     fit = "paper" if row.fit == REPLICATION_FIT else row.fit
     curve = (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
     at = int(row.T_epochs or 0) * int(res.get("steps_per_epoch") or 0)

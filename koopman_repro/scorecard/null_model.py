@@ -29,7 +29,7 @@ from koopman_lib.metrics import Interval
 
 from ..check_values import read_check_values
 from .intervals import median
-from .measure_mnist import MNIST_T
+from .measure_mnist import MNIST_T, REPLICATION_CURVES
 from .reading import NotMeasured, declared_rows, need
 
 #: the three readings against the optimizer's own noise
@@ -243,11 +243,6 @@ def mnist_null_over_horizons(results: Mapping[str, dict | None], fit: str) -> li
     return [r for T in horizons for r in mnist_null(results, fit, T, ("T_eq/T",))]
 
 
-#: the replication's Koopman curves (``mnist.json`` ``ablation_curves``, per network) each divergence
-#: claim reads: (layer-1 operators, the scorecard's fit column) -> curve
-REPLICATION_CURVES = {("node", "paper"): "replication settings, all inits",
-                      ("node", "default"): "replication settings, default fit",
-                      ("layer", "paper"): "replication settings, layer-wise"}
 #: the ``null_model`` table's setting of the replication's networks
 REPLICATION_SETTING = "replication settings"
 
