@@ -399,6 +399,23 @@ def test_ablation_rows_do_not_depend_on_its_chunks():
     assert json.dumps(to_jsonable(out[0]), sort_keys=True) == json.dumps(to_jsonable(out[1]), sort_keys=True)
 
 
+def test_replication_does_not_depend_on_its_chunks():
+    """The replication trains and fits its networks in chunks (``replication_group_size``); each network
+    is its own seed, so its rows, curves, layer-wise operators and null rows are the same in chunks of 1
+    and 2 as all together (with the run's one intra-op thread)."""
+    from koopman_repro.config import torch_threads
+    base = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=320, test_subset=100, eval_every=5,
+                      n_inits=2, n_replication_inits=3, replication_fits=("paper", "default"))
+    setup = mnist.Setup.make(base)
+    with torch_threads(base.torch_threads):
+        out = [json.dumps(to_jsonable(mnist.replication_stage(dataclasses.replace(base, replication_group_size=g),
+                                                              setup)), sort_keys=True) for g in (3, 2, 1)]
+    assert json.loads(out[0])["fits"][0][0]["n_members"] == 3
+    assert out[1] == out[0] and out[2] == out[0]
+    with pytest.raises(ValueError, match="replication_group_size"):
+        mnist.replication_stage(dataclasses.replace(base, replication_group_size=0), setup)
+
+
 def test_stride_sweep_is_the_tables_fits_at_stride_1_and_at_the_rule(tiny):
     """The stride sweep retrains every network (its own seed: the main table's network) and fits the
     strided fits at every stride: at s = 1 they are the table's default fits, at the rule's stride its

@@ -65,6 +65,8 @@ class Config:
     ablation_group_size: int = 5         # the ablation's networks per chunk (each chunk's recordings released before
                                          # the next: 5 x 190 MB for the paper's window); changes no result
     n_replication_inits: int = 10        # the replication's rows (node and layer-wise): Adadelta without decay is noisy
+    replication_group_size: int = 10     # the replication's networks trained and fitted together (each chunk's
+                                         # recording, 126 MB per network, released before the next); changes no result
     ablation_directions: tuple = ("from_replication", "from_paper")
     layerwise: bool = True               # the replication's layer-wise operators (15700-dim in layer 1)
     null_model: bool = True              # the optimizer against itself (Adadelta continued from t2, mnist.null)
@@ -99,8 +101,10 @@ PROFILES = {
     # ci: fewer inits, a shorter sweep, the replication refitted with the default fit only (a
     # float64 eigendecomposition of its 785-dim node blocks takes seconds per network); ci does not
     # run the runs that decide verdicts at scale: the float64 condition (n_float64_inits = 0) and the
-    # ablation on 10 networks (1 here)
-    "ci": Config(n_inits=3, group_size=3, eval_every=134, timing_repeats=1, n_ablation_inits=1, n_replication_inits=5,
+    # ablation on 10 networks (1 here). Memory (issue 26: a reader's recompute in Binder, 2 GB, reruns
+    # exactly this): one network per group and the replication in chunks of 2 (neither changes a value)
+    "ci": Config(n_inits=3, group_size=1, eval_every=134, timing_repeats=1, n_ablation_inits=1, n_replication_inits=5,
+                 replication_group_size=2,
                  ablation_directions=("from_replication",), cutoff_sweep=("paper", "resolution"),
                  replication_fits=("default",), n_float64_inits=0, n_state_inits=0),
 }

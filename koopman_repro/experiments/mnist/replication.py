@@ -11,11 +11,11 @@ import torch
 
 from koopman_lib.fit import FITS
 from koopman_lib.metrics import finite_median
-from .ablation import ablation_rows, ablation_settings, layerwise
+from .ablation import Joined, ablation_parts, ablation_settings, join_parts, layerwise, rows_of_parts
 from .config import Config
 from .fits import plain_fits
 from .null import NullBranch, replication_null_rows
-from ..images import release_memory
+from ..images import Run, release_memory
 from .training import Condition, Setup, comparison_epochs, optimizer_curve, train_group
 
 
@@ -60,10 +60,14 @@ def spreads(curve: dict, step: int) -> dict:
 
 def replication_runs(cfg: Config, setup: Setup) -> tuple:
     """Train the replication's condition (``n_replication_inits`` networks, its window stored) and fit
-    them. Returns ``(replication fits, layer-wise, null_model rows)``: the first is
-    :func:`.ablation.ablation_rows` of the replication's own fit and the table's fits on all its
-    networks, the second :func:`.ablation.layerwise` plus the run (``None`` without ``cfg.layerwise``).
-    The ablation trains its own networks (:func:`.ablation.ablation_study`)."""
+    them, in chunks of ``replication_group_size`` networks (each its own seed: the same values in any
+    chunk; a chunk's recording is released before the next). Returns ``(replication fits, layer-wise,
+    null_model rows)``: the first is :func:`.ablation.rows_of_parts` of the replication's own fit and
+    the table's fits on all its networks, the second :func:`.ablation.layerwise` plus the run without
+    its snapshots (``None`` without ``cfg.layerwise``). The ablation trains its own networks
+    (:func:`.ablation.ablation_study`)."""
+    if cfg.replication_group_size < 1:
+        raise ValueError(f"replication_group_size must be >= 1, got {cfg.replication_group_size}")
     settings = ablation_settings(cfg)
     rep_cond = Condition(tuple(cfg.replication_normalize), None)
     rep_ids = list(range(cfg.n_replication_inits))
@@ -71,24 +75,47 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
     # the replication's settings with the table's fits (float64 fits of its float32 recording)
     rep_fit_settings = [{**rep_setting, "name": f"replication settings, {name} fit", "fit": name, "dtype": "float64",
                          "cutoff": FITS[name].cutoff.value, "clip": FITS[name].clip} for name in cfg.replication_fits]
+    sets = [rep_setting] + rep_fit_settings
     epochs = comparison_epochs(cfg)
     # memory: the replication's rows need only its window
     first = (cfg.replication_window_epochs[0] - 1) * setup.S + 1
-    # the replication's networks: the optimizer against itself from t2 over its longest horizon
-    null = NullBranch.of(cfg, rep_cond, setup.data, rep_ids, cfg.replication_window_epochs[1],
-                         max(cfg.replication_T_epochs))
-    r = train_group(cfg, rep_cond, rep_ids, setup.data, epochs, setup.grid_from, setup.grid_to,
-                    desc=f"train {rep_cond.name}", first=first, on_epoch=null)
-    rep_rows = ablation_rows(cfg, [rep_setting] + rep_fit_settings, {rep_cond: r}, setup.partition_of, setup.S)
+    parts, layers, runs, nulls = [], [], [], []
+    for ids in (rep_ids[i:i + cfg.replication_group_size] for i in range(0, len(rep_ids), cfg.replication_group_size)):
+        # the replication's networks: the optimizer against itself from t2 over its longest horizon
+        null = NullBranch.of(cfg, rep_cond, setup.data, ids, cfg.replication_window_epochs[1],
+                             max(cfg.replication_T_epochs))
+        r = train_group(cfg, rep_cond, ids, setup.data, epochs, setup.grid_from, setup.grid_to,
+                        desc=f"train {rep_cond.name} inits {ids[0]}-{ids[-1]}", first=first, on_epoch=null)
+        parts.append(ablation_parts(cfg, sets, r, setup.partition_of, setup.S))
+        if cfg.layerwise:   # the layer-wise rows need the run's test losses, not its recording
+            layers.append(layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S))
+        runs.append(r.without_snapshots())
+        nulls.append(null.curve())
+        del r
+        release_memory()
+    rep_rows = rows_of_parts(cfg, sets, {s["name"]: join_parts([p[s["name"]] for p in parts]) for s in sets},
+                             setup.S)
+    run = _joined_run(runs)
     layer = None
     if cfg.layerwise:
-        # the layer-wise rows need the run's test losses, not its recording
-        layer = layerwise(cfg, r, setup.partition_of(("layer",) * 4), setup.S) + (r.without_snapshots(),)
-    null_rows = replication_null_rows(cfg, null.curve(), r, cfg.replication_window_epochs[1] * setup.S,
+        (ev, radius, t2, eig0, ranks), rest = layers[0], layers[1:]
+        layer = (Joined.of([ev] + [lw[0] for lw in rest]), torch.cat([radius] + [lw[1] for lw in rest]), t2, eig0,
+                 ranks, run)
+    null = {"steps": nulls[0]["steps"], **{k: torch.cat([c[k] for c in nulls], 1) for k in ("loss", "acc")}}
+    null_rows = replication_null_rows(cfg, null, run, cfg.replication_window_epochs[1] * setup.S,
                                       _koopman_curves(rep_rows, layer))
-    del r
-    release_memory()
     return rep_rows, layer, null_rows
+
+
+def _joined_run(runs: list[Run]) -> Run:
+    """Runs of consecutive chunks of networks, without their snapshots, as one run of them all (test
+    losses, accuracies and kept weights joined in network order)."""
+    if len(runs) == 1:
+        return runs[0]
+    r = runs[0]
+    return Run(r.net, r.images, r.S, r.lo, r.snaps.new_empty((0, sum(q.E for q in runs)) + r.snaps.shape[2:]),
+               {s: tuple(torch.cat([q.grid[s][i] for q in runs]) for i in (0, 1)) for s in r.grid}, r.every,
+               r.step_seconds, r.evaluate, {s: torch.cat([q.kept[s] for q in runs]) for s in r.kept})
 
 
 def _koopman_curves(rep_rows: tuple, layer: tuple | None) -> dict:

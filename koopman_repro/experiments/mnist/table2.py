@@ -244,6 +244,7 @@ def paper_group(cfg: Config, setup: Setup, ids: list[int], init0_studies=None) -
     members, curves = [], new_curves()
     init0 = fit_group(cfg, setup, run, window, theta_t2, ids, members, curves, init0_studies is not None,
                       null and null.curve())
+    release_memory()      # what the fits left on the heap, before init 0's studies (the run's peak, issue 26)
     studies = init0_studies(run, window, theta_t2, track, init0, members) if init0_studies else None
     return {"members": members, "curves": curves, "early": early.values(), "init0": studies}
 

@@ -12,7 +12,7 @@ from koopman_lib.ensembles import EnsembleMLP
 from koopman_lib.partition import Partition, make_partition
 from koopman_lib.recorder import TrajectoryRecorder
 from koopman_lib.seeds import network_seed, shuffle_seed
-from ..images import PAPER_NORMALIZE, Images, Run, normalise, raw_images, train_run
+from ..images import PAPER_NORMALIZE, Images, Run, make_evaluator, normalise, raw_images, train_run
 from .config import DTYPES, Config
 
 
@@ -138,6 +138,7 @@ def train_group(cfg: Config, cond: Condition, ids: list[int], data: Data, epochs
                     desc or cond.name, cfg.lr, members=ids, batch_size=cfg.batch_size, eval_span=(grid_from, grid_to),
                     on_step=steps, on_epoch=on_epoch)
     run.images = Images(xtr.new_empty((0, xtr.shape[1])), data.y_train[:0], xte, data.y_test, tuple(cond.normalize))
+    run.evaluate = make_evaluator(net, run.images)   # the same test images; train_run's held the training copy
     run.head = None if head is None else head.snapshots
     return run
 
