@@ -107,6 +107,12 @@ REPLICATION_CURVES = {("node", "paper"): "replication settings, all inits",
                       ("layer", "paper"): "replication settings, layer-wise"}
 
 
+def replication_curve(res: dict, kind: str, fit: str) -> dict | None:
+    """The per-network curve (:data:`REPLICATION_CURVES`) of the replication's ``kind`` operators and
+    ``fit`` in results ``res``; ``None`` where the file has none."""
+    return (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
+
+
 def divergence_parts(row) -> tuple[bool, bool, float]:
     """The two parts of the divergence rule for one replication row (``mnist.json``
     ``replication``, a declared row or, from a chapter, its dict): ``(grows, above, growth)``.
@@ -139,7 +145,7 @@ def divergence_networks(res: dict, row, kind: str) -> tuple[list[np.ndarray] | N
     networks, :data:`REPLICATION_CURVES`); ``(None, why)`` without that curve or the
     horizon in it, or when its medians are not the row's (then it is not the row's networks)."""
     fit = "paper" if row.fit == REPLICATION_FIT else row.fit
-    curve = (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
+    curve = replication_curve(res, kind, fit)
     at = int(row.T_epochs or 0) * int(res.get("steps_per_epoch") or 0)
     if not curve or not {0, at} <= set(curve.get("steps") or ()) or at not in (curve.get("optimizer_steps") or ()):
         return None, NO_REPLICATION_NETWORKS

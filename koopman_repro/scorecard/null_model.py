@@ -29,7 +29,7 @@ from koopman_lib.metrics import Interval
 
 from ..check_values import read_check_values
 from .intervals import median
-from .measure_mnist import MNIST_T, REPLICATION_CURVES
+from .measure_mnist import MNIST_T, REPLICATION_CURVES, replication_curve
 from .reading import NotMeasured, declared_rows, need
 
 #: the three readings against the optimizer's own noise
@@ -258,7 +258,7 @@ def replication_null(kind: str, T: int):
         res = need(results, MNIST)
         rows = [r for r in declared_rows(res, MNIST, "null_model")
                 if r.setting == REPLICATION_SETTING and r.T_epochs == T]
-        curve = (res.get("ablation_curves") or {}).get(REPLICATION_CURVES.get((kind, fit), ""))
+        curve = replication_curve(res, kind, fit)
         S = res.get("steps_per_epoch")
         if not rows or not curve or not S or T * S not in list(curve["steps"]):
             raise NotMeasured(f"mnist.json has no optimizer against itself on the replication's networks beside "
