@@ -60,3 +60,28 @@ def test_a_regeneration_check_on_todays_code_refines_changed():
     assert staleness.checked_status(old, "perceptron", "full", row("regenerates")) == staleness.CHANGED
     same = {"provenance": {"code_hash": now}}
     assert staleness.checked_status(same, "perceptron", "paper", row("differs")) == staleness.UNCHANGED
+
+
+def test_a_run_made_with_other_chunks_is_a_run_of_the_current_config():
+    """``made_with_current_config`` compares every setting but the ones that only chunk the work
+    (``CHUNKING``): a saved MNIST run from before ``replication_group_size`` existed, or with other
+    group sizes, is current; one with another result-bearing setting, or without a config, is not."""
+    import dataclasses
+
+    from koopman_repro.experiments import config_for, made_with_current_config
+    from koopman_repro.experiments.mnist import CHUNKING
+    from koopman_repro.results import to_jsonable
+
+    config = to_jsonable(dataclasses.asdict(config_for("mnist", "paper")))
+    assert set(CHUNKING) <= set(config) and "n_inits" not in CHUNKING
+
+    def saved(cfg):
+        return {"provenance": {"profile": "paper", "config": cfg}}
+
+    assert made_with_current_config("mnist", saved(config))
+    older = {k: v for k, v in config.items() if k != "replication_group_size"}
+    assert made_with_current_config("mnist", saved(dict(older, group_size=3, state_group_size=1)))
+    assert not made_with_current_config("mnist", saved(dict(config, n_inits=24)))
+    assert not made_with_current_config("mnist", saved(None))
+    perceptron = to_jsonable(dataclasses.asdict(config_for("perceptron", "paper")))    # no CHUNKING there:
+    assert not made_with_current_config("perceptron", saved(dict(perceptron, group_size=2)))  # a result setting

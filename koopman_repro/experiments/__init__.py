@@ -1,5 +1,6 @@
 """Experiments: one module per experiment, each with ``Config`` (frozen dataclass),
-``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict`` (the benchmarks,
+``PROFILES = {"ci": ..., "paper": ...}`` and ``run(config) -> dict``, and optionally ``CHUNKING``:
+the config fields that only chunk the work and change no value (the benchmarks,
 :mod:`koopman_repro.bench`, are registered the same way as ``"bench"``). A ``hardware`` dict in
 the results (e.g. the torch threads a run used) is merged into ``provenance.hardware``.
 
@@ -111,9 +112,14 @@ def _matching_results(name: str, profile: str, results_dir: Path, **overrides) -
 
 
 def made_with_current_config(name: str, results: dict, **overrides) -> bool:
-    """Whether ``results`` were made with the current config of the profile they were run at."""
+    """Whether ``results`` were made with the current config of the profile they were run at, the
+    fields that only chunk the work (the module's ``CHUNKING``) aside."""
     prov = results.get("provenance", {})
-    return prov.get("config") == to_jsonable(dataclasses.asdict(config_for(name, prov.get("profile"), **overrides)))
+    chunking = set(getattr(module(name), "CHUNKING", ()))
+    current = to_jsonable(dataclasses.asdict(config_for(name, prov.get("profile"), **overrides)))
+    saved = prov.get("config")
+    return saved is not None and ({k: v for k, v in saved.items() if k not in chunking}
+                                  == {k: v for k, v in current.items() if k not in chunking})
 
 
 def chapter_results(name: str, profile: str, results_dir, recompute: bool = True) -> dict:

@@ -76,7 +76,7 @@ from ...config import torch_threads
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
 from .ablation import ablation_rows, ablation_settings, ablation_study, layerwise
 from ...check_values import check_table, merge, with_networks
-from .config import DTYPES, GUARD_GROWTH, PROFILES, Config, groups, inits, settings_table
+from .config import CHUNKING, DTYPES, GUARD_GROWTH, PROFILES, Config, groups, inits, settings_table
 from .cutoff_sweep import sweep_name, sweep_rows, sweep_specs
 from .fits import LOW_RANK_MEMORY_LIMIT, fit_cutoffs, layer1_spec, rtol_of
 from . import scoring
@@ -91,7 +91,7 @@ from .table2 import cholesky_check, paper_experiment, table_rows, trajectories
 from .timing import ExampleDataset, example_net, koopman_seconds, measure_timing, no_timing, time_example_epoch
 from .training import Condition, Data, Setup, make_net, member_seeds, train_group, window_len
 
-__all__ = ["Config", "PROFILES", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALIZE", "REPLICATION_NORMALIZE",
+__all__ = ["Config", "PROFILES", "CHUNKING", "run", "DTYPES", "GUARD_GROWTH", "PAPER_NORMALIZE", "REPLICATION_NORMALIZE",
            "Condition", "Data", "Setup", "make_net", "member_seeds", "train_group", "window_len",
            "LOW_RANK_MEMORY_LIMIT", "fit_cutoffs", "layer1_spec", "rtol_of", "ablation_rows", "ablation_settings", "ablation_study",
            "layerwise", "settings_table", "sweep_name", "sweep_rows", "sweep_specs", "layer_rows", "main_rows",

@@ -94,6 +94,13 @@ class Config:
     # 2.56 -> 2.47 GB (/usr/bin/time -v; machine at load 3.5 before, 1-3 after)
 
 
+#: the fields that only chunk the work (how many networks are trained or fitted together): each
+#: network is its own seed, so none changes a value (tested per stage in tests/test_mnist.py); a saved
+#: run made with other chunks, or before one of them existed, is still a run of the current config
+CHUNKING = ("group_size", "ablation_group_size", "replication_group_size", "float64_group_size",
+            "state_group_size")
+
+
 PROFILES = {
     # paper: groups of 5 (the default) keep the run under 4 GB (a group of 3 peaked at 2.9 GB, each
     # further network's recording adds 0.19 GB: groups of 9 would reach about 4 GB, extrapolated)

@@ -12,9 +12,10 @@ least 32), plus the rule's. At ``s = 1`` the sweep's fits are the table's ``defa
 ``default-stabilised`` fits and at the rule's ``s`` its ``default-strided`` ones, value for value (tested).
 
 A separate pass, as :mod:`.precision` and :mod:`.state`: the networks are trained again to ``t2`` in
-groups of :data:`GROUP` (each network is its own seed, so it is the network of the main table: its test
-loss at ``t2`` is compared and stored as ``same_network``), one group's recording at a time, each group a
-resumable stage ``stride-sweep-<inits>``. It runs with the cutoff sweep (both are the sweeps of "where it
+the main table's groups of ``group_size`` (each network is its own seed, so it is the network of the
+main table: its test loss at ``t2`` is compared and stored as ``same_network``), one group's recording
+at a time (5 recordings of the window at paper: 0.95 GB in float32; 1 at ci), each group a resumable
+stage ``stride-sweep-<inits>``. It runs with the cutoff sweep (both are the sweeps of "where it
 stops" over every network; the regeneration check switches both off with ``cutoff_sweep=()``).
 
 Cost, per network at profile paper: training to ``t2`` (5 epochs) and 2 fits x 7 strides, the fit at
@@ -34,15 +35,13 @@ from koopman_lib.progress import bar
 from koopman_lib.stride import choose_stride, strided_window
 
 from ..images import release_memory
-from .config import DTYPES, GUARD_GROWTH, Config, inits
+from .config import DTYPES, GUARD_GROWTH, Config, groups
 from .fits import grid_of, horizon_of
 from .table2 import fit_entry, loss_at
 from .training import Setup, train_group, window_len
 
 #: the strides of the sweep, chosen a priori (the rule's stride is added)
 STRIDES = (1, 2, 4, 8, 16, 32)
-#: networks trained together in the sweep (5 recordings of the window: 0.95 GB in float32)
-GROUP = 5
 #: the fits of the sweep: the book's two strided fits at every stride
 SWEEP_FITS = tuple(STRIDED_FITS)
 
@@ -105,12 +104,11 @@ def stride_sweep(cfg: Config, setup: Setup, partial, members: list, curves: dict
     cutoff sweep (:data:`STRIDES`, :func:`sweep_rows`)."""
     if not cfg.cutoff_sweep or not members:
         return {"stride_sweep": [], "stride_sweep_members": {}}
-    ids = inits(cfg)
     e2 = cfg.window_epochs[1]
     epoch_loss = {m["init"]: curves["epoch_loss"][n, e2:].tolist() for n, m in enumerate(members)}
     t2_loss = {m["init"]: m["test_loss_t2"] for m in members}
     per: dict = {}
-    for g in [ids[i:i + GROUP] for i in range(0, len(ids), GROUP)]:
+    for g in groups(cfg):
         per.update(partial.stage("stride-sweep-" + "-".join(map(str, g)),
                                  lambda g=g: sweep_group(cfg, setup, g, epoch_loss, t2_loss)))
     return {"stride_sweep": sweep_rows(cfg, setup, per, {m["init"]: m for m in members}),
