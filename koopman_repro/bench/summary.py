@@ -36,6 +36,10 @@ TARGETS = {
     "de_after_t2_speedup": ("DE solver, T = 2500, strided fit: after-t2 speedup against the fast loop, everything "
                             "counted, median over inits and the optimizers the fit keeps up with", 40.0, ">="),
     "book_ci_minutes": ("book at profile ci (sum of notebook times)", 15.0, "<="),
+    # issue 24: the benchmark itself at profile paper; its wall time is known only after the run, so the
+    # cost chapter reads it from the results' wall_seconds (koopman_repro.chapters.cost.target_rows)
+    "bench_minutes": ("the benchmark itself (minutes of wall time at the profile it ran; stated for profile paper)",
+                      15.0, "<="),
 }
 
 

@@ -371,3 +371,42 @@ def test_reader_session_missing_is_said_in_one_sentence(tmp_path):
     assert cost.binder_session(tmp_path / "binder-session.json") is None
     note = cost.reader_session_note(None)
     assert note.startswith("No simulated Binder session") and note.count(". ") == 0 and note.endswith(".")
+
+
+def test_the_benchmarks_own_time_is_judged_from_its_wall_seconds(res):
+    """The bench learns its wall time only after its targets: the chapter judges it from
+    ``wall_seconds``, met within 15 minutes, missed beyond with its longest stages as the reason."""
+    for wall, met in ((600.0, True), (1200.0, False)):
+        r = dict(res, wall_seconds=wall, stage_seconds={"mnist": 700.0, "de_solver": 30.0, "scaling": 90.0})
+        row = cost.target_rows(r)["bench_minutes"]
+        assert (row["measured"], row["met"]) == (wall / 60, met)
+        line = cost.target_line(row, r)
+        assert ("**met**" in line) == met and ("longest stages: mnist 11.7 min, scaling 1.5 min" in line) == (not met)
+    unknown = cost.target_rows({k: v for k, v in res.items() if k != "wall_seconds"})["bench_minutes"]
+    assert (unknown["measured"], unknown["met"]) == (None, None)      # the run's own row: not measured
+
+
+def test_prediction_target_reads_the_paired_comparison_and_says_why_it_is_missed(monkeypatch):
+    """Met unless a reading of the strided fit is "worse than" the optimizer against itself; a miss
+    says whether the unstrided fit is worse too, with the stabilised form beside it as a reading."""
+    from koopman_repro.scorecard import BETTER, INDISTINGUISHABLE, WORSE, NullReading
+
+    def reading(fit, word):
+        return NullReading(f"{fit} fit", "test loss", "paired per network", None, word, f"{fit} fit {word} (x)")
+    words = {}
+    monkeypatch.setattr(cost, "_null_readings", lambda mnist, fit: [reading(fit, w) for w in words.get(fit, [])] or None)
+    run = {"provenance": {"profile": "paper"}}
+    assert cost.prediction_target_line("ci", run).endswith(": not run yet")
+    assert cost.prediction_target_line("paper", None).endswith(": not run yet")
+    assert "**not measured**" in cost.prediction_target_line("paper", run)
+    words.update({"default-strided": [BETTER, INDISTINGUISHABLE]})
+    assert "**met**" in cost.prediction_target_line("paper", run)
+    words.update({"default-strided": [WORSE, INDISTINGUISHABLE], "default": [WORSE, WORSE],
+                  "default-strided-stabilised": [INDISTINGUISHABLE]})
+    line = cost.prediction_target_line("paper", run)
+    assert "**missed**" in line and "not the stride's" in line
+    assert line.endswith("a reading: default-strided-stabilised fit indistinguishable from (x)")
+    words["default"] = [INDISTINGUISHABLE, WORSE]
+    assert "the stride costs prediction here" in cost.prediction_target_line("paper", run)
+    note = cost.prediction_target_note({"ci": None, "paper": run})
+    assert note.split("\n")[0].startswith("- ci: **MNIST") and note.split("\n")[1].startswith("- paper: **MNIST")
