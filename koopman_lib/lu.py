@@ -10,25 +10,13 @@ that is not affected (checked at the MNIST block size), so no result changes.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 
-
-@contextmanager
-def _one_thread():
-    old = torch.get_num_threads()
-    if old != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if old != 1:
-            torch.set_num_threads(old)
+from .threads import torch_threads
 
 
 def inv_ex(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``torch.linalg.inv_ex(A)`` for ``A`` ``(..., m, m)``, real or complex: the inverses
     ``(..., m, m)`` and LAPACK's ``info`` ``(...)`` (0 where the matrix is invertible)."""
-    with _one_thread():
+    with torch_threads(1):
         return torch.linalg.inv_ex(A)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-from contextlib import contextmanager
 from typing import TypeVar
 
 C = TypeVar("C")
@@ -19,17 +18,3 @@ def with_profile(profiles: dict[str, C], name: str, **overrides) -> C:
     if unknown:
         raise ValueError(f"unknown config field(s) {sorted(unknown)}; fields are {sorted(fields)}")
     return dataclasses.replace(cfg, **overrides)
-
-
-@contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``n`` torch intra-op threads (``None`` or 0: leave as is), then restore
-    the previous count (also when the block raises)."""
-    import torch
-    old = torch.get_num_threads()
-    if n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

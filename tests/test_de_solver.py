@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from koopman_repro import scorecard as sc
-from koopman_repro.config import torch_threads
+from koopman_lib.threads import torch_threads
 from koopman_lib.estimator import BOOK_FITS, STRIDED_FITS, Koopman
 from koopman_repro.experiments import de_solver as ds
 from koopman_lib.ensembles import EnsembleMLP

@@ -387,7 +387,7 @@ def test_ablation_rows_do_not_depend_on_its_chunks():
     """The ablation trains its networks in chunks (``ablation_group_size``); each network is its own
     seed, so the rows, curves and spectra are the same in chunks of 1 as all together (with the run's
     one intra-op thread: with two, a matrix product's rounding depends on the ensemble's size)."""
-    from koopman_repro.config import torch_threads
+    from koopman_lib.threads import torch_threads
     from koopman_repro.partial import Partial
     base = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=320, test_subset=100, eval_every=5,
                       n_inits=2, n_ablation_inits=2, ablation_directions=("from_replication", "from_paper"))
@@ -403,7 +403,7 @@ def test_replication_does_not_depend_on_its_chunks():
     """The replication trains and fits its networks in chunks (``replication_group_size``); each network
     is its own seed, so its rows, curves, layer-wise operators and null rows are the same in chunks of 1
     and 2 as all together (with the run's one intra-op thread)."""
-    from koopman_repro.config import torch_threads
+    from koopman_lib.threads import torch_threads
     base = config_for("mnist", "ci", sizes=(784, 6, 6, 6, 10), train_subset=320, test_subset=100, eval_every=5,
                       n_inits=2, n_replication_inits=3, replication_fits=("paper", "default"))
     setup = mnist.Setup.make(base)

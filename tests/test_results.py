@@ -74,19 +74,6 @@ def test_dirty_paths_separate_saved_results_from_code():
     assert not code_changed([])
 
 
-def test_torch_threads_sets_and_restores_even_on_error():
-    from koopman_repro.config import torch_threads
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError), torch_threads(1):
-        raise RuntimeError("inside")
-    assert torch.get_num_threads() == before
-    with torch_threads(None):
-        assert torch.get_num_threads() == before
-
-
 def test_largest_saved_run_prefers_the_newest_then_full(tmp_path, monkeypatch):
     from koopman_repro import paths, report
     monkeypatch.setattr(paths, "SAVED_RESULTS", tmp_path)

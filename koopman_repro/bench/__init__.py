@@ -58,7 +58,7 @@ import torch
 from koopman_lib.metrics import finite_median
 from koopman_lib.progress import bar
 
-from ..config import torch_threads
+from koopman_lib.threads import torch_threads
 from ..results import load_average
 from .complexity import S7_FORMULAS, complexity_table, complexity_tables, layer_shapes
 from .de_solver import de_run

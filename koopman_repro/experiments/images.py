@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -169,6 +169,18 @@ class Run:
         return Run(self.net, self.images, self.S, lo, snaps,
                    {s: (l[:n], a[:n]) for s, (l, a) in self.grid.items()}, self.every, self.step_seconds,
                    self.evaluate, {s: w[:n] for s, w in self.kept.items()})
+
+    @staticmethod
+    def join(runs: list["Run"]) -> "Run":
+        """Runs of consecutive chunks of networks (same network, data, steps and grid), without their
+        snapshots, as one run of them all: test losses, accuracies and kept weights joined in network
+        order, the first run's settings and step time."""
+        if len(runs) == 1:
+            return runs[0]
+        first = runs[0]
+        return replace(first, snaps=first.snaps.new_empty((0, sum(q.E for q in runs)) + first.snaps.shape[2:]),
+                       grid={s: tuple(torch.cat([q.grid[s][i] for q in runs]) for i in (0, 1)) for s in first.grid},
+                       kept={s: torch.cat([q.kept[s] for q in runs]) for s in first.kept}, head=None)
 
     def without_snapshots(self) -> "Run":
         """The same run with no stored snapshots (test losses, accuracies and kept weights only), so

@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..config import torch_threads
+from koopman_lib.threads import torch_threads
 from ..check_values import EARLY_STEPS, EarlyNorms, check_table, merge, with_networks
 from koopman_lib.estimator import BOOK_FITS, Koopman
 from koopman_lib.fit import FITS, numerical_rank

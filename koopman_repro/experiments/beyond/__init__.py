@@ -49,7 +49,7 @@ import time
 import torch
 
 from ...check_values import EARLY, check_table, merge, with_networks
-from ...config import torch_threads
+from koopman_lib.threads import torch_threads
 from ...partial import Partial
 from ..images import release_memory
 from .baselines import de_baselines, minibatch_loss, mnist_baselines, optimizer_rows, result_row

@@ -76,7 +76,7 @@ from koopman_lib.partition import make_partition
 from koopman_lib.stride import DEFAULT_C, choose_stride
 
 from ...check_values import check_table, merge, with_networks
-from ...config import torch_threads
+from koopman_lib.threads import torch_threads
 from ...partial import Partial
 from ...scorecard import KEEPS_UP
 from ..images import release_memory

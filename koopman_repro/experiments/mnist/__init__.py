@@ -72,7 +72,7 @@ from __future__ import annotations
 
 from koopman_lib.estimator import BOOK_FITS
 from koopman_lib.fit import spectrum_summary
-from ...config import torch_threads
+from koopman_lib.threads import torch_threads
 from ..images import PAPER_NORMALIZE, REPLICATION_NORMALIZE
 from .ablation import ablation_rows, ablation_settings, ablation_study, layerwise
 from ...check_values import check_table, merge, with_networks

@@ -95,7 +95,7 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
         release_memory()
     rep_rows = rows_of_parts(cfg, sets, {s["name"]: join_parts([p[s["name"]] for p in parts]) for s in sets},
                              setup.S)
-    run = _joined_run(runs)
+    run = Run.join(runs)
     layer = None
     if cfg.layerwise:
         (ev, radius, t2, eig0, ranks), rest = layers[0], layers[1:]
@@ -105,17 +105,6 @@ def replication_runs(cfg: Config, setup: Setup) -> tuple:
     null_rows = replication_null_rows(cfg, null, run, cfg.replication_window_epochs[1] * setup.S,
                                       _koopman_curves(rep_rows, layer))
     return rep_rows, layer, null_rows
-
-
-def _joined_run(runs: list[Run]) -> Run:
-    """Runs of consecutive chunks of networks, without their snapshots, as one run of them all (test
-    losses, accuracies and kept weights joined in network order)."""
-    if len(runs) == 1:
-        return runs[0]
-    r = runs[0]
-    return Run(r.net, r.images, r.S, r.lo, r.snaps.new_empty((0, sum(q.E for q in runs)) + r.snaps.shape[2:]),
-               {s: tuple(torch.cat([q.grid[s][i] for q in runs]) for i in (0, 1)) for s in r.grid}, r.every,
-               r.step_seconds, r.evaluate, {s: torch.cat([q.kept[s] for q in runs]) for s in r.kept})
 
 
 def _koopman_curves(rep_rows: tuple, layer: tuple | None) -> dict:
