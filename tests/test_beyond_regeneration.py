@@ -11,7 +11,7 @@ import pytest
 from koopman_repro import regeneration as rg
 from koopman_repro.check_values import EARLY, read_check_values
 from koopman_repro.cli import main
-from koopman_repro.config import torch_threads
+from koopman_lib.threads import torch_threads
 from koopman_repro.experiments import beyond as bd, run_config
 from test_beyond import TINY
 

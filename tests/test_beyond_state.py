@@ -9,7 +9,7 @@ import torch
 
 from koopman_lib.baselines import line_fit, linear_extrapolation
 from koopman_lib.optimizer_state import StateLayout, StatePrediction, flatten_state
-from koopman_repro.config import torch_threads
+from koopman_lib.threads import torch_threads
 from koopman_repro.experiments import beyond as bd
 from koopman_repro.experiments.beyond import common, cycles
 from koopman_repro.experiments.beyond.observables import STATE, state_name
